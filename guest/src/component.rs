@@ -1,0 +1,181 @@
+//! The wasm32 binding: world `lock-service` over the pure rules.
+//!
+//! The host's `store` import is adapted to [`LockStore`]; the typed `lock` export and the
+//! `wasi:http/incoming-handler` export both call [`crate::lease`].
+
+use crate::http::{self, Response, Route};
+use crate::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "lock-service",
+    with: {
+        "wasi:http/types@0.2.12": wasip2::http::types,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+    },
+});
+
+use exports::wasi::http::incoming_handler::Guest as IncomingHandler;
+use exports::wasilock::lock::lock as wit_lock;
+use wasilock::lock::store as wit_store;
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use wasip2::io::streams::StreamError;
+
+/// The component's export implementations.
+struct Component;
+
+export!(Component);
+
+/// The host's `store` import as a [`LockStore`].
+struct HostStore;
+
+impl LockStore for HostStore {
+    type Bucket = wit_store::Bucket;
+
+    fn open(&self, name: &str) -> Result<Self::Bucket, StoreError> {
+        wit_store::Bucket::open(name).map_err(StoreError::from)
+    }
+}
+
+impl LockBucket for wit_store::Bucket {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl_ms: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        match wit_store::Bucket::compare_and_swap(self, key, expected, new, ttl_ms)? {
+            wit_store::CasOutcome::Swapped => Ok(CasOutcome::Swapped),
+            wit_store::CasOutcome::Conflict(live) => Ok(CasOutcome::Conflict(live)),
+        }
+    }
+}
+
+impl From<wit_store::Error> for StoreError {
+    fn from(e: wit_store::Error) -> Self {
+        match e {
+            wit_store::Error::NotConfigured => StoreError::NotConfigured,
+            wit_store::Error::NoSuchStore => StoreError::NoSuchStore,
+            wit_store::Error::AccessDenied => StoreError::AccessDenied,
+            wit_store::Error::Backend(message) => StoreError::Backend(message),
+        }
+    }
+}
+
+impl From<LockError> for wit_lock::LockError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::MalformedRequest(m) => Self::MalformedRequest(m),
+            LockError::StoreNotConfigured(m) => Self::StoreNotConfigured(m),
+            LockError::StoreNotFound(m) => Self::StoreNotFound(m),
+            LockError::TryLockFailed(m) => Self::TryLockFailed(m),
+            LockError::UnlockFailed(m) => Self::UnlockFailed(m),
+        }
+    }
+}
+
+impl wit_lock::Guest for Component {
+    fn try_lock(
+        store: String,
+        request: wit_lock::LockRequest,
+    ) -> Result<bool, wit_lock::LockError> {
+        let request = lease::LockRequest {
+            resource_id: request.resource_id,
+            lock_owner: request.lock_owner,
+            expiry_in_seconds: request.expiry_in_seconds,
+        };
+        Ok(lease::try_lock(&HostStore, &store, &request)?)
+    }
+
+    fn unlock(
+        store: String,
+        request: wit_lock::UnlockRequest,
+    ) -> Result<wit_lock::UnlockStatus, wit_lock::LockError> {
+        let request = lease::UnlockRequest {
+            resource_id: request.resource_id,
+            lock_owner: request.lock_owner,
+        };
+        Ok(match lease::unlock(&HostStore, &store, &request)? {
+            lease::UnlockStatus::Success => wit_lock::UnlockStatus::Success,
+            lease::UnlockStatus::LockDoesNotExist => wit_lock::UnlockStatus::LockDoesNotExist,
+            lease::UnlockStatus::LockBelongsToOthers => wit_lock::UnlockStatus::LockBelongsToOthers,
+            lease::UnlockStatus::InternalError => wit_lock::UnlockStatus::InternalError,
+        })
+    }
+}
+
+impl IncomingHandler for Component {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let method = match request.method() {
+            Method::Post => "POST",
+            _ => "OTHER",
+        };
+        let path = request.path_with_query().unwrap_or_default();
+        let route = http::route(method, &path);
+        let response = match route {
+            Route::TryLock(_) | Route::Unlock(_) => match read_body(&request) {
+                Ok(body) => http::respond(&HostStore, &route, &body),
+                Err(response) => response,
+            },
+            Route::NotFound | Route::BadEscape => http::respond(&HostStore, &route, b""),
+        };
+        send(response_out, &response);
+    }
+}
+
+/// Reads the whole request body, bounded by the host's `WASILOCK_MAX_BODY_SIZE`.
+fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Response> {
+    let limit = http::max_body_size(std::env::var(http::MAX_BODY_SIZE_ENV).ok().as_deref());
+    let declared = request
+        .headers()
+        .get("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(http::body_too_large(limit));
+    }
+    let unreadable = |_| http::body_unreadable("the request body could not be read");
+    let incoming = request.consume().map_err(unreadable)?;
+    let stream = incoming.stream().map_err(unreadable)?;
+    let mut body = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                body.extend_from_slice(&chunk);
+                if body.len() as u64 > limit {
+                    return Err(http::body_too_large(limit));
+                }
+            }
+            Err(StreamError::Closed) => return Ok(body),
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(http::body_unreadable(&e.to_debug_string()));
+            }
+        }
+    }
+}
+
+/// Sends `response` as `application/json`.
+fn send(response_out: ResponseOutparam, response: &Response) {
+    let headers = Fields::from_list(&[("content-type".to_string(), b"application/json".to_vec())])
+        .expect("a valid static header");
+    let outgoing = OutgoingResponse::new(headers);
+    // Every status we produce is a valid HTTP status code.
+    let _ = outgoing.set_status_code(response.status);
+    let body = outgoing.body().expect("the body is taken once");
+    ResponseOutparam::set(response_out, Ok(outgoing));
+    if let Ok(stream) = body.write() {
+        for chunk in response.body.as_bytes().chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+    }
+    // The client may have gone away; there is no one left to tell.
+    let _ = OutgoingBody::finish(body, None);
+}

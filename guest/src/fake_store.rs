@@ -1,0 +1,78 @@
+//! A [`LockStore`] fake for the unit tests: values without expiry, scripted failures.
+
+use crate::lease::{CasOutcome, LockBucket, LockStore, StoreError};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// A store fake: one bucket named "lockstore", values without expiry, optional failure.
+#[derive(Default)]
+pub struct FakeStore {
+    /// Live values by key.
+    pub values: RefCell<HashMap<String, Vec<u8>>>,
+    /// Store names that open; empty = "not configured".
+    pub stores: Vec<&'static str>,
+    /// Store names that exist but are denied.
+    pub denied: Vec<&'static str>,
+    /// When set, every compare-and-swap fails with this backend message.
+    pub failure: Option<String>,
+    /// Every compare-and-swap: key, expected, new, ttl.
+    pub calls: RefCell<Vec<CasCall>>,
+}
+
+/// One recorded compare-and-swap: key, expected, new, ttl.
+pub type CasCall = (String, Option<Vec<u8>>, Option<Vec<u8>>, Option<u64>);
+
+impl FakeStore {
+    /// A fake with one store, `lockstore`.
+    pub fn new() -> Self {
+        FakeStore {
+            stores: vec!["lockstore"],
+            ..Default::default()
+        }
+    }
+}
+
+impl<'a> LockStore for &'a FakeStore {
+    type Bucket = &'a FakeStore;
+    fn open(&self, name: &str) -> Result<Self::Bucket, StoreError> {
+        if self.stores.is_empty() {
+            Err(StoreError::NotConfigured)
+        } else if self.denied.contains(&name) {
+            Err(StoreError::AccessDenied)
+        } else if self.stores.contains(&name) {
+            Ok(self)
+        } else {
+            Err(StoreError::NoSuchStore)
+        }
+    }
+}
+
+impl LockBucket for &FakeStore {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl_ms: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        self.calls.borrow_mut().push((
+            key.to_owned(),
+            expected.map(<[u8]>::to_vec),
+            new.map(<[u8]>::to_vec),
+            ttl_ms,
+        ));
+        if let Some(message) = &self.failure {
+            return Err(StoreError::Backend(message.clone()));
+        }
+        let mut values = self.values.borrow_mut();
+        let live = values.get(key).cloned();
+        if live.as_deref() != expected {
+            return Ok(CasOutcome::Conflict(live));
+        }
+        match new {
+            Some(v) => values.insert(key.to_owned(), v.to_vec()),
+            None => values.remove(key),
+        };
+        Ok(CasOutcome::Swapped)
+    }
+}
