@@ -1,1 +1,17 @@
+//! wasilock: Dapr's Distributed Lock API served by a sandboxed WebAssembly component.
+//!
+//! - [`components`]: lock stores from Dapr component YAML;
+//! - [`keys`]: Dapr's lock key layout, applied by the host;
+//! - [`backend`]: storage backends (embedded durable, in-memory) behind one contract;
+//! - [`registry`]: a tenant's stores and the buckets a guest opens;
+//! - [`runtime`]: the wasmtime engine and calls into the component;
+//! - [`server`]: the HTTP server (token, health, dispatch to the component);
+//! - [`quantity`]: byte sizes as daprd writes them (`4Mi`).
 
+pub mod backend;
+pub mod components;
+pub mod keys;
+pub mod quantity;
+pub mod registry;
+pub mod runtime;
+pub mod server;

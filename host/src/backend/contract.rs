@@ -1,0 +1,169 @@
+//! The store contract, run against every backend: absent and expired values, conflicts
+//! carrying the live value, TTL, delete, purge, and atomicity under concurrency.
+
+use super::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+async fn absent_then_set_then_conflict(b: &dyn Backend) {
+    assert_eq!(b.get("k").await.unwrap(), None);
+    assert_eq!(
+        b.compare_and_swap("k", None, Some(b"a"), None)
+            .await
+            .unwrap(),
+        CasOutcome::Swapped
+    );
+    assert_eq!(b.get("k").await.unwrap(), Some(b"a".to_vec()));
+    assert_eq!(
+        b.compare_and_swap("k", None, Some(b"b"), None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict(Some(b"a".to_vec()))
+    );
+    assert_eq!(
+        b.compare_and_swap("k", Some(b"x"), None, None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict(Some(b"a".to_vec()))
+    );
+    assert_eq!(
+        b.compare_and_swap("other", Some(b"a"), None, None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict(None)
+    );
+}
+
+async fn swap_and_delete(b: &dyn Backend) {
+    b.compare_and_swap("k", None, Some(b"a"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.compare_and_swap("k", Some(b"a"), Some(b"b"), Some(SHORT * 10))
+            .await
+            .unwrap(),
+        CasOutcome::Swapped
+    );
+    assert_eq!(b.get("k").await.unwrap(), Some(b"b".to_vec()));
+    assert_eq!(
+        b.compare_and_swap("k", Some(b"b"), None, None)
+            .await
+            .unwrap(),
+        CasOutcome::Swapped
+    );
+    assert_eq!(b.get("k").await.unwrap(), None);
+    assert_eq!(
+        b.compare_and_swap("k", None, Some(b"c"), None)
+            .await
+            .unwrap(),
+        CasOutcome::Swapped
+    );
+}
+
+async fn ttl_expires_and_frees_the_key(b: &dyn Backend) {
+    b.compare_and_swap("t", None, Some(b"a"), Some(SHORT))
+        .await
+        .unwrap();
+    b.compare_and_swap("forever", None, Some(b"f"), None)
+        .await
+        .unwrap();
+    assert_eq!(b.get("t").await.unwrap(), Some(b"a".to_vec()), "not early");
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    assert_eq!(b.get("t").await.unwrap(), None);
+    assert_eq!(
+        b.compare_and_swap("t", Some(b"a"), None, None)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict(None),
+        "an expired value is absent"
+    );
+    assert_eq!(b.purge_expired().await.unwrap(), 1);
+    assert_eq!(b.purge_expired().await.unwrap(), 0);
+    assert_eq!(b.get("forever").await.unwrap(), Some(b"f".to_vec()));
+    assert_eq!(
+        b.compare_and_swap("t", None, Some(b"b"), Some(SHORT))
+            .await
+            .unwrap(),
+        CasOutcome::Swapped
+    );
+}
+
+async fn renewal_replaces_the_expiry(b: &dyn Backend) {
+    b.compare_and_swap("r", None, Some(b"a"), Some(SHORT))
+        .await
+        .unwrap();
+    b.compare_and_swap("r", Some(b"a"), Some(b"a"), Some(SHORT * 10))
+        .await
+        .unwrap();
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    assert_eq!(
+        b.purge_expired().await.unwrap(),
+        0,
+        "the old expiry is forgotten"
+    );
+    assert_eq!(b.get("r").await.unwrap(), Some(b"a".to_vec()));
+}
+
+async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
+    for round in 0..20 {
+        let key = format!("race-{round}");
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (b, key) = (b.clone(), key.clone());
+                tokio::spawn(async move {
+                    let owner = format!("owner-{i}");
+                    b.compare_and_swap(&key, None, Some(owner.as_bytes()), Some(SHORT * 100))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            if task.await.unwrap() == CasOutcome::Swapped {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+async fn run_contract(make: impl Fn() -> Arc<dyn Backend>) {
+    absent_then_set_then_conflict(&*make()).await;
+    swap_and_delete(&*make()).await;
+    ttl_expires_and_frees_the_key(&*make()).await;
+    renewal_replaces_the_expiry(&*make()).await;
+    one_winner_among_concurrent_acquirers(make()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_backend_meets_the_contract() {
+    run_contract(|| Arc::new(MemoryBackend::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_backend_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    run_contract(|| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(EmbeddedBackend::open(&dir.path().join(format!("db-{n}.redb"))).unwrap())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn embedded_backend_keeps_values_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locks.redb");
+    {
+        let b = EmbeddedBackend::open(&path).unwrap();
+        b.compare_and_swap("k", None, Some(b"owner"), Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+    }
+    let b = EmbeddedBackend::open(&path).unwrap();
+    assert_eq!(b.get("k").await.unwrap(), Some(b"owner".to_vec()));
+}

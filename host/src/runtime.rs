@@ -1,0 +1,377 @@
+//! The wasm side of the host: engine, linker, limits, and calls into the lock component.
+//!
+//! One [`GuestRuntime`] serves one tenant (app id) with its lock stores. Each call gets a
+//! fresh wasmtime `Store` from a pre-instantiated component (pooling allocator), bounded by
+//! an execution deadline (epoch interruption, one shared ticker thread) and a memory cap.
+
+use crate::registry::{Bucket, LockStores, OpenError};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// Host bindings for the `lock-logic` world (the `store` import, the typed `lock` export).
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "lock-logic",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: { "wasilock:lock/store.bucket": crate::registry::Bucket },
+    });
+}
+
+pub use bindings::exports::wasilock::lock::lock::{
+    LockError, LockRequest, UnlockRequest, UnlockStatus,
+};
+use bindings::wasilock::lock::store::{self as wit_store, CasOutcome};
+
+/// The guest component built from `guest/` and embedded at build time.
+pub const EMBEDDED_GUEST: &[u8] = include_bytes!(env!("WASILOCK_GUEST_WASM"));
+
+/// How often the shared epoch ticker advances; the deadline's resolution.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Concurrent guest instances the pooling allocator has room for.
+const MAX_INSTANCES: u32 = 1000;
+
+/// Limits applied to every guest instance.
+#[derive(Debug, Clone)]
+pub struct GuestLimits {
+    /// Wall-clock time a call may take before the guest is stopped.
+    pub timeout: Duration,
+    /// Linear memory a guest instance may use, in bytes.
+    pub memory_bytes: usize,
+    /// The request body bound handed to the guest (`--max-body-size`).
+    pub max_body_size: u64,
+}
+
+/// Per-call state of a guest instance.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: DenyOutgoing,
+    table: ResourceTable,
+    limits: StoreLimits,
+    stores: Arc<LockStores>,
+}
+
+/// The lock component, compiled and linked, for one tenant.
+pub struct GuestRuntime {
+    engine: Engine,
+    http: ProxyPre<HostState>,
+    typed: bindings::LockLogicPre<HostState>,
+    stores: Arc<LockStores>,
+    limits: GuestLimits,
+}
+
+/// A guest call that did not produce an answer: it trapped, ran out of time or memory, or
+/// broke the protocol.
+#[derive(Debug)]
+pub struct GuestFailure(pub anyhow::Error);
+
+impl std::fmt::Display for GuestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl From<wasmtime::Error> for GuestFailure {
+    fn from(e: wasmtime::Error) -> Self {
+        GuestFailure(e.into())
+    }
+}
+
+impl GuestRuntime {
+    /// Compiles `component` (a `lock-service` component's bytes) for `stores`.
+    pub fn new(component: &[u8], stores: Arc<LockStores>, limits: GuestLimits) -> Result<Self> {
+        let engine = new_engine(&limits)?;
+        let component = Component::new(&engine, component)
+            .map_err(anyhow::Error::from)
+            .context("cannot compile the lock component")?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wit_store::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component does not fit the lock-service world")?;
+        let http = ProxyPre::new(pre.clone())
+            .map_err(anyhow::Error::from)
+            .context("the component does not export wasi:http/incoming-handler")?;
+        let typed = bindings::LockLogicPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export wasilock:lock/lock")?;
+        spawn_epoch_ticker(&engine);
+        Ok(GuestRuntime {
+            engine,
+            http,
+            typed,
+            stores,
+            limits,
+        })
+    }
+
+    /// The tenant's lock stores.
+    pub fn stores(&self) -> &LockStores {
+        &self.stores
+    }
+
+    fn new_store(&self) -> Store<HostState> {
+        let wasi = WasiCtx::builder()
+            .env(
+                wasilock_guest::http::MAX_BODY_SIZE_ENV,
+                self.limits.max_body_size.to_string(),
+            )
+            .inherit_stderr()
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .build();
+        let state = HostState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            http_hooks: DenyOutgoing,
+            table: ResourceTable::new(),
+            limits,
+            stores: self.stores.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self
+            .limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1);
+        store.set_epoch_deadline(ticks as u64);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Serves one HTTP request through the component's `wasi:http/incoming-handler`.
+    pub async fn handle_http(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
+        let mut store = self.new_store();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(GuestFailure::from)?;
+        let response_out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(GuestFailure::from)?;
+        let pre = self.http.clone();
+        // The guest may go on writing the body after it has set the response: own task.
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, response_out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(GuestFailure(anyhow::anyhow!(
+                "the component answered with an error: {code:?}"
+            ))),
+            Err(_) => Err(GuestFailure(match task.await {
+                Ok(Ok(())) => anyhow::anyhow!("the component set no response"),
+                Ok(Err(e)) => anyhow::Error::from(e).context("the lock component failed"),
+                Err(e) => anyhow::Error::new(e).context("the lock component's task failed"),
+            })),
+        }
+    }
+
+    /// Calls the typed `try-lock` export.
+    pub async fn try_lock(
+        &self,
+        store_name: &str,
+        request: &LockRequest,
+    ) -> Result<Result<bool, LockError>, GuestFailure> {
+        let mut store = self.new_store();
+        let instance = self
+            .typed
+            .instantiate_async(&mut store)
+            .await
+            .map_err(GuestFailure::from)?;
+        instance
+            .wasilock_lock_lock()
+            .call_try_lock(&mut store, store_name, request)
+            .await
+            .map_err(GuestFailure::from)
+    }
+
+    /// Calls the typed `unlock` export.
+    pub async fn unlock(
+        &self,
+        store_name: &str,
+        request: &UnlockRequest,
+    ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
+        let mut store = self.new_store();
+        let instance = self
+            .typed
+            .instantiate_async(&mut store)
+            .await
+            .map_err(GuestFailure::from)?;
+        instance
+            .wasilock_lock_lock()
+            .call_unlock(&mut store, store_name, request)
+            .await
+            .map_err(GuestFailure::from)
+    }
+}
+
+fn new_engine(limits: &GuestLimits) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_INSTANCES)
+        .total_core_instances(MAX_INSTANCES)
+        .total_memories(MAX_INSTANCES)
+        .total_tables(MAX_INSTANCES)
+        .total_stacks(MAX_INSTANCES)
+        .max_memory_size(limits.memory_bytes)
+        .linear_memory_keep_resident(1 << 20);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot create the wasm engine")
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives: one
+/// thread for all deadlines.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("wasilock-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
+/// Outgoing HTTP is not part of a lock component's job: every request is denied.
+struct DenyOutgoing;
+
+impl WasiHttpHooks for DenyOutgoing {
+    fn send_request(
+        &mut self,
+        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        hyper::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+impl From<OpenError> for wit_store::Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::NotConfigured => wit_store::Error::NotConfigured,
+            OpenError::NoSuchStore => wit_store::Error::NoSuchStore,
+            OpenError::AccessDenied => wit_store::Error::AccessDenied,
+        }
+    }
+}
+
+impl wit_store::Host for HostState {}
+
+impl wit_store::HostBucket for HostState {
+    async fn open(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<Bucket>, wit_store::Error>> {
+        Ok(match self.stores.bucket(&name) {
+            Ok(bucket) => Ok(self.table.push(bucket)?),
+            Err(e) => Err(e.into()),
+        })
+    }
+
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit_store::Error>> {
+        let bucket = self.table.get(&bucket)?.clone();
+        Ok(bucket.get(&key).await.map_err(wit_store::Error::Backend))
+    }
+
+    async fn compare_and_swap(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<CasOutcome, wit_store::Error>> {
+        let bucket = self.table.get(&bucket)?.clone();
+        let outcome = bucket
+            .compare_and_swap(
+                &key,
+                expected.as_deref(),
+                new.as_deref(),
+                ttl_ms.map(Duration::from_millis),
+            )
+            .await;
+        Ok(match outcome {
+            Ok(crate::backend::CasOutcome::Swapped) => Ok(CasOutcome::Swapped),
+            Ok(crate::backend::CasOutcome::Conflict(live)) => Ok(CasOutcome::Conflict(live)),
+            Err(message) => Err(wit_store::Error::Backend(message)),
+        })
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
