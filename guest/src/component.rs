@@ -118,6 +118,10 @@ impl IncomingHandler for Component {
         };
         let path = request.path_with_query().unwrap_or_default();
         let route = http::route(method, &path);
+        #[cfg(feature = "fault-injection")]
+        if let Route::TryLock(store) | Route::Unlock(store) = &route {
+            inject_fault(store);
+        }
         let response = match route {
             Route::TryLock(_) | Route::Unlock(_) => match read_body(&request) {
                 Ok(body) => http::respond(&HostStore, &route, &body),
@@ -178,4 +182,22 @@ fn send(response_out: ResponseOutparam, response: &Response) {
     }
     // The client may have gone away; there is no one left to tell.
     let _ = OutgoingBody::finish(body, None);
+}
+
+/// Test-only misbehaviour, selected by store name (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+fn inject_fault(store: &str) {
+    match store {
+        "fault-spin" => loop {
+            std::hint::black_box(());
+        },
+        "fault-oom" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        _ => {}
+    }
 }

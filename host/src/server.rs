@@ -95,7 +95,12 @@ pub async fn handle(app: &App, request: Request<Incoming>) -> Response<HyperOutg
 
 /// A 500 in daprd's shape for a request the component could not answer.
 fn guest_failure(path: &str, failure: &GuestFailure) -> Response<HyperOutgoingBody> {
-    tracing::warn!(path, "the lock component failed: {failure}");
+    tracing::warn!(
+        path,
+        "the lock component failed: {}",
+        failure_summary(failure)
+    );
+    tracing::debug!(path, "the lock component failed: {failure}");
     let (code, prefix) = if path.starts_with("/v1.0-alpha1/unlock/") {
         ("ERR_UNLOCK", wasilock_guest::lease::UNLOCK_FAILED_PREFIX)
     } else {
