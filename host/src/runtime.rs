@@ -27,6 +27,7 @@ mod bindings {
         imports: { default: async | trappable },
         exports: { default: async },
         with: { "wasilock:lock/store.bucket": crate::registry::Bucket },
+        additional_derives: [PartialEq, Eq],
     });
 }
 
@@ -373,5 +374,126 @@ impl wit_store::HostBucket for HostState {
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::{Resources, StoreSpec, StoreType};
+    use crate::keys::KeyPrefix;
+    use std::path::Path;
+
+    fn runtime(store_names: &[&str]) -> GuestRuntime {
+        let resources = Resources {
+            stores: store_names
+                .iter()
+                .map(|name| StoreSpec {
+                    name: name.to_string(),
+                    store_type: StoreType::InMemory,
+                    key_prefix: KeyPrefix::AppId,
+                    metadata: Default::default(),
+                    source: None,
+                })
+                .collect(),
+            scoped_out: Vec::new(),
+        };
+        let stores = Arc::new(LockStores::open(&resources, "app", Path::new("unused")).unwrap());
+        let limits = GuestLimits {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+            max_body_size: 1 << 20,
+        };
+        GuestRuntime::new(EMBEDDED_GUEST, stores, limits).unwrap()
+    }
+
+    fn lock(resource: &str, owner: &str, expiry: i32) -> LockRequest {
+        LockRequest {
+            resource_id: resource.into(),
+            lock_owner: owner.into(),
+            expiry_in_seconds: expiry,
+        }
+    }
+
+    fn unlock(resource: &str, owner: &str) -> UnlockRequest {
+        UnlockRequest {
+            resource_id: resource.into(),
+            lock_owner: owner.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn typed_exports_follow_daprs_rules() {
+        let rt = runtime(&["lockstore"]);
+        assert_eq!(
+            rt.try_lock("lockstore", &lock("r", "a", 30)).await.unwrap(),
+            Ok(true)
+        );
+        assert_eq!(
+            rt.try_lock("lockstore", &lock("r", "a", 30)).await.unwrap(),
+            Ok(false)
+        );
+        assert_eq!(
+            rt.unlock("lockstore", &unlock("r", "b")).await.unwrap(),
+            Ok(UnlockStatus::LockBelongsToOthers)
+        );
+        assert_eq!(
+            rt.unlock("lockstore", &unlock("r", "a")).await.unwrap(),
+            Ok(UnlockStatus::Success)
+        );
+        assert_eq!(
+            rt.unlock("lockstore", &unlock("r", "a")).await.unwrap(),
+            Ok(UnlockStatus::LockDoesNotExist)
+        );
+        assert_eq!(
+            rt.try_lock("lockstore", &lock("r", "a", 0)).await.unwrap(),
+            Err(LockError::MalformedRequest(
+                "ExpiryInSeconds is not positive in lock store lockstore".into()
+            ))
+        );
+        assert_eq!(
+            rt.unlock("other", &unlock("r", "a")).await.unwrap(),
+            Err(LockError::StoreNotFound(
+                "lock store other not found".into()
+            ))
+        );
+        assert_eq!(
+            rt.try_lock("lockstore", &lock("a||b", "a", 1))
+                .await
+                .unwrap(),
+            Err(LockError::TryLockFailed(
+                "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'"
+                    .into()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn no_store_is_not_configured() {
+        let rt = runtime(&[]);
+        assert_eq!(
+            rt.unlock("lockstore", &unlock("", "")).await.unwrap(),
+            Err(LockError::StoreNotConfigured(
+                "lock store is not configured".into()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_component_of_another_world_is_refused() {
+        let stores =
+            Arc::new(LockStores::open(&Resources::default(), "", Path::new("unused")).unwrap());
+        let limits = GuestLimits {
+            timeout: Duration::from_secs(1),
+            memory_bytes: 1 << 20,
+            max_body_size: 1,
+        };
+        let err = GuestRuntime::new(b"not wasm", stores, limits)
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("cannot compile the lock component"),
+            "{err:#}"
+        );
     }
 }
