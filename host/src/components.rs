@@ -18,6 +18,8 @@ pub enum StoreType {
     Embedded,
     /// `lock.in-memory`: lost when the process ends.
     InMemory,
+    /// `lock.redis`: Dapr's Redis lock store, shared by hosts and sidecars.
+    Redis,
 }
 
 impl StoreType {
@@ -26,11 +28,12 @@ impl StoreType {
         match self {
             StoreType::Embedded => "lock.embedded",
             StoreType::InMemory => "lock.in-memory",
+            StoreType::Redis => "lock.redis",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [StoreType::Embedded, StoreType::InMemory]
+        [StoreType::Embedded, StoreType::InMemory, StoreType::Redis]
             .into_iter()
             .find(|t| t.name() == name)
     }
@@ -49,6 +52,8 @@ pub struct StoreSpec {
     pub metadata: BTreeMap<String, String>,
     /// The file it came from, or `None` for the built-in default store.
     pub source: Option<PathBuf>,
+    /// `spec.ignoreErrors`: when the store cannot start, run without it (as daprd).
+    pub ignore_errors: bool,
 }
 
 /// The lock stores of a host.
@@ -70,6 +75,7 @@ impl Resources {
                 key_prefix: KeyPrefix::AppId,
                 metadata: BTreeMap::new(),
                 source: None,
+                ignore_errors: false,
             }],
             scoped_out: Vec::new(),
         }
@@ -133,12 +139,15 @@ struct ObjectMeta {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct ComponentSpec {
     #[serde(rename = "type")]
     component_type: Option<String>,
     version: Option<String>,
     #[serde(default)]
     metadata: Vec<MetadataItem>,
+    #[serde(default)]
+    ignore_errors: bool,
 }
 
 #[derive(Deserialize)]
@@ -178,7 +187,7 @@ pub fn parse_file(
         }
         let Some(store_type) = StoreType::from_name(&component_type) else {
             bail!(
-                "component {name:?} has lock store type {component_type:?}, which this host does not implement (supported: lock.embedded, lock.in-memory)"
+                "component {name:?} has lock store type {component_type:?}, which this host does not implement (supported: lock.embedded, lock.in-memory, lock.redis)"
             );
         };
         let version = document.spec.version.unwrap_or_default();
@@ -193,6 +202,7 @@ pub fn parse_file(
             resources.scoped_out.push(name);
             continue;
         }
+        let ignore_errors = document.spec.ignore_errors;
         let metadata = resolve_metadata(&name, document.spec.metadata, env)?;
         let key_prefix = metadata
             .iter()
@@ -206,6 +216,7 @@ pub fn parse_file(
             key_prefix,
             metadata,
             source: Some(file.to_path_buf()),
+            ignore_errors,
         });
     }
     Ok(())
@@ -276,7 +287,7 @@ spec:
 apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata: { name: durable }
-spec: { type: lock.embedded }
+spec: { type: lock.embedded, ignoreErrors: true }
 "#,
             "app",
         )
@@ -291,6 +302,7 @@ spec: { type: lock.embedded }
         assert_eq!(locks.metadata["number"], "5");
         assert_eq!(resources.stores[1].store_type, StoreType::Embedded);
         assert_eq!(resources.stores[1].key_prefix, KeyPrefix::AppId);
+        assert!(resources.stores[1].ignore_errors && !locks.ignore_errors);
     }
 
     #[test]

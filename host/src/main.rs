@@ -108,7 +108,7 @@ async fn run(cli: Cli) -> Result<()> {
     } else {
         wasilock::components::load(&cli.resources_paths, &cli.app_id)?
     };
-    let stores = Arc::new(LockStores::open(&resources, &cli.app_id, &cli.data_dir)?);
+    let stores = Arc::new(LockStores::open(&resources, &cli.app_id, &cli.data_dir).await?);
 
     let component = match &cli.component {
         Some(path) => std::fs::read(path)

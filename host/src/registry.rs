@@ -4,7 +4,9 @@
 //! layout to every key, so a guest only ever names resource ids and can never reach keys of
 //! another store or app id.
 
-use crate::backend::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend};
+use crate::backend::{
+    Backend, CasOutcome, EmbeddedBackend, MemoryBackend, RedisBackend, RedisSettings,
+};
 use crate::components::{Resources, StoreSpec, StoreType};
 use crate::keys::KeyPrefix;
 use anyhow::Context;
@@ -44,15 +46,30 @@ pub struct LockStores {
 }
 
 impl LockStores {
-    /// Creates the backends of `resources`; embedded stores live under `data_dir`.
-    pub fn open(resources: &Resources, app_id: &str, data_dir: &Path) -> anyhow::Result<Self> {
+    /// Creates the backends of `resources`; embedded stores live under `data_dir`. A store
+    /// that cannot start is an error, unless it sets `ignoreErrors` (then it is left out).
+    pub async fn open(
+        resources: &Resources,
+        app_id: &str,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
         let mut stores = BTreeMap::new();
         for spec in &resources.stores {
-            let store = open_store(spec, data_dir).with_context(|| match &spec.source {
-                Some(file) => format!("lock store {:?} from {}", spec.name, file.display()),
-                None => format!("lock store {:?}", spec.name),
-            })?;
-            stores.insert(spec.name.clone(), Arc::new(store));
+            let opened = open_store(spec, data_dir)
+                .await
+                .with_context(|| match &spec.source {
+                    Some(file) => format!("lock store {:?} from {}", spec.name, file.display()),
+                    None => format!("lock store {:?}", spec.name),
+                });
+            match opened {
+                Ok(store) => {
+                    stores.insert(spec.name.clone(), Arc::new(store));
+                }
+                Err(e) if spec.ignore_errors => {
+                    tracing::warn!("{e:#}; running without it (ignoreErrors: true)");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(LockStores {
             app_id: app_id.into(),
@@ -96,7 +113,7 @@ impl LockStores {
     }
 }
 
-fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<LockStore> {
+async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<LockStore> {
     let (backend, location): (Arc<dyn Backend>, String) = match spec.store_type {
         StoreType::InMemory => (Arc::new(MemoryBackend::new()), "memory".into()),
         StoreType::Embedded => {
@@ -106,6 +123,14 @@ fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<LockStore> {
             let path = data_dir.join(format!("{}.redb", file_stem(&spec.name)));
             let backend = EmbeddedBackend::open(&path)?;
             (Arc::new(backend), path.display().to_string())
+        }
+        StoreType::Redis => {
+            let settings = RedisSettings::from_metadata(&spec.metadata)?;
+            let location = format!(
+                "redis://{}:{}/{}",
+                settings.host, settings.port, settings.db
+            );
+            (Arc::new(RedisBackend::connect(&settings).await?), location)
         }
     };
     Ok(LockStore {
@@ -187,18 +212,23 @@ mod tests {
                     key_prefix: KeyPrefix::AppId,
                     metadata: Default::default(),
                     source: None,
+                    ignore_errors: false,
                 })
                 .collect(),
             scoped_out: scoped_out.iter().map(|s| s.to_string()).collect(),
         }
     }
 
-    #[test]
-    fn open_errors() {
+    #[tokio::test]
+    async fn open_errors() {
         let dir = Path::new("unused");
-        let none = LockStores::open(&resources(&[], &["hidden"]), "app", dir).unwrap();
+        let none = LockStores::open(&resources(&[], &["hidden"]), "app", dir)
+            .await
+            .unwrap();
         assert_eq!(none.bucket("x").err(), Some(OpenError::NotConfigured));
-        let some = LockStores::open(&resources(&["a"], &["hidden"]), "app", dir).unwrap();
+        let some = LockStores::open(&resources(&["a"], &["hidden"]), "app", dir)
+            .await
+            .unwrap();
         assert_eq!(some.bucket("hidden").err(), Some(OpenError::AccessDenied));
         assert_eq!(some.bucket("b").err(), Some(OpenError::NoSuchStore));
         assert_eq!(
@@ -212,7 +242,9 @@ mod tests {
     #[tokio::test]
     async fn buckets_apply_the_key_layout_and_keep_app_ids_apart() {
         let spec = resources(&["s"], &[]);
-        let one = LockStores::open(&spec, "one", Path::new("unused")).unwrap();
+        let one = LockStores::open(&spec, "one", Path::new("unused"))
+            .await
+            .unwrap();
         let bucket = one.bucket("s").unwrap();
         bucket
             .compare_and_swap("r", None, Some(b"o"), None)
@@ -241,5 +273,47 @@ mod tests {
     fn file_stems_are_safe() {
         assert_eq!(file_stem("lockstore"), "lockstore");
         assert_eq!(file_stem("../a b/c"), ".._a_b_c");
+    }
+
+    fn redis_store(ignore_errors: bool) -> Resources {
+        Resources {
+            stores: vec![StoreSpec {
+                name: "shared".into(),
+                store_type: StoreType::Redis,
+                key_prefix: KeyPrefix::AppId,
+                metadata: [
+                    ("redisHost".to_string(), "127.0.0.1:1".to_string()),
+                    ("dialTimeout".to_string(), "300ms".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+                source: Some("locks.yaml".into()),
+                ignore_errors,
+            }],
+            scoped_out: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_fails_start_up_unless_ignored() {
+        let dir = Path::new("unused");
+        let err = LockStores::open(&redis_store(false), "", dir)
+            .await
+            .err()
+            .unwrap();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains(r#"lock store "shared" from locks.yaml"#),
+            "{err}"
+        );
+        assert!(
+            err.contains("cannot connect to Redis at 127.0.0.1:1"),
+            "{err}"
+        );
+        let stores = LockStores::open(&redis_store(true), "", dir).await.unwrap();
+        assert_eq!(
+            stores.bucket("shared").err(),
+            Some(OpenError::NotConfigured)
+        );
     }
 }

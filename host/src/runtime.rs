@@ -384,7 +384,7 @@ mod tests {
     use crate::keys::KeyPrefix;
     use std::path::Path;
 
-    fn runtime(store_names: &[&str]) -> GuestRuntime {
+    async fn runtime(store_names: &[&str]) -> GuestRuntime {
         let resources = Resources {
             stores: store_names
                 .iter()
@@ -394,11 +394,15 @@ mod tests {
                     key_prefix: KeyPrefix::AppId,
                     metadata: Default::default(),
                     source: None,
+                    ignore_errors: false,
                 })
                 .collect(),
             scoped_out: Vec::new(),
         };
-        let stores = Arc::new(LockStores::open(&resources, "app", Path::new("unused")).unwrap());
+        let stores = LockStores::open(&resources, "app", Path::new("unused"))
+            .await
+            .unwrap();
+        let stores = Arc::new(stores);
         let limits = GuestLimits {
             timeout: Duration::from_secs(10),
             memory_bytes: 64 << 20,
@@ -424,7 +428,7 @@ mod tests {
 
     #[tokio::test]
     async fn typed_exports_follow_daprs_rules() {
-        let rt = runtime(&["lockstore"]);
+        let rt = runtime(&["lockstore"]).await;
         assert_eq!(
             rt.try_lock("lockstore", &lock("r", "a", 30)).await.unwrap(),
             Ok(true)
@@ -470,7 +474,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_store_is_not_configured() {
-        let rt = runtime(&[]);
+        let rt = runtime(&[]).await;
         assert_eq!(
             rt.unlock("lockstore", &unlock("", "")).await.unwrap(),
             Err(LockError::StoreNotConfigured(
@@ -481,8 +485,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_component_of_another_world_is_refused() {
-        let stores =
-            Arc::new(LockStores::open(&Resources::default(), "", Path::new("unused")).unwrap());
+        let stores = Arc::new(
+            LockStores::open(&Resources::default(), "", Path::new("unused"))
+                .await
+                .unwrap(),
+        );
         let limits = GuestLimits {
             timeout: Duration::from_secs(1),
             memory_bytes: 1 << 20,

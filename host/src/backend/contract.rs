@@ -1,7 +1,7 @@
 //! The store contract, run against every backend: absent and expired values, conflicts
 //! carrying the live value, TTL, delete, purge, and atomicity under concurrency.
 
-use super::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend};
+use super::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend, RedisBackend, RedisSettings};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +62,14 @@ async fn swap_and_delete(b: &dyn Backend) {
     );
 }
 
-async fn ttl_expires_and_frees_the_key(b: &dyn Backend) {
+/// Whether `purge_expired` deletes and counts expired entries, or the server expires them.
+#[derive(Clone, Copy, PartialEq)]
+enum Expiry {
+    PurgedByHost,
+    ByServer,
+}
+
+async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry) {
     b.compare_and_swap("t", None, Some(b"a"), Some(SHORT))
         .await
         .unwrap();
@@ -79,7 +86,8 @@ async fn ttl_expires_and_frees_the_key(b: &dyn Backend) {
         CasOutcome::Conflict(None),
         "an expired value is absent"
     );
-    assert_eq!(b.purge_expired().await.unwrap(), 1);
+    let expected = if expiry == Expiry::PurgedByHost { 1 } else { 0 };
+    assert_eq!(b.purge_expired().await.unwrap(), expected);
     assert_eq!(b.purge_expired().await.unwrap(), 0);
     assert_eq!(b.get("forever").await.unwrap(), Some(b"f".to_vec()));
     assert_eq!(
@@ -130,27 +138,33 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
     }
 }
 
-async fn run_contract(make: impl Fn() -> Arc<dyn Backend>) {
+#[path = "../../../tests/support/redis_server.rs"]
+mod redis_server;
+
+async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {
     absent_then_set_then_conflict(&*make()).await;
     swap_and_delete(&*make()).await;
-    ttl_expires_and_frees_the_key(&*make()).await;
+    ttl_expires_and_frees_the_key(&*make(), expiry).await;
     renewal_replaces_the_expiry(&*make()).await;
     one_winner_among_concurrent_acquirers(make()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_backend_meets_the_contract() {
-    run_contract(|| Arc::new(MemoryBackend::new())).await;
+    run_contract(|| Arc::new(MemoryBackend::new()), Expiry::PurgedByHost).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_backend_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let counter = std::sync::atomic::AtomicUsize::new(0);
-    run_contract(|| {
-        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Arc::new(EmbeddedBackend::open(&dir.path().join(format!("db-{n}.redb"))).unwrap())
-    })
+    run_contract(
+        || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Arc::new(EmbeddedBackend::open(&dir.path().join(format!("db-{n}.redb"))).unwrap())
+        },
+        Expiry::PurgedByHost,
+    )
     .await;
 }
 
@@ -166,4 +180,78 @@ async fn embedded_backend_keeps_values_across_reopen() {
     }
     let b = EmbeddedBackend::open(&path).unwrap();
     assert_eq!(b.get("k").await.unwrap(), Some(b"owner".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_backend_meets_the_contract() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    // One database per check, so that each starts empty.
+    let mut backends = Vec::new();
+    for db in 0..5 {
+        let metadata = [
+            ("redisHost".to_string(), server.address()),
+            ("redisDB".to_string(), db.to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let settings = RedisSettings::from_metadata(&metadata).unwrap();
+        backends
+            .push(Arc::new(RedisBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>);
+    }
+    let next = std::sync::Mutex::new(backends.into_iter());
+    run_contract(
+        || next.lock().unwrap().next().expect("one database per check"),
+        Expiry::ByServer,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_backend_fails_fast_when_unreachable() {
+    let Some(mut server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let metadata = [
+        ("redisHost".to_string(), server.address()),
+        ("readTimeout".to_string(), "500ms".to_string()),
+        ("dialTimeout".to_string(), "500ms".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let settings = RedisSettings::from_metadata(&metadata).unwrap();
+    let backend = RedisBackend::connect(&settings).await.unwrap();
+    server.stop();
+    let started = std::time::Instant::now();
+    let err = backend
+        .compare_and_swap("k", None, Some(b"o"), None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains(&server.address()), "{err:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    server.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match backend.compare_and_swap("k", None, Some(b"o"), None).await {
+            Ok(outcome) => break assert_eq!(outcome, CasOutcome::Swapped),
+            Err(e) => assert!(std::time::Instant::now() < deadline, "no recovery: {e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let err = RedisBackend::connect(&RedisSettings {
+        port: 1,
+        ..settings
+    })
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        format!("{err:#}").contains("cannot connect to Redis at 127.0.0.1:1"),
+        "{err:#}"
+    );
 }

@@ -5,7 +5,9 @@
 
 mod embedded;
 mod memory;
+mod redis;
 
+pub use self::redis::{RedisBackend, RedisSettings};
 pub use embedded::EmbeddedBackend;
 pub use memory::MemoryBackend;
 
