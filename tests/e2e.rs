@@ -1,1 +1,564 @@
+//! End-to-end tests against the real `wasilock` binary: Dapr's conformance sequence, every
+//! error row of the spec, concurrency, lease timing, durability across `kill -9`, the API
+//! token, health checks, body bounds, component files, and the guest's resource limits.
 
+mod common;
+
+use common::{Host, Options, Reply, component, conformance_sequence, resources};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const LOCK: &str = "/v1.0-alpha1/lock/lockstore";
+const UNLOCK: &str = "/v1.0-alpha1/unlock/lockstore";
+
+fn error(status: u16, code: &str, message: &str) -> Reply {
+    Reply {
+        status,
+        content_type: Some("application/json".into()),
+        body: serde_json::json!({ "errorCode": code, "message": message }).to_string(),
+    }
+}
+
+fn ok(body: &str) -> Reply {
+    Reply {
+        status: 200,
+        content_type: Some("application/json".into()),
+        body: body.into(),
+    }
+}
+
+#[test]
+fn conformance_sequence_on_the_default_embedded_store() {
+    let host = Host::start();
+    assert!(host.stdout.lock().unwrap().contains("lockstore"));
+    conformance_sequence(&host, "lockstore");
+}
+
+#[test]
+fn conformance_sequence_on_an_in_memory_store() {
+    let dir = resources(&[("memory.yaml", &component("fast", "lock.in-memory", &[]))]);
+    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+    conformance_sequence(&host, "fast");
+}
+
+#[test]
+fn success_bodies_and_every_error_row_in_daprs_order() {
+    let host = Host::start();
+    let lock = |body: &str| host.post(LOCK, body);
+    // Success bodies, exactly.
+    assert_eq!(
+        lock(r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":30}"#),
+        ok(r#"{"success":true}"#)
+    );
+    assert_eq!(
+        lock(r#"{"resource_id":"r","lock_owner":"b","expiry_in_seconds":"30","x":1}"#),
+        ok(r#"{"success":false}"#)
+    );
+    assert_eq!(
+        host.post(UNLOCK, r#"{"resourceId":"r","lockOwner":"b"}"#),
+        ok(r#"{"status":2}"#)
+    );
+    assert_eq!(
+        host.post(UNLOCK, r#"{"resourceId":"r","lockOwner":"a"}"#),
+        ok(r#"{"status":0}"#)
+    );
+    assert_eq!(
+        host.post(UNLOCK, r#"{"resourceId":"r","lockOwner":"a"}"#),
+        ok(r#"{"status":1}"#)
+    );
+    // Row 0: not JSON, or a non-integer expiry.
+    let reply = lock("{");
+    assert_eq!(
+        (reply.status, reply.content_type.as_deref()),
+        (400, Some("application/json"))
+    );
+    assert!(
+        reply.body.starts_with(
+            r#"{"errorCode":"ERR_MALFORMED_REQUEST","message":"failed deserializing HTTP body: "#
+        ),
+        "{}",
+        reply.body
+    );
+    assert_eq!(lock(r#"{"expiryInSeconds":1.5}"#).status, 400);
+    assert_eq!(lock(r#"{"expiryInSeconds":4294967296}"#).status, 400);
+    // Row 1: the expiry is checked first, even on an empty body.
+    let not_positive = error(
+        400,
+        "ERR_MALFORMED_REQUEST",
+        "ExpiryInSeconds is not positive in lock store lockstore",
+    );
+    assert_eq!(lock(""), not_positive);
+    assert_eq!(lock("null"), not_positive);
+    assert_eq!(
+        lock(r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":-1}"#),
+        not_positive
+    );
+    // Row 3 and 4.
+    assert_eq!(
+        lock(r#"{"lockOwner":"a","expiryInSeconds":1}"#),
+        error(
+            400,
+            "ERR_MALFORMED_REQUEST",
+            "ResourceId is empty in lock store lockstore"
+        )
+    );
+    assert_eq!(
+        host.post(UNLOCK, r#"{"resourceId":"r"}"#),
+        error(
+            400,
+            "ERR_MALFORMED_REQUEST",
+            "LockOwner is empty in lock store lockstore"
+        )
+    );
+    // Whitespace passes rows 3 and 4.
+    assert_eq!(
+        lock(r#"{"resourceId":" ","lockOwner":" ","expiryInSeconds":1}"#),
+        ok(r#"{"success":true}"#)
+    );
+    // Row 5: an unknown store, percent-decoded in the message.
+    assert_eq!(
+        host.post(
+            "/v1.0-alpha1/lock/no%20such",
+            r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":1}"#
+        ),
+        error(
+            400,
+            "ERR_LOCK_STORE_NOT_FOUND",
+            "lock store no such not found"
+        )
+    );
+    // Row 6: `||` in the resource id.
+    assert_eq!(
+        lock(r#"{"resourceId":"a||b","lockOwner":"a","expiryInSeconds":1}"#),
+        error(
+            500,
+            "ERR_TRY_LOCK",
+            "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'"
+        )
+    );
+    assert_eq!(
+        host.post(UNLOCK, r#"{"resourceId":"a||b","lockOwner":"a"}"#),
+        error(
+            500,
+            "ERR_UNLOCK",
+            "failed to release lock: input key/keyPrefix 'a||b' can't contain '||'"
+        )
+    );
+    // Anything else is daprd's service-invocation 404.
+    let not_found = error(
+        404,
+        "ERR_DIRECT_INVOKE",
+        "failed getting app id either from the URL path or the header dapr-app-id",
+    );
+    assert_eq!(host.get(LOCK), not_found);
+    assert_eq!(host.post("/v1.0-alpha/lock/lockstore", "{}"), not_found);
+    assert_eq!(host.post("/v1.0-alpha1/lock", "{}"), not_found);
+}
+
+#[test]
+fn without_stores_lock_requests_are_not_configured_and_scopes_hide_stores() {
+    let scoped = format!(
+        "{}scopes:\n  - another-app\n",
+        component("hidden", "lock.in-memory", &[])
+    );
+    let only_hidden = resources(&[("hidden.yaml", &scoped)]);
+    let host = Host::start_with(Options::new().args([
+        "--app-id",
+        "me",
+        "--resources-path",
+        path(&only_hidden),
+    ]));
+    let not_configured = error(
+        500,
+        "ERR_LOCK_STORE_NOT_CONFIGURED",
+        "lock store is not configured",
+    );
+    let body = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":1}"#;
+    assert_eq!(host.post("/v1.0-alpha1/lock/hidden", body), not_configured);
+    // Row 1 still comes first.
+    assert_eq!(host.post("/v1.0-alpha1/lock/hidden", "{}").status, 400);
+    drop(host);
+
+    let visible = component("visible", "lock.in-memory", &[]);
+    let both = resources(&[("hidden.yaml", &scoped), ("visible.yaml", &visible)]);
+    let host =
+        Host::start_with(Options::new().args(["--app-id", "me", "--resources-path", path(&both)]));
+    assert_eq!(
+        host.post("/v1.0-alpha1/lock/hidden", body),
+        error(
+            400,
+            "ERR_LOCK_STORE_NOT_FOUND",
+            "lock store hidden not found"
+        )
+    );
+    assert_eq!(host.lock("visible", "r", "a", 1), Ok(true));
+}
+
+#[test]
+fn key_prefixes_keep_app_ids_apart_on_one_data_dir() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = component("shared", "lock.embedded", &[("keyPrefix", "name")]);
+    let dir = resources(&[("shared.yaml", &shared)]);
+    let start = |app: &str| {
+        Host::start_with(
+            Options::new()
+                .args(["--app-id", app, "--resources-path", path(&dir)])
+                .data_dir(data.path()),
+        )
+    };
+    let one = start("one");
+    assert_eq!(
+        one.lock("lockstore", "r", "a", 30).map_err(|r| r.status),
+        Err(400)
+    );
+    assert_eq!(one.lock("shared", "r", "a", 30), Ok(true));
+    drop(one);
+    // keyPrefix `name`: another app id sees the same lock.
+    let two = start("two");
+    assert_eq!(two.lock("shared", "r", "b", 30), Ok(false));
+    drop(two);
+    // The default `appid` prefix: each app id has its own locks.
+    let apart = resources(&[("own.yaml", &component("own", "lock.embedded", &[]))]);
+    let start = |app: &str| {
+        Host::start_with(
+            Options::new()
+                .args(["--app-id", app, "--resources-path", path(&apart)])
+                .data_dir(data.path()),
+        )
+    };
+    assert_eq!(start("one").lock("own", "r", "a", 30), Ok(true));
+    assert_eq!(start("two").lock("own", "r", "b", 30), Ok(true));
+    assert_eq!(start("one").lock("own", "r", "b", 30), Ok(false));
+}
+
+#[test]
+fn many_concurrent_acquirers_have_exactly_one_winner() {
+    let host = Host::start();
+    common::one_winner_rounds(
+        std::slice::from_ref(&host.base),
+        "lockstore",
+        "contended",
+        16,
+        40,
+    );
+}
+
+#[test]
+fn a_lease_ends_neither_early_nor_late() {
+    let host = Host::start();
+    let sent = Instant::now();
+    assert_eq!(host.lock("lockstore", "lease", "first", 2), Ok(true));
+    let acknowledged = Instant::now();
+    loop {
+        let attempt = Instant::now();
+        if host.lock("lockstore", "lease", "second", 30) == Ok(true) {
+            let elapsed = attempt.duration_since(sent);
+            assert!(elapsed >= Duration::from_secs(2), "early: {elapsed:?}");
+            break;
+        }
+        let late = attempt.duration_since(acknowledged);
+        assert!(late < Duration::from_millis(2_400), "late: {late:?}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn locks_acknowledged_before_kill_9_are_held_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let host = Host::start_with(Options::new().data_dir(data.path()));
+    for i in 0..50 {
+        assert_eq!(
+            host.lock("lockstore", &format!("held-{i}"), "owner", 60),
+            Ok(true)
+        );
+    }
+    assert_eq!(host.lock("lockstore", "short", "owner", 2), Ok(true));
+    let short_acquired = Instant::now();
+    host.kill9();
+
+    let host = Host::start_with(Options::new().data_dir(data.path()));
+    for i in 0..50 {
+        assert_eq!(
+            host.lock("lockstore", &format!("held-{i}"), "thief", 60),
+            Ok(false)
+        );
+    }
+    assert_eq!(host.unlock("lockstore", "held-0", "thief"), Ok(2));
+    assert_eq!(host.unlock("lockstore", "held-0", "owner"), Ok(0));
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(short_acquired.elapsed()));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while host.lock("lockstore", "short", "next", 30) != Ok(true) {
+        assert!(
+            Instant::now() < deadline,
+            "the short lease outlived its TTL after restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_api_token_guards_everything_but_health_checks() {
+    let host = Host::start_with(Options::new().env("DAPR_API_TOKEN", "s3cret"));
+    let body = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":5}"#;
+    let denied = Reply {
+        status: 401,
+        content_type: Some("text/plain; charset=utf-8".into()),
+        body: "invalid api token\n".into(),
+    };
+    assert_eq!(host.post(LOCK, body), denied);
+    assert_eq!(
+        host.post_with(LOCK, body, &[("dapr-api-token", "wrong")]),
+        denied
+    );
+    assert_eq!(host.get("/anything").status, 401);
+    assert_eq!(
+        host.post_with(LOCK, body, &[("dapr-api-token", "s3cret")]),
+        ok(r#"{"success":true}"#)
+    );
+    assert_eq!(host.get("/v1.0/healthz").status, 204);
+    assert_eq!(host.get("/v1.0/healthz/outbound").status, 204);
+    assert!(
+        host.stdout
+            .lock()
+            .unwrap()
+            .contains("dapr-api-token: $DAPR_API_TOKEN")
+    );
+}
+
+#[test]
+fn health_checks_answer_204_with_an_empty_body() {
+    let host = Host::start();
+    for path in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
+        let reply = host.get(path);
+        assert_eq!((reply.status, reply.body.as_str()), (204, ""), "{path}");
+    }
+}
+
+#[test]
+fn bodies_over_the_bound_are_refused_whether_sized_or_chunked() {
+    let host = Host::start_with(Options::new().args(["--max-body-size", "1Ki"]));
+    let padded = |size: usize| {
+        let json = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":5}"#;
+        format!("{json}{}", " ".repeat(size - json.len()))
+    };
+    assert_eq!(host.post(LOCK, &padded(1024)), ok(r#"{"success":true}"#));
+    let too_large = error(
+        413,
+        "ERR_MALFORMED_REQUEST",
+        "failed deserializing HTTP body: request body larger than 1024 bytes",
+    );
+    assert_eq!(host.post(LOCK, &padded(1025)), too_large);
+    // A declared length over the bound is refused before the body is read.
+    let mut socket = TcpStream::connect(host.base.trim_start_matches("http://")).unwrap();
+    write!(
+        socket,
+        "POST {LOCK} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut socket), (413, too_large.body.clone()));
+    let (status, body) = raw_chunked_post(&host.base, LOCK, &padded(4096));
+    assert_eq!((status, body), (413, too_large.body.clone()));
+    // The host still answers.
+    assert_eq!(host.unlock("lockstore", "r", "a"), Ok(0));
+}
+
+#[test]
+fn one_connection_serves_many_requests() {
+    let host = Host::start();
+    let address = host.base.trim_start_matches("http://");
+    let mut socket = TcpStream::connect(address).unwrap();
+    let body = r#"{"resourceId":"k","lockOwner":"a","expiryInSeconds":5}"#;
+    for expected in [r#"{"success":true}"#, r#"{"success":false}"#] {
+        write!(
+            socket,
+            "POST {LOCK} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let (status, body) = read_response(&mut socket);
+        assert_eq!((status, body.as_str()), (200, expected));
+    }
+}
+
+#[test]
+fn bad_component_files_stop_start_up_with_a_clear_error() {
+    let broken = resources(&[("broken.yaml", "kind: Component\nmetadata: [\n")]);
+    let failure = Host::try_start(Options::new().args(["--resources-path", path(&broken)]))
+        .err()
+        .expect("a broken file must stop start-up");
+    assert!(!failure.status.success());
+    assert!(failure.stderr.contains("broken.yaml"), "{}", failure.stderr);
+
+    let etcd = resources(&[("etcd.yaml", &component("coordination", "lock.etcd", &[]))]);
+    let failure = Host::try_start(Options::new().args(["--resources-path", path(&etcd)]))
+        .err()
+        .expect("an unsupported lock type must stop start-up");
+    assert!(!failure.status.success());
+    for needle in ["etcd.yaml", "coordination", "lock.etcd"] {
+        assert!(
+            failure.stderr.contains(needle),
+            "{needle}: {}",
+            failure.stderr
+        );
+    }
+
+    let missing = Host::try_start(Options::new().args(["--resources-path", "/no/such/dir"]))
+        .err()
+        .expect("a missing resources path must stop start-up");
+    assert!(failure_names(&missing, "/no/such/dir"));
+
+    // Components of other kinds are skipped.
+    let state = component("cache", "state.redis", &[("redisHost", "127.0.0.1:1")]);
+    let mixed = resources(&[
+        ("state.yaml", &state),
+        ("lock.yaml", &component("locks", "lock.in-memory", &[])),
+    ]);
+    let host = Host::start_with(Options::new().args(["--resources-path", path(&mixed)]));
+    assert_eq!(host.lock("locks", "r", "a", 1), Ok(true));
+    assert!(host.stderr.lock().unwrap().contains("cache"));
+}
+
+#[test]
+fn sigterm_stops_the_host_cleanly() {
+    let host = Host::start();
+    assert_eq!(host.lock("lockstore", "r", "a", 30), Ok(true));
+    let stderr = host.stderr.clone();
+    let status = host.terminate();
+    assert!(status.success(), "{status}: {}", stderr.lock().unwrap());
+    assert!(stderr.lock().unwrap().contains("stopped"));
+}
+
+#[test]
+fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving() {
+    let component = fault_injection_guest();
+    let dir = resources(&[
+        ("spin.yaml", &component_named("fault-spin")),
+        ("oom.yaml", &component_named("fault-oom")),
+        ("ok.yaml", &component_named("fine")),
+    ]);
+    let host = Host::start_with(Options::new().args([
+        "--resources-path",
+        path(&dir),
+        "--component",
+        component.to_str().unwrap(),
+        "--guest-timeout",
+        "500ms",
+        "--guest-memory",
+        "16Mi",
+    ]));
+    let body = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":5}"#;
+    let started = Instant::now();
+    let reply = host.post("/v1.0-alpha1/lock/fault-spin", body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.starts_with(r#"{"errorCode":"ERR_TRY_LOCK","message":"failed to try acquiring lock: the lock component failed: "#),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("interrupt"), "{}", reply.body);
+    let reply = host.post("/v1.0-alpha1/unlock/fault-oom", body);
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.body.starts_with(r#"{"errorCode":"ERR_UNLOCK","message":"failed to release lock: the lock component failed: "#),
+        "{}",
+        reply.body
+    );
+    assert_eq!(host.lock("fine", "r", "a", 5), Ok(true));
+    assert_eq!(host.unlock("fine", "r", "a"), Ok(0));
+}
+
+fn component_named(name: &str) -> String {
+    component(name, "lock.in-memory", &[])
+}
+
+/// Builds the guest with its test-only `fault-injection` feature, in its own target dir.
+fn fault_injection_guest() -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let target_dir = workspace.join("target").join("fault-guest");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "wasilock-guest",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .args([
+            "--profile",
+            "guest",
+            "--features",
+            "fault-injection",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .status()
+        .expect("run cargo to build the fault-injection guest");
+    assert!(
+        status.success(),
+        "building the fault-injection guest failed"
+    );
+    target_dir.join("wasm32-wasip2/guest/wasilock_guest.wasm")
+}
+
+fn failure_names(failure: &common::StartFailure, needle: &str) -> bool {
+    !failure.status.success() && failure.stderr.contains(needle)
+}
+
+fn path(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().unwrap()
+}
+
+/// POSTs `body` with `Transfer-Encoding: chunked` on a raw socket; returns status and body.
+fn raw_chunked_post(base: &str, path: &str, body: &str) -> (u16, String) {
+    let mut socket = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    write!(
+        socket,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    for chunk in body.as_bytes().chunks(500) {
+        write!(socket, "{:x}\r\n", chunk.len()).unwrap();
+        socket.write_all(chunk).unwrap();
+        socket.write_all(b"\r\n").unwrap();
+    }
+    // The host may answer before it has read everything.
+    let _ = socket.write_all(b"0\r\n\r\n");
+    read_response(&mut socket)
+}
+
+/// Reads one response with a `Content-Length` body.
+fn read_response(socket: &mut TcpStream) -> (u16, String) {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        socket.read_exact(&mut byte).expect("a response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    socket.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}

@@ -166,8 +166,14 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Response> {
 
 /// Sends `response` as `application/json`.
 fn send(response_out: ResponseOutparam, response: &Response) {
-    let headers = Fields::from_list(&[("content-type".to_string(), b"application/json".to_vec())])
-        .expect("a valid static header");
+    let headers = Fields::from_list(&[
+        ("content-type".to_string(), b"application/json".to_vec()),
+        (
+            "content-length".to_string(),
+            response.body.len().to_string().into_bytes(),
+        ),
+    ])
+    .expect("valid headers");
     let outgoing = OutgoingResponse::new(headers);
     // Every status we produce is a valid HTTP status code.
     let _ = outgoing.set_status_code(response.status);
