@@ -1,12 +1,14 @@
 //! A throwaway `redis-server` on a free loopback port, for tests.
 //!
 //! Shared by the host's store contract tests and the end-to-end tests. When `redis-server`
-//! is not installed, [`RedisServer::start`] fails the test under `CI=true` and otherwise
-//! returns `None` after saying so on stderr.
+//! is not installed, it is installed from Debian's packages if this user can (root with
+//! `apt-get`); failing that, [`RedisServer::start`] fails the test under `CI=true` and
+//! otherwise returns `None` after saying so on stderr.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A running `redis-server`, stopped on drop.
@@ -20,12 +22,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on a free port; see the module docs for a missing `redis-server`.
     pub fn start() -> Option<Self> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
+        if !ensure_installed() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
                 "redis-server is not installed: .ci/run installs it; under CI=true a missing server is a failure"
@@ -84,6 +81,47 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+fn redis_server_runs() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether `redis-server` can be run, installing it with `apt-get` once when possible.
+fn ensure_installed() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        if redis_server_runs() {
+            return true;
+        }
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        let has_apt = Command::new("apt-get")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !(is_root && has_apt) {
+            return false;
+        }
+        eprintln!("redis-server is missing: installing it with apt-get for the Redis tests");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(["-o", "DPkg::Lock::Timeout=300", "-qq"])
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        apt(&["update"]) && apt(&["install", "-y", "redis-server"]) && redis_server_runs()
+    })
 }
 
 impl Drop for RedisServer {
