@@ -7,6 +7,7 @@ mod common;
 use common::{Host, Options, Reply, component, conformance_sequence, resources};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const LOCK: &str = "/v1.0-alpha1/lock/lockstore";
@@ -448,6 +449,16 @@ fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving()
         "16Mi",
     ]));
     let body = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":5}"#;
+    // One warm instance with state: the next request would run in it.
+    let agent = common::agent();
+    let counts: Vec<u64> = (0..2)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            instance_calls(&agent, &host.base)
+        })
+        .collect();
+    assert_eq!(counts, [1, 2]);
+    std::thread::sleep(Duration::from_millis(50));
     let started = Instant::now();
     let reply = host.post("/v1.0-alpha1/lock/fault-spin", body);
     assert!(
@@ -462,6 +473,9 @@ fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving()
         reply.body
     );
     assert!(reply.body.contains("interrupt"), "{}", reply.body);
+    // The instance that trapped (it had served 2) was dropped, not reused.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(instance_calls(&agent, &host.base), 1);
     let reply = host.post("/v1.0-alpha1/unlock/fault-oom", body);
     assert_eq!(reply.status, 500);
     assert!(
@@ -471,6 +485,115 @@ fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving()
     );
     assert_eq!(host.lock("fine", "r", "a", 5), Ok(true));
     assert_eq!(host.unlock("fine", "r", "a"), Ok(0));
+}
+
+/// The `fault-count` answer of `base`: how many requests the instance has served.
+fn instance_calls(agent: &ureq::Agent, base: &str) -> u64 {
+    let reply = common::post(
+        agent,
+        &format!("{base}/v1.0-alpha1/lock/fault-count"),
+        "{}",
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let value: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    value["calls"].as_u64().expect("a count")
+}
+
+#[test]
+fn with_one_request_per_instance_no_state_survives_a_request() {
+    let component = fault_injection_guest();
+    let host = Host::start_with(Options::new().args([
+        "--component",
+        component.to_str().unwrap(),
+        "--requests-per-instance",
+        "1",
+    ]));
+    let agent = common::agent();
+    for _ in 0..30 {
+        assert_eq!(instance_calls(&agent, &host.base), 1);
+    }
+}
+
+#[test]
+fn instances_are_reused_up_to_the_setting() {
+    let component = fault_injection_guest();
+    let host = Host::start_with(Options::new().args([
+        "--component",
+        component.to_str().unwrap(),
+        "--requests-per-instance",
+        "5",
+    ]));
+    let agent = common::agent();
+    let counts: Vec<u64> = (0..40)
+        .map(|_| {
+            // Gives the finished instance time to return to the warm pool.
+            std::thread::sleep(Duration::from_millis(10));
+            instance_calls(&agent, &host.base)
+        })
+        .collect();
+    assert!(counts.iter().all(|&c| (1..=5).contains(&c)), "{counts:?}");
+    assert!(
+        counts.contains(&5),
+        "no instance served 5 requests: {counts:?}"
+    );
+}
+
+#[test]
+fn tenants_in_one_process_never_share_an_instance() {
+    use std::sync::Arc;
+    use wasilock::components::Resources;
+    use wasilock::registry::LockStores;
+    use wasilock::runtime::{GuestLimits, GuestRuntime};
+    use wasilock::server::{App, serve};
+
+    let component = std::fs::read(fault_injection_guest()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let bases: Vec<String> = (0..2)
+        .map(|tenant| {
+            runtime.block_on(async {
+                let app_id = format!("tenant-{tenant}");
+                let resources = Resources::default();
+                let stores = LockStores::open(&resources, &app_id, Path::new("."));
+                let limits = GuestLimits {
+                    timeout: Duration::from_secs(5),
+                    memory_bytes: 16 << 20,
+                    max_body_size: 1 << 10,
+                    requests_per_instance: 1000,
+                };
+                let guest = GuestRuntime::new(&component, Arc::new(stores.await.unwrap()), limits);
+                let app = Arc::new(App {
+                    service: guest.unwrap(),
+                    api_token: None,
+                });
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let base = format!("http://{}", listener.local_addr().unwrap());
+                tokio::spawn(serve(listener, app, stopped.clone()));
+                base
+            })
+        })
+        .collect();
+    let agent = common::agent();
+    let mut served = [0u64; 2];
+    let mut highest = [0u64; 2];
+    // Tenant 0 first warms its instance, then both alternate.
+    for step in 0..60 {
+        let tenant = if step < 20 { 0 } else { step % 2 };
+        std::thread::sleep(Duration::from_millis(5));
+        let calls = instance_calls(&agent, &bases[tenant]);
+        served[tenant] += 1;
+        assert!(
+            calls <= served[tenant],
+            "tenant {tenant} saw {calls} calls after only {} of its own requests",
+            served[tenant]
+        );
+        highest[tenant] = highest[tenant].max(calls);
+    }
+    assert!(
+        highest.iter().all(|&h| h > 1),
+        "no reuse at all: {highest:?}"
+    );
 }
 
 fn component_named(name: &str) -> String {

@@ -119,8 +119,10 @@ impl IncomingHandler for Component {
         let path = request.path_with_query().unwrap_or_default();
         let route = http::route(method, &path);
         #[cfg(feature = "fault-injection")]
-        if let Route::TryLock(store) | Route::Unlock(store) = &route {
-            inject_fault(store);
+        if let Route::TryLock(store) | Route::Unlock(store) = &route
+            && let Some(response) = inject_fault(store)
+        {
+            return send(response_out, &response);
         }
         let response = match route {
             Route::TryLock(_) | Route::Unlock(_) => match read_body(&request) {
@@ -190,9 +192,12 @@ fn send(response_out: ResponseOutparam, response: &Response) {
     let _ = OutgoingBody::finish(body, None);
 }
 
-/// Test-only misbehaviour, selected by store name (feature `fault-injection`).
+/// Test-only misbehaviour, selected by store name (feature `fault-injection`): `fault-spin`
+/// never returns, `fault-oom` allocates without end, `fault-count` answers how many requests
+/// this instance has served (state kept between calls).
 #[cfg(feature = "fault-injection")]
-fn inject_fault(store: &str) {
+fn inject_fault(store: &str) -> Option<Response> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     match store {
         "fault-spin" => loop {
             std::hint::black_box(());
@@ -204,6 +209,13 @@ fn inject_fault(store: &str) {
                 std::hint::black_box(&hoard);
             }
         }
-        _ => {}
+        "fault-count" => {
+            let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            Some(Response {
+                status: 200,
+                body: format!(r#"{{"calls":{calls}}}"#),
+            })
+        }
+        _ => None,
     }
 }

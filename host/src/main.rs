@@ -63,6 +63,11 @@ struct Cli {
     /// Linear memory one component instance may use (`64Mi`).
     #[arg(long, default_value = "64Mi", value_parser = parse_bytes)]
     guest_memory: u64,
+
+    /// Requests one component instance may serve before it is replaced; instances are never
+    /// shared across tenants, and 1 gives every request a fresh instance.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    requests_per_instance: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -119,6 +124,7 @@ async fn run(cli: Cli) -> Result<()> {
         timeout: cli.guest_timeout,
         memory_bytes: usize::try_from(cli.guest_memory).context("--guest-memory is too large")?,
         max_body_size: cli.max_body_size,
+        requests_per_instance: cli.requests_per_instance,
     };
     let runtime = GuestRuntime::new(&component, stores.clone(), limits)?;
 
@@ -140,7 +146,10 @@ async fn run(cli: Cli) -> Result<()> {
         started.elapsed(),
     )?;
 
-    let app = Arc::new(App { runtime, api_token });
+    let app = Arc::new(App {
+        service: runtime,
+        api_token,
+    });
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(purge_expired_locks(stores, stopped.clone()));
     let servers: Vec<_> = listeners

@@ -1,12 +1,15 @@
 //! The wasm side of the host: engine, linker, limits, and calls into the lock component.
 //!
-//! One [`GuestRuntime`] serves one tenant (app id) with its lock stores. Each call gets a
-//! fresh wasmtime `Store` from a pre-instantiated component (pooling allocator), bounded by
-//! an execution deadline (epoch interruption, one shared ticker thread) and a memory cap.
+//! One [`GuestRuntime`] serves one tenant (app id) with its lock stores. HTTP requests run in
+//! instances of the pre-linked component (pooling allocator) that are kept warm and reused for
+//! up to [`GuestLimits::requests_per_instance`] requests of the same tenant, never across
+//! tenants (the warm pool belongs to the runtime); an instance that trapped is dropped. Every
+//! call is bounded by an execution deadline (epoch interruption, one shared ticker thread) and
+//! a memory cap.
 
 use crate::registry::{Bucket, LockStores, OpenError};
 use anyhow::{Context, Result};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{
@@ -14,8 +17,8 @@ use wasmtime::{
     StoreLimitsBuilder,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -43,6 +46,8 @@ pub const EMBEDDED_GUEST: &[u8] = include_bytes!(env!("WASILOCK_GUEST_WASM"));
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Concurrent guest instances the pooling allocator has room for.
 const MAX_INSTANCES: u32 = 1000;
+/// Warm instances kept for reuse, at most; the rest of the pool stays for request peaks.
+const MAX_WARM_INSTANCES: usize = 256;
 
 /// Limits applied to every guest instance.
 #[derive(Debug, Clone)]
@@ -53,6 +58,9 @@ pub struct GuestLimits {
     pub memory_bytes: usize,
     /// The request body bound handed to the guest (`--max-body-size`).
     pub max_body_size: u64,
+    /// HTTP requests one instance may serve before it is dropped; 1 gives every request a
+    /// fresh instance (no state survives a request).
+    pub requests_per_instance: u32,
 }
 
 /// Per-call state of a guest instance.
@@ -72,6 +80,14 @@ pub struct GuestRuntime {
     typed: bindings::LockLogicPre<HostState>,
     stores: Arc<LockStores>,
     limits: GuestLimits,
+    warm: Arc<Mutex<Vec<WarmInstance>>>,
+}
+
+/// An instance that served a request without failing, kept for this tenant's next one.
+struct WarmInstance {
+    store: Store<HostState>,
+    proxy: Proxy,
+    served: u32,
 }
 
 /// A guest call that did not produce an answer: it trapped, ran out of time or memory, or
@@ -119,6 +135,7 @@ impl GuestRuntime {
             typed,
             stores,
             limits,
+            warm: Arc::default(),
         })
     }
 
@@ -148,6 +165,13 @@ impl GuestRuntime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        self.arm_deadline(&mut store);
+        store
+    }
+
+    /// Gives the next call on `store` the full timeout.
+    fn arm_deadline(&self, store: &mut Store<HostState>) {
         let ticks = self
             .limits
             .timeout
@@ -155,8 +179,22 @@ impl GuestRuntime {
             .div_ceil(EPOCH_TICK.as_millis())
             .max(1);
         store.set_epoch_deadline(ticks as u64);
-        store.epoch_deadline_trap();
-        store
+    }
+
+    /// A warm instance of this tenant, or a fresh store to instantiate in.
+    fn checkout(&self) -> (Store<HostState>, Option<(Proxy, u32)>) {
+        let warm = self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match warm {
+            Some(WarmInstance {
+                mut store,
+                proxy,
+                served,
+            }) => {
+                self.arm_deadline(&mut store);
+                (store, Some((proxy, served)))
+            }
+            None => (self.new_store(), None),
+        }
     }
 
     /// Serves one HTTP request through the component's `wasi:http/incoming-handler`.
@@ -164,7 +202,7 @@ impl GuestRuntime {
         &self,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
-        let mut store = self.new_store();
+        let (mut store, warm) = self.checkout();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
             .data_mut()
@@ -177,13 +215,31 @@ impl GuestRuntime {
             .new_response_outparam(sender)
             .map_err(GuestFailure::from)?;
         let pre = self.http.clone();
+        let pool = self.warm.clone();
+        let reuse = self.limits.requests_per_instance;
         // The guest may go on writing the body after it has set the response: own task.
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
+            let (proxy, served) = match warm {
+                Some(warm) => warm,
+                None => (pre.instantiate_async(&mut store).await?, 0),
+            };
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, request, response_out)
-                .await
+                .await?;
+            // Only an instance that finished cleanly is kept; a trap drops it here.
+            let served = served + 1;
+            if served < reuse {
+                let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+                if pool.len() < MAX_WARM_INSTANCES {
+                    pool.push(WarmInstance {
+                        store,
+                        proxy,
+                        served,
+                    });
+                }
+            }
+            Ok::<_, wasmtime::Error>(())
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
@@ -407,6 +463,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             memory_bytes: 64 << 20,
             max_body_size: 1 << 20,
+            requests_per_instance: 1,
         };
         GuestRuntime::new(EMBEDDED_GUEST, stores, limits).unwrap()
     }
@@ -494,6 +551,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             memory_bytes: 1 << 20,
             max_body_size: 1,
+            requests_per_instance: 1,
         };
         let err = GuestRuntime::new(b"not wasm", stores, limits)
             .err()

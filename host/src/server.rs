@@ -19,16 +19,39 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// What answers the requests the host does not answer itself (health checks and the API
+/// token are the host's): the lock component, or, for benchmarks, the same logic natively.
+pub trait LockService: Send + Sync + 'static {
+    /// Answers one request; a failure becomes daprd's 500 for the path.
+    fn handle_http(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<HyperOutgoingBody>, GuestFailure>> + Send;
+}
+
+impl LockService for GuestRuntime {
+    fn handle_http(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<HyperOutgoingBody>, GuestFailure>> + Send {
+        GuestRuntime::handle_http(self, request)
+    }
+}
+
 /// What a server needs to answer requests.
-pub struct App {
-    /// The lock component of this host's tenant.
-    pub runtime: GuestRuntime,
+pub struct App<S = GuestRuntime> {
+    /// The lock logic of this host's tenant.
+    pub service: S,
     /// `DAPR_API_TOKEN`: when set, every request but health checks must carry it.
     pub api_token: Option<String>,
 }
 
 /// Serves `listener` until `shutdown` turns true, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve<S: LockService>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -67,7 +90,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
 }
 
 /// Answers one request.
-pub async fn handle(app: &App, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+pub async fn handle<S: LockService>(
+    app: &App<S>,
+    request: Request<Incoming>,
+) -> Response<HyperOutgoingBody> {
     let path = request.uri().path();
     if request.method() == Method::GET && matches!(path, "/v1.0/healthz" | "/v1.0/healthz/outbound")
     {
@@ -87,7 +113,7 @@ pub async fn handle(app: &App, request: Request<Incoming>) -> Response<HyperOutg
         }
     }
     let path = path.to_owned();
-    match app.runtime.handle_http(request).await {
+    match app.service.handle_http(request).await {
         Ok(response) => response,
         Err(failure) => guest_failure(&path, &failure),
     }
