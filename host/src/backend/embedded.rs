@@ -1,17 +1,21 @@
 //! `lock.embedded`: a durable store in a redb database file.
 //!
-//! Every write commits with fsync before it is acknowledged, so a lock granted before a
-//! crash is still held after a restart until its lease ends. Expiry uses the wall clock (it
-//! must survive restarts); an index by expiry time lets [`Backend::purge_expired`] delete
-//! expired entries without scanning the live ones.
+//! Every write is committed with fsync before it is acknowledged, so a lock granted before a
+//! crash is still held after a restart until its lease ends. Writes go through one writer
+//! thread that applies every compare-and-swap waiting at that moment in one transaction and
+//! commits them together (group commit): under concurrency one fsync serves many requests.
+//! Expiry uses the wall clock (it must survive restarts); an index by expiry time lets
+//! [`Backend::purge_expired`] delete expired entries without scanning the live ones.
 
 use super::{Backend, CasOutcome};
 use anyhow::Context;
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
 
 /// Key -> (expiry in ms since the Unix epoch, 0 = never; value).
 const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entries");
@@ -19,10 +23,23 @@ const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entri
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 /// At most this many entries are purged per transaction, to keep writers moving.
 const PURGE_BATCH: usize = 10_000;
+/// At most this many compare-and-swaps share one commit.
+const GROUP_COMMIT_MAX: usize = 1024;
 
 /// A durable store in one database file.
 pub struct EmbeddedBackend {
     db: Arc<Database>,
+    writes: Option<mpsc::Sender<Write>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One compare-and-swap waiting for the writer thread, and where its outcome goes.
+struct Write {
+    key: String,
+    expected: Option<Vec<u8>>,
+    new: Option<Vec<u8>>,
+    ttl: Option<Duration>,
+    reply: oneshot::Sender<anyhow::Result<CasOutcome>>,
 }
 
 impl EmbeddedBackend {
@@ -35,7 +52,18 @@ impl EmbeddedBackend {
         txn.open_table(ENTRIES)?;
         txn.open_table(EXPIRY)?;
         txn.commit()?;
-        Ok(EmbeddedBackend { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let (writes, queue) = mpsc::channel();
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("wasilock-embedded-writer".into())
+            .spawn(move || run_writer(&writer_db, &queue))
+            .context("cannot start the embedded store's writer thread")?;
+        Ok(EmbeddedBackend {
+            db,
+            writes: Some(writes),
+            writer: Some(writer),
+        })
     }
 
     /// Runs `f` on the blocking pool with the database.
@@ -83,46 +111,22 @@ impl Backend for EmbeddedBackend {
         new: Option<&[u8]>,
         ttl: Option<Duration>,
     ) -> anyhow::Result<CasOutcome> {
-        let key = key.to_owned();
-        let expected = expected.map(<[u8]>::to_vec);
-        let new = new.map(<[u8]>::to_vec);
-        self.blocking(move |db| {
-            let txn = db.begin_write()?;
-            let now = now_ms();
-            let outcome = {
-                let mut entries = txn.open_table(ENTRIES)?;
-                let mut expiry = txn.open_table(EXPIRY)?;
-                let current = entries
-                    .get(key.as_str())?
-                    .map(|e| (e.value().0, e.value().1.to_vec()));
-                let live = current
-                    .as_ref()
-                    .filter(|(expires_at, _)| is_live(*expires_at, now))
-                    .map(|(_, value)| value.as_slice());
-                if live != expected.as_deref() {
-                    return Ok(CasOutcome::Conflict(live.map(<[u8]>::to_vec)));
-                }
-                if let Some((old_expiry, _)) = current.filter(|(e, _)| *e != 0) {
-                    expiry.remove((old_expiry, key.as_str()))?;
-                }
-                match &new {
-                    Some(value) => {
-                        let expires_at = ttl.map_or(0, |ttl| now + ttl.as_millis() as u64);
-                        entries.insert(key.as_str(), (expires_at, value.as_slice()))?;
-                        if expires_at != 0 {
-                            expiry.insert((expires_at, key.as_str()), ())?;
-                        }
-                    }
-                    None => {
-                        entries.remove(key.as_str())?;
-                    }
-                }
-                CasOutcome::Swapped
-            };
-            txn.commit()?;
-            Ok(outcome)
-        })
-        .await
+        let (reply, outcome) = oneshot::channel();
+        let write = Write {
+            key: key.to_owned(),
+            expected: expected.map(<[u8]>::to_vec),
+            new: new.map(<[u8]>::to_vec),
+            ttl,
+            reply,
+        };
+        self.writes
+            .as_ref()
+            .expect("the writer lives as long as the backend")
+            .send(write)
+            .map_err(|_| anyhow::anyhow!("the embedded store's writer has stopped"))?;
+        outcome
+            .await
+            .context("the embedded store's writer has stopped")?
     }
 
     async fn purge_expired(&self) -> anyhow::Result<usize> {
@@ -153,4 +157,98 @@ impl Backend for EmbeddedBackend {
         })
         .await
     }
+}
+
+impl Drop for EmbeddedBackend {
+    /// Lets the writer finish its batch and close the database, so it can be opened again.
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread: takes every write waiting, applies them in order in one transaction,
+/// commits once, then answers each. Ends when the backend is dropped.
+fn run_writer(db: &Database, queue: &mpsc::Receiver<Write>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        match apply_and_commit(db, &batch) {
+            Ok(outcomes) => {
+                for (write, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = write.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                // Nothing of this batch is durable: every caller hears why.
+                let message = format!("{e:#}");
+                for write in batch {
+                    let _ = write.reply.send(Err(anyhow::anyhow!("{message}")));
+                }
+            }
+        }
+    }
+}
+
+/// Applies `batch` in order in one write transaction and commits it with fsync.
+fn apply_and_commit(
+    db: &Database,
+    batch: &[Write],
+) -> anyhow::Result<Vec<anyhow::Result<CasOutcome>>> {
+    let txn = db.begin_write()?;
+    let outcomes = {
+        let mut entries = txn.open_table(ENTRIES)?;
+        let mut expiry = txn.open_table(EXPIRY)?;
+        let now = now_ms();
+        batch
+            .iter()
+            .map(|write| apply(&mut entries, &mut expiry, write, now))
+            .collect()
+    };
+    txn.commit()
+        .context("cannot commit to the embedded lock database")?;
+    Ok(outcomes)
+}
+
+/// One compare-and-swap inside the writer's transaction.
+fn apply(
+    entries: &mut Table<&str, (u64, &[u8])>,
+    expiry: &mut Table<(u64, &str), ()>,
+    write: &Write,
+    now: u64,
+) -> anyhow::Result<CasOutcome> {
+    let key = write.key.as_str();
+    let current = entries
+        .get(key)?
+        .map(|e| (e.value().0, e.value().1.to_vec()));
+    let live = current
+        .as_ref()
+        .filter(|(expires_at, _)| is_live(*expires_at, now))
+        .map(|(_, value)| value.as_slice());
+    if live != write.expected.as_deref() {
+        return Ok(CasOutcome::Conflict(live.map(<[u8]>::to_vec)));
+    }
+    if let Some((old_expiry, _)) = current.filter(|(e, _)| *e != 0) {
+        expiry.remove((old_expiry, key))?;
+    }
+    match &write.new {
+        Some(value) => {
+            let expires_at = write.ttl.map_or(0, |ttl| now + ttl.as_millis() as u64);
+            entries.insert(key, (expires_at, value.as_slice()))?;
+            if expires_at != 0 {
+                expiry.insert((expires_at, key), ())?;
+            }
+        }
+        None => {
+            entries.remove(key)?;
+        }
+    }
+    Ok(CasOutcome::Swapped)
 }
