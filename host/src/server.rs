@@ -112,22 +112,23 @@ pub async fn handle<S: LockService>(
             );
         }
     }
-    let path = path.to_owned();
+    let unlock = path.starts_with("/v1.0-alpha1/unlock/");
     match app.service.handle_http(request).await {
         Ok(response) => response,
-        Err(failure) => guest_failure(&path, &failure),
+        Err(failure) => guest_failure(unlock, &failure),
     }
 }
 
 /// A 500 in daprd's shape for a request the component could not answer.
-fn guest_failure(path: &str, failure: &GuestFailure) -> Response<HyperOutgoingBody> {
+fn guest_failure(unlock: bool, failure: &GuestFailure) -> Response<HyperOutgoingBody> {
+    let operation = if unlock { "unlock" } else { "lock" };
     tracing::warn!(
-        path,
+        operation,
         "the lock component failed: {}",
         failure_summary(failure)
     );
-    tracing::debug!(path, "the lock component failed: {failure}");
-    let (code, prefix) = if path.starts_with("/v1.0-alpha1/unlock/") {
+    tracing::debug!(operation, "the lock component failed: {failure}");
+    let (code, prefix) = if unlock {
         ("ERR_UNLOCK", wasilock_guest::lease::UNLOCK_FAILED_PREFIX)
     } else {
         (
