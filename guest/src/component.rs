@@ -5,6 +5,7 @@
 
 use crate::http::{self, Response, Route};
 use crate::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
+use std::sync::OnceLock;
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -137,7 +138,10 @@ impl IncomingHandler for Component {
 
 /// Reads the whole request body, bounded by the host's `WASILOCK_MAX_BODY_SIZE`.
 fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Response> {
-    let limit = http::max_body_size(std::env::var(http::MAX_BODY_SIZE_ENV).ok().as_deref());
+    static LIMIT: OnceLock<u64> = OnceLock::new();
+    let limit = *LIMIT.get_or_init(|| {
+        http::max_body_size(std::env::var(http::MAX_BODY_SIZE_ENV).ok().as_deref())
+    });
     let declared = request
         .headers()
         .get("content-length")
@@ -149,8 +153,12 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Response> {
     let unreadable = |_| http::body_unreadable("the request body could not be read");
     let incoming = request.consume().map_err(unreadable)?;
     let stream = incoming.stream().map_err(unreadable)?;
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
     loop {
+        // With a declared length, the body is whole once that much has arrived.
+        if declared.is_some_and(|n| body.len() as u64 == n) {
+            return Ok(body);
+        }
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => {
                 body.extend_from_slice(&chunk);
@@ -182,9 +190,18 @@ fn send(response_out: ResponseOutparam, response: &Response) {
     let body = outgoing.body().expect("the body is taken once");
     ResponseOutparam::set(response_out, Ok(outgoing));
     if let Ok(stream) = body.write() {
-        for chunk in response.body.as_bytes().chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
+        let bytes = response.body.as_bytes();
+        // A small answer fits the stream's buffer: one write, and `finish` ends it.
+        let fits = stream
+            .check_write()
+            .is_ok_and(|room| room >= bytes.len() as u64);
+        if fits {
+            let _ = stream.write(bytes);
+        } else {
+            for chunk in bytes.chunks(4096) {
+                if stream.blocking_write_and_flush(chunk).is_err() {
+                    break;
+                }
             }
         }
     }

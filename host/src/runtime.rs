@@ -9,6 +9,7 @@
 
 use crate::registry::{Bucket, LockStores, OpenError};
 use anyhow::{Context, Result};
+use http_body_util::{BodyExt, Full, Limited};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
@@ -48,6 +49,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const MAX_INSTANCES: u32 = 1000;
 /// Warm instances kept for reuse, at most; the rest of the pool stays for request peaks.
 const MAX_WARM_INSTANCES: usize = 256;
+/// The largest answer body a component may give.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// Limits applied to every guest instance.
 #[derive(Debug, Clone)]
@@ -80,7 +83,7 @@ pub struct GuestRuntime {
     typed: bindings::LockLogicPre<HostState>,
     stores: Arc<LockStores>,
     limits: GuestLimits,
-    warm: Arc<Mutex<Vec<WarmInstance>>>,
+    warm: Mutex<Vec<WarmInstance>>,
 }
 
 /// An instance that served a request without failing, kept for this tenant's next one.
@@ -135,7 +138,7 @@ impl GuestRuntime {
             typed,
             stores,
             limits,
-            warm: Arc::default(),
+            warm: Mutex::default(),
         })
     }
 
@@ -198,6 +201,11 @@ impl GuestRuntime {
     }
 
     /// Serves one HTTP request through the component's `wasi:http/incoming-handler`.
+    ///
+    /// The call runs in the caller's task, next to the collection of the answer: the whole
+    /// body is gathered (it is small) so the server writes it in one go. The answer must be
+    /// complete within the timeout; an instance is kept for reuse only when the call ended
+    /// cleanly and its answer was complete.
     pub async fn handle_http(
         &self,
         request: hyper::Request<hyper::body::Incoming>,
@@ -214,43 +222,51 @@ impl GuestRuntime {
             .http()
             .new_response_outparam(sender)
             .map_err(GuestFailure::from)?;
-        let pre = self.http.clone();
-        let pool = self.warm.clone();
-        let reuse = self.limits.requests_per_instance;
-        // The guest may go on writing the body after it has set the response: own task.
-        let task = tokio::spawn(async move {
+        let call = async {
             let (proxy, served) = match warm {
                 Some(warm) => warm,
-                None => (pre.instantiate_async(&mut store).await?, 0),
+                None => (self.http.instantiate_async(&mut store).await?, 0),
             };
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, request, response_out)
                 .await?;
-            // Only an instance that finished cleanly is kept; a trap drops it here.
-            let served = served + 1;
-            if served < reuse {
-                let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
-                if pool.len() < MAX_WARM_INSTANCES {
-                    pool.push(WarmInstance {
-                        store,
-                        proxy,
-                        served,
-                    });
-                }
-            }
-            Ok::<_, wasmtime::Error>(())
+            Ok::<_, wasmtime::Error>((proxy, served + 1))
+        };
+        let answer = tokio::time::timeout(self.limits.timeout, collect_answer(receiver));
+        let (called, answer) = tokio::join!(call, answer);
+        let answer = answer.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the component's answer was not complete within {:?}",
+                self.limits.timeout
+            ))
         });
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(GuestFailure(anyhow::anyhow!(
-                "the component answered with an error: {code:?}"
-            ))),
-            Err(_) => Err(GuestFailure(match task.await {
-                Ok(Ok(())) => anyhow::anyhow!("the component set no response"),
-                Ok(Err(e)) => anyhow::Error::from(e).context("the lock component failed"),
-                Err(e) => anyhow::Error::new(e).context("the lock component's task failed"),
-            })),
+        match (called, answer) {
+            (Ok((proxy, served)), Ok(response)) => {
+                self.keep_warm(store, proxy, served);
+                Ok(response)
+            }
+            // Answered in full, then failed: the answer stands, the instance goes.
+            (Err(_), Ok(response)) => Ok(response),
+            (Err(e), Err(_)) => Err(GuestFailure(
+                anyhow::Error::from(e).context("the lock component failed"),
+            )),
+            (Ok(_), Err(e)) => Err(GuestFailure(e)),
+        }
+    }
+
+    /// Keeps an instance that served `served` requests cleanly, unless it has served enough.
+    fn keep_warm(&self, store: Store<HostState>, proxy: Proxy, served: u32) {
+        if served >= self.limits.requests_per_instance {
+            return;
+        }
+        let mut pool = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < MAX_WARM_INSTANCES {
+            pool.push(WarmInstance {
+                store,
+                proxy,
+                served,
+            });
         }
     }
 
@@ -291,6 +307,32 @@ impl GuestRuntime {
             .await
             .map_err(GuestFailure::from)
     }
+}
+
+/// Waits for the component's response and gathers its body (at most [`MAX_ANSWER_BYTES`]).
+async fn collect_answer(
+    receiver: tokio::sync::oneshot::Receiver<
+        Result<
+            hyper::Response<HyperOutgoingBody>,
+            wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
+        >,
+    >,
+) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let response = match receiver.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
+        Err(_) => anyhow::bail!("the component set no response"),
+    };
+    let (head, body) = response.into_parts();
+    let body = Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("the component's answer body failed: {e}"))?
+        .to_bytes();
+    let body = Full::new(body)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Ok(hyper::Response::from_parts(head, body))
 }
 
 fn new_engine(limits: &GuestLimits) -> Result<Engine> {
