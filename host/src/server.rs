@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+/// The body type of every answer the server writes.
+pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

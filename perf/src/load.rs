@@ -1,0 +1,187 @@
+//! The load generator: keep-alive HTTP/1.1 connections, each sending lock+unlock pairs (or
+//! only locks, to fill a store), with every request's latency in a histogram.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// What one load run measured.
+pub struct Measured {
+    /// Requests answered as expected inside the measured window.
+    pub requests: u64,
+    /// Requests answered otherwise (wrong status or body, or a failed connection).
+    pub errors: u64,
+    /// The measured window.
+    pub elapsed: Duration,
+    /// Latency of each request, in microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Measured {
+    /// Requests per second.
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// A latency quantile in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// One keep-alive connection to `address` (`host:port`).
+async fn connect(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(address)
+        .await
+        .with_context(|| format!("cannot connect to {address}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// POSTs `body` to `path`; true when the answer is 200 with exactly `expected`.
+async fn post(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+    body: String,
+    expected: &[u8],
+) -> anyhow::Result<bool> {
+    let request = hyper::Request::post(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let answer = response.into_body().collect().await?.to_bytes();
+    Ok(status == 200 && answer == expected)
+}
+
+/// One TryLock on a new connection; true when it was granted.
+pub async fn try_lock_once(address: &str, store: &str) -> anyhow::Result<bool> {
+    let mut sender = connect(address).await?;
+    let body = r#"{"resourceId":"first","lockOwner":"me","expiryInSeconds":30}"#.to_string();
+    let path = format!("/v1.0-alpha1/lock/{store}");
+    post(&mut sender, &path, body, br#"{"success":true}"#).await
+}
+
+/// `connections` connections send lock+unlock pairs on `store` for `warmup + duration`;
+/// only the last `duration` is measured. Each connection has its own resource.
+pub async fn lock_unlock_pairs(
+    address: &str,
+    store: &str,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let measure_from = started + warmup;
+    let until = measure_from + duration;
+    let lock_path = format!("/v1.0-alpha1/lock/{store}");
+    let unlock_path = format!("/v1.0-alpha1/unlock/{store}");
+    let mut tasks = Vec::new();
+    for connection in 0..connections {
+        let mut sender = connect(address).await?;
+        let (lock_path, unlock_path) = (lock_path.clone(), unlock_path.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new(3).expect("a histogram");
+            let (mut requests, mut errors) = (0u64, 0u64);
+            let resource = format!("bench-{connection}");
+            let owner = format!("owner-{connection}");
+            let lock = serde_json::json!({
+                "resourceId": resource, "lockOwner": owner, "expiryInSeconds": 30
+            })
+            .to_string();
+            let unlock =
+                serde_json::json!({ "resourceId": resource, "lockOwner": owner }).to_string();
+            let calls = [
+                (&lock_path, &lock, &br#"{"success":true}"#[..]),
+                (&unlock_path, &unlock, &br#"{"status":0}"#[..]),
+            ];
+            while Instant::now() < until {
+                for (path, body, expected) in calls {
+                    let sent = Instant::now();
+                    let Ok(ok) = post(&mut sender, path, body.clone(), expected).await else {
+                        // A broken connection ends this connection's run.
+                        return (requests, errors + 1, latency);
+                    };
+                    if sent < measure_from {
+                        continue;
+                    }
+                    if ok {
+                        requests += 1;
+                        let micros = sent.elapsed().as_micros() as u64;
+                        latency.record(micros.max(1)).expect("a latency in range");
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (requests, errors, latency)
+        }));
+    }
+    let mut total = Measured {
+        requests: 0,
+        errors: 0,
+        elapsed: duration,
+        latency: Histogram::new(3)?,
+    };
+    for task in tasks {
+        let (requests, errors, latency) = task.await?;
+        total.requests += requests;
+        total.errors += errors;
+        total.latency.add(latency)?;
+    }
+    Ok(total)
+}
+
+/// Takes locks `fill-<from>` .. `fill-<to>` (expiry one hour) on `store` with `connections`
+/// connections; prints progress to stderr.
+pub async fn fill(
+    address: &str,
+    store: &str,
+    connections: usize,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(from));
+    let path = format!("/v1.0-alpha1/lock/{store}");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let mut sender = connect(address).await?;
+        let (next, path) = (next.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut last_report = Instant::now();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= to {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let body = serde_json::json!({
+                    "resourceId": format!("fill-{i:07}"), "lockOwner": "filler", "expiryInSeconds": 3600
+                })
+                .to_string();
+                if !post(&mut sender, &path, body, br#"{"success":true}"#).await? {
+                    bail!("filling lock {i} was refused");
+                }
+                if i % 1000 == 0 && last_report.elapsed() > Duration::from_secs(5) {
+                    last_report = Instant::now();
+                    eprintln!("  filled {i} of {to} locks ({:.0?})", started.elapsed());
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The native baseline: the guest's own rules (`wasilock_guest::http`) compiled natively,
+//! behind the host's HTTP server, over the host's in-memory store. No wasm.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use wasilock::components::{Resources, StoreSpec, StoreType};
+use wasilock::keys::KeyPrefix;
+use wasilock::registry::{Bucket, LockStores, OpenError};
+use wasilock::runtime::GuestFailure;
+use wasilock::server::{App, HyperOutgoingBody, LockService};
+use wasilock_guest::http::{self, Route};
+use wasilock_guest::lease::{CasOutcome, LockBucket, LockStore, StoreError};
+
+/// The largest request body read, as the host's default.
+const MAX_BODY: usize = 4 << 20;
+
+/// The lock rules called directly, over `lockstore` (`lock.in-memory`).
+pub struct NativeService {
+    stores: Arc<LockStores>,
+}
+
+impl NativeService {
+    /// One in-memory store named `lockstore`.
+    pub async fn new() -> anyhow::Result<Self> {
+        let resources = Resources {
+            stores: vec![StoreSpec {
+                name: "lockstore".into(),
+                store_type: StoreType::InMemory,
+                key_prefix: KeyPrefix::AppId,
+                metadata: Default::default(),
+                source: None,
+                ignore_errors: false,
+            }],
+            scoped_out: Vec::new(),
+        };
+        let stores = LockStores::open(&resources, "", std::path::Path::new(".")).await?;
+        Ok(NativeService {
+            stores: Arc::new(stores),
+        })
+    }
+
+    /// The service with the host's server around it.
+    pub fn into_app(self) -> Arc<App<NativeService>> {
+        Arc::new(App {
+            service: self,
+            api_token: None,
+        })
+    }
+}
+
+impl LockService for NativeService {
+    async fn handle_http(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Response<HyperOutgoingBody>, GuestFailure> {
+        let method = if request.method() == Method::POST {
+            "POST"
+        } else {
+            "OTHER"
+        };
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let route = http::route(method, path);
+        let store = NativeStore(&self.stores);
+        let answer = match route {
+            Route::TryLock(_) | Route::Unlock(_) => {
+                match Limited::new(request.into_body(), MAX_BODY).collect().await {
+                    Ok(body) => http::respond(&store, &route, &body.to_bytes()),
+                    Err(e) => http::body_unreadable(&e.to_string()),
+                }
+            }
+            _ => http::respond(&store, &route, b""),
+        };
+        let body = Full::new(Bytes::from(answer.body))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Ok(Response::builder()
+            .status(answer.status)
+            .header("content-type", "application/json")
+            .body(body)
+            .expect("a valid response"))
+    }
+}
+
+/// The host's stores as the guest rules see them.
+struct NativeStore<'a>(&'a LockStores);
+
+/// An opened store; its async calls complete at once for the in-memory backend.
+struct NativeBucket(Bucket);
+
+impl LockStore for NativeStore<'_> {
+    type Bucket = NativeBucket;
+
+    fn open(&self, name: &str) -> Result<NativeBucket, StoreError> {
+        self.0.bucket(name).map(NativeBucket).map_err(|e| match e {
+            OpenError::NotConfigured => StoreError::NotConfigured,
+            OpenError::NoSuchStore => StoreError::NoSuchStore,
+            OpenError::AccessDenied => StoreError::AccessDenied,
+        })
+    }
+}
+
+impl LockBucket for NativeBucket {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl_ms: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        let outcome = futures_executor::block_on(self.0.compare_and_swap(key, expected, new, ttl));
+        match outcome {
+            Ok(wasilock::backend::CasOutcome::Swapped) => Ok(CasOutcome::Swapped),
+            Ok(wasilock::backend::CasOutcome::Conflict(live)) => Ok(CasOutcome::Conflict(live)),
+            Err(message) => Err(StoreError::Backend(message)),
+        }
+    }
+}
