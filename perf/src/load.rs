@@ -160,7 +160,6 @@ pub async fn fill(
         let mut sender = connect(address).await?;
         let (next, path) = (next.clone(), path.clone());
         tasks.push(tokio::spawn(async move {
-            let mut last_report = Instant::now();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= to {
@@ -173,9 +172,8 @@ pub async fn fill(
                 if !post(&mut sender, &path, body, br#"{"success":true}"#).await? {
                     bail!("filling lock {i} was refused");
                 }
-                if i % 1000 == 0 && last_report.elapsed() > Duration::from_secs(5) {
-                    last_report = Instant::now();
-                    eprintln!("  filled {i} of {to} locks ({:.0?})", started.elapsed());
+                if i > from && i % 100_000 == 0 {
+                    eprintln!("  {i} of {to} locks ({:.0?})", started.elapsed());
                 }
             }
         }));
