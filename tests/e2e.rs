@@ -500,15 +500,20 @@ fn instance_calls(agent: &ureq::Agent, base: &str) -> u64 {
     value["calls"].as_u64().expect("a count")
 }
 
-#[test]
-fn with_one_request_per_instance_no_state_survives_a_request() {
+/// A host running the fault-injection guest with this `--requests-per-instance`.
+fn fault_injection_host(requests_per_instance: &str) -> Host {
     let component = fault_injection_guest();
-    let host = Host::start_with(Options::new().args([
+    Host::start_with(Options::new().args([
         "--component",
         component.to_str().unwrap(),
         "--requests-per-instance",
-        "1",
-    ]));
+        requests_per_instance,
+    ]))
+}
+
+#[test]
+fn with_one_request_per_instance_no_state_survives_a_request() {
+    let host = fault_injection_host("1");
     let agent = common::agent();
     for _ in 0..30 {
         assert_eq!(instance_calls(&agent, &host.base), 1);
@@ -517,13 +522,7 @@ fn with_one_request_per_instance_no_state_survives_a_request() {
 
 #[test]
 fn instances_are_reused_up_to_the_setting() {
-    let component = fault_injection_guest();
-    let host = Host::start_with(Options::new().args([
-        "--component",
-        component.to_str().unwrap(),
-        "--requests-per-instance",
-        "5",
-    ]));
+    let host = fault_injection_host("5");
     let agent = common::agent();
     let counts: Vec<u64> = (0..40)
         .map(|_| {

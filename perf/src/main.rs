@@ -221,42 +221,9 @@ async fn scale_run(cli: &Cli, binary: &Path, store: Store<'_>) -> anyhow::Result
         Duration::from_secs(1),
         cli.duration.min(Duration::from_secs(5)),
     );
-    eprintln!("scale, {name}: filling {SMALL_SCALE} locks...");
-    load::fill(
-        &server.address,
-        "lockstore",
-        cli.connections,
-        0,
-        SMALL_SCALE,
-    )
-    .await?;
-    let small = load::lock_unlock_pairs(
-        &server.address,
-        "lockstore",
-        cli.connections,
-        window.0,
-        window.1,
-    )
-    .await?;
-    let rss_small = server.rss_bytes()?;
-    eprintln!("scale, {name}: filling {} locks...", cli.scale_locks);
-    load::fill(
-        &server.address,
-        "lockstore",
-        cli.connections,
-        SMALL_SCALE,
-        cli.scale_locks,
-    )
-    .await?;
-    let large = load::lock_unlock_pairs(
-        &server.address,
-        "lockstore",
-        cli.connections,
-        window.0,
-        window.1,
-    )
-    .await?;
-    let rss_large = server.rss_bytes()?;
+    let (small, rss_small) = fill_then_measure(cli, &server, name, 0, SMALL_SCALE, window).await?;
+    let (large, rss_large) =
+        fill_then_measure(cli, &server, name, SMALL_SCALE, cli.scale_locks, window).await?;
     let added = (cli.scale_locks - SMALL_SCALE) as f64;
     let rss_per_lock = rss_large.saturating_sub(rss_small) as f64 / added;
     let extra = match store {
@@ -283,6 +250,30 @@ async fn scale_run(cli: &Cli, binary: &Path, store: Store<'_>) -> anyhow::Result
         rss_per_lock,
         extra,
     })
+}
+
+/// Takes locks `from..to` on `server`, then measures lock+unlock latency (`window`: warm-up,
+/// measured) and reads the resident memory.
+async fn fill_then_measure(
+    cli: &Cli,
+    server: &servers::Server,
+    name: &str,
+    from: u64,
+    to: u64,
+    window: (Duration, Duration),
+) -> anyhow::Result<(load::Measured, u64)> {
+    eprintln!("scale, {name}: filling up to {to} locks...");
+    load::fill(&server.address, "lockstore", cli.connections, from, to).await?;
+    let (warmup, measured) = window;
+    let latency = load::lock_unlock_pairs(
+        &server.address,
+        "lockstore",
+        cli.connections,
+        warmup,
+        measured,
+    )
+    .await?;
+    Ok((latency, server.rss_bytes()?))
 }
 
 /// Spawn to first granted TryLock, best of three.
