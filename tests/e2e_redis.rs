@@ -368,3 +368,56 @@ fn metadata_values_come_from_env_refs() {
         .unwrap();
     assert_eq!(value.as_deref(), Some("o"));
 }
+
+#[test]
+fn a_redis_cluster_serves_locks_on_every_slot() {
+    let nodes: Option<Vec<RedisServer>> =
+        (0..3).map(|_| RedisServer::start_cluster_node()).collect();
+    let Some(nodes) = nodes else {
+        return;
+    };
+    let addresses: Vec<String> = nodes.iter().map(RedisServer::address).collect();
+    let created = std::process::Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    let mut first = plain_client(&nodes[0]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut first).unwrap();
+        if info.contains("cluster_state:ok") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not form: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (host, _dir) = host_on(&nodes[0], "clustered", &[("redisType", "cluster")]);
+    conformance_sequence(&host, "shared");
+    // Keys spread over the three nodes' slots: each lock and unlock reaches its owner node.
+    for i in 0..30 {
+        assert_eq!(
+            host.lock("shared", &format!("r{i}"), "o", 30),
+            Ok(true),
+            "r{i}"
+        );
+        assert_eq!(
+            host.lock("shared", &format!("r{i}"), "p", 30),
+            Ok(false),
+            "r{i}"
+        );
+    }
+    for i in 0..30 {
+        assert_eq!(host.unlock("shared", &format!("r{i}"), "p"), Ok(2), "r{i}");
+        assert_eq!(host.unlock("shared", &format!("r{i}"), "o"), Ok(0), "r{i}");
+    }
+}

@@ -17,11 +17,21 @@ pub struct RedisServer {
     /// The loopback port it listens on.
     pub port: u16,
     dir: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port; see the module docs for a missing `redis-server`.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a node of a Redis cluster (`cluster-enabled`), not yet joined to others.
+    pub fn start_cluster_node() -> Option<Self> {
+        Self::start_with(&["--cluster-enabled", "yes"])
+    }
+
+    fn start_with(extra_args: &[&str]) -> Option<Self> {
         if !ensure_installed() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -41,6 +51,7 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         server.restart();
         Some(server)
@@ -66,6 +77,7 @@ impl RedisServer {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(&self.dir)
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
