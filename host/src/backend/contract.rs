@@ -138,6 +138,8 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
     }
 }
 
+// Shared with the end-to-end tests, which also start cluster nodes.
+#[allow(dead_code)]
 #[path = "../../../tests/support/redis_server.rs"]
 mod redis_server;
 
