@@ -472,12 +472,25 @@ fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving()
         "{}",
         reply.body
     );
-    assert!(reply.body.contains("interrupt"), "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("ran past its execution deadline of 500ms"),
+        "{}",
+        reply.body
+    );
     // The instance that trapped (it had served 2) was dropped, not reused.
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(instance_calls(&agent, &host.base), 1);
     let reply = host.post("/v1.0-alpha1/unlock/fault-oom", body);
     assert_eq!(reply.status, 500);
+    assert!(
+        reply
+            .body
+            .contains("exceeded its memory limit of 16777216 bytes"),
+        "{}",
+        reply.body
+    );
     assert!(
         reply.body.starts_with(r#"{"errorCode":"ERR_UNLOCK","message":"failed to release lock: the lock component failed: "#),
         "{}",

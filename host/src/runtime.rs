@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -72,7 +72,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     http_hooks: DenyOutgoing,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: MemoryCap,
     stores: Arc<LockStores>,
 }
 
@@ -155,9 +155,12 @@ impl GuestRuntime {
             )
             .inherit_stderr()
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .build();
+        let limits = MemoryCap {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .build(),
+            reached: false,
+        };
         let state = HostState {
             wasi,
             http: WasiHttpCtx::new(),
@@ -222,36 +225,71 @@ impl GuestRuntime {
             .http()
             .new_response_outparam(sender)
             .map_err(GuestFailure::from)?;
-        let call = async {
-            let (proxy, served) = match warm {
-                Some(warm) => warm,
-                None => (self.http.instantiate_async(&mut store).await?, 0),
+        // The answer is gathered while the call runs: the guest may write more than a
+        // stream's buffer before it returns.
+        let answer = collect_answer(receiver);
+        tokio::pin!(answer);
+        let mut answered = None;
+        let called = {
+            let call = async {
+                let (proxy, served) = match warm {
+                    Some(warm) => warm,
+                    None => (self.http.instantiate_async(&mut store).await?, 0),
+                };
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, response_out)
+                    .await?;
+                Ok::<_, wasmtime::Error>((proxy, served + 1))
             };
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, response_out)
-                .await?;
-            Ok::<_, wasmtime::Error>((proxy, served + 1))
+            tokio::pin!(call);
+            loop {
+                tokio::select! {
+                    called = &mut call => break called,
+                    early = &mut answer, if answered.is_none() => answered = Some(early),
+                }
+            }
         };
-        let answer = tokio::time::timeout(self.limits.timeout, collect_answer(receiver));
-        let (called, answer) = tokio::join!(call, answer);
-        let answer = answer.unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "the component's answer was not complete within {:?}",
-                self.limits.timeout
-            ))
-        });
-        match (called, answer) {
-            (Ok((proxy, served)), Ok(response)) => {
+        match called {
+            Ok((proxy, served)) => {
+                let answer = match answered {
+                    Some(answer) => answer,
+                    None => tokio::time::timeout(self.limits.timeout, answer)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(anyhow::anyhow!(
+                                "the component returned without finishing its answer"
+                            ))
+                        }),
+                };
+                let response = answer.map_err(GuestFailure)?;
                 self.keep_warm(store, proxy, served);
                 Ok(response)
             }
-            // Answered in full, then failed: the answer stands, the instance goes.
-            (Err(_), Ok(response)) => Ok(response),
-            (Err(e), Err(_)) => Err(GuestFailure(
-                anyhow::Error::from(e).context("the lock component failed"),
-            )),
-            (Ok(_), Err(e)) => Err(GuestFailure(e)),
+            Err(e) => {
+                let memory_cap_reached = store.data().limits.reached;
+                // Dropping the instance ends what it left open, so the answer settles now.
+                drop(store);
+                let answer = match answered {
+                    Some(answer) => answer,
+                    None => answer.await,
+                };
+                match answer {
+                    // Answered in full, then failed: the answer stands, the instance goes.
+                    Ok(response) => Ok(response),
+                    Err(_) if memory_cap_reached => Err(GuestFailure(anyhow::anyhow!(
+                        "it exceeded its memory limit of {} bytes",
+                        self.limits.memory_bytes
+                    ))),
+                    Err(_) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                        Err(GuestFailure(anyhow::anyhow!(
+                            "it ran past its execution deadline of {:?} (interrupt)",
+                            self.limits.timeout
+                        )))
+                    }
+                    Err(_) => Err(GuestFailure(anyhow::Error::from(e))),
+                }
+            }
         }
     }
 
@@ -306,6 +344,35 @@ impl GuestRuntime {
             .call_unlock(&mut store, store_name, request)
             .await
             .map_err(GuestFailure::from)
+    }
+}
+
+/// The memory cap of one instance ([`StoreLimits`]), remembering whether it was reached so
+/// that the failure it causes can be named.
+struct MemoryCap {
+    limits: StoreLimits,
+    reached: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.reached |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
     }
 }
 
