@@ -13,6 +13,26 @@ use std::time::{Duration, Instant};
 const LOCK: &str = "/v1.0-alpha1/lock/lockstore";
 const UNLOCK: &str = "/v1.0-alpha1/unlock/lockstore";
 
+/// Every `--http-export` setting, with the export the banner names for it: the tests that
+/// check answers byte for byte run through both, since both must answer the same.
+const HTTP_EXPORTS: [(&str, &str); 2] = [
+    ("auto", "wasilock:lock/http-api"),
+    ("wasi-http", "wasi:http/incoming-handler"),
+];
+
+/// Starts a host with `options` plus `--http-export setting`, checking it uses `export`.
+fn start_through(setting: &str, export: &str, options: Options) -> Host {
+    let host = Host::start_with(options.args(["--http-export", setting]));
+    let banner = host.stdout.lock().unwrap().clone();
+    assert!(
+        banner.contains(&format!(
+            "requests enter the lock component through {export}\n"
+        )),
+        "{banner}"
+    );
+    host
+}
+
 fn error(status: u16, code: &str, message: &str) -> Reply {
     Reply {
         status,
@@ -39,13 +59,20 @@ fn conformance_sequence_on_the_default_embedded_store() {
 #[test]
 fn conformance_sequence_on_an_in_memory_store() {
     let dir = resources(&[("memory.yaml", &component("fast", "lock.in-memory", &[]))]);
-    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
-    conformance_sequence(&host, "fast");
+    for (setting, export) in HTTP_EXPORTS {
+        let options = Options::new().args(["--resources-path", path(&dir)]);
+        conformance_sequence(&start_through(setting, export, options), "fast");
+    }
 }
 
 #[test]
 fn success_bodies_and_every_error_row_in_daprs_order() {
-    let host = Host::start();
+    for (setting, export) in HTTP_EXPORTS {
+        every_error_row(&start_through(setting, export, Options::new()));
+    }
+}
+
+fn every_error_row(host: &Host) {
     let lock = |body: &str| host.post(LOCK, body);
     // Success bodies, exactly.
     assert_eq!(
@@ -338,7 +365,13 @@ fn health_checks_answer_204_with_an_empty_body() {
 
 #[test]
 fn bodies_over_the_bound_are_refused_whether_sized_or_chunked() {
-    let host = Host::start_with(Options::new().args(["--max-body-size", "1Ki"]));
+    for (setting, export) in HTTP_EXPORTS {
+        let options = Options::new().args(["--max-body-size", "1Ki"]);
+        body_bound(&start_through(setting, export, options));
+    }
+}
+
+fn body_bound(host: &Host) {
     let padded = |size: usize| {
         let json = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":5}"#;
         format!("{json}{}", " ".repeat(size - json.len()))
@@ -438,16 +471,22 @@ fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving()
         ("oom.yaml", &component_named("fault-oom")),
         ("ok.yaml", &component_named("fine")),
     ]);
-    let host = Host::start_with(Options::new().args([
-        "--resources-path",
-        path(&dir),
-        "--component",
-        component.to_str().unwrap(),
-        "--guest-timeout",
-        "500ms",
-        "--guest-memory",
-        "16Mi",
-    ]));
+    for (setting, export) in HTTP_EXPORTS {
+        let options = Options::new().args([
+            "--resources-path",
+            path(&dir),
+            "--component",
+            component.to_str().unwrap(),
+            "--guest-timeout",
+            "500ms",
+            "--guest-memory",
+            "16Mi",
+        ]);
+        guest_limits(&start_through(setting, export, options));
+    }
+}
+
+fn guest_limits(host: &Host) {
     let body = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":5}"#;
     // One warm instance with state: the next request would run in it.
     let agent = common::agent();
@@ -556,7 +595,7 @@ fn tenants_in_one_process_never_share_an_instance() {
     use std::sync::Arc;
     use wasilock::components::Resources;
     use wasilock::registry::LockStores;
-    use wasilock::runtime::{GuestLimits, GuestRuntime};
+    use wasilock::runtime::{GuestRuntime, GuestSettings, HttpExport};
     use wasilock::server::{App, serve};
 
     let component = std::fs::read(fault_injection_guest()).unwrap();
@@ -568,11 +607,12 @@ fn tenants_in_one_process_never_share_an_instance() {
                 let app_id = format!("tenant-{tenant}");
                 let resources = Resources::default();
                 let stores = LockStores::open(&resources, &app_id, Path::new("."));
-                let limits = GuestLimits {
+                let limits = GuestSettings {
                     timeout: Duration::from_secs(5),
                     memory_bytes: 16 << 20,
                     max_body_size: 1 << 10,
                     requests_per_instance: 1000,
+                    http_export: HttpExport::Auto,
                 };
                 let guest = GuestRuntime::new(&component, Arc::new(stores.await.unwrap()), limits);
                 let app = Arc::new(App {

@@ -1,7 +1,8 @@
 //! The wasm32 binding: world `lock-service` over the pure rules.
 //!
-//! The host's `store` import is adapted to [`LockStore`]; the typed `lock` export and the
-//! `wasi:http/incoming-handler` export both call [`crate::lease`].
+//! The host's `store` import is adapted to [`LockStore`]; the typed `lock` export and the two
+//! HTTP exports (`wasilock:lock/http-api`, one call per request, and
+//! `wasi:http/incoming-handler`, over WASI streams) all call [`crate::lease`].
 
 use crate::http::{self, Response, Route};
 use crate::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
@@ -20,6 +21,7 @@ wit_bindgen::generate!({
 });
 
 use exports::wasi::http::incoming_handler::Guest as IncomingHandler;
+use exports::wasilock::lock::http_api::{self as wit_http_api, Guest as HttpApi, RequestBody};
 use exports::wasilock::lock::lock as wit_lock;
 use wasilock::lock::store as wit_store;
 use wasip2::http::types::{
@@ -111,6 +113,21 @@ impl wit_lock::Guest for Component {
     }
 }
 
+impl HttpApi for Component {
+    fn handle(request: wit_http_api::Request) -> wit_http_api::Response {
+        let route = http::route(&request.method, &request.path_with_query);
+        let response = answer(&route, move || match request.body {
+            RequestBody::Complete(body) => Ok(body),
+            RequestBody::TooLarge => Err(http::body_too_large(body_limit())),
+            RequestBody::Unreadable(reason) => Err(http::body_unreadable(&reason)),
+        });
+        wit_http_api::Response {
+            status: response.status,
+            body: response.body,
+        }
+    }
+}
+
 impl IncomingHandler for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let method = match request.method() {
@@ -119,29 +136,39 @@ impl IncomingHandler for Component {
         };
         let path = request.path_with_query().unwrap_or_default();
         let route = http::route(method, &path);
-        #[cfg(feature = "fault-injection")]
-        if let Route::TryLock(store) | Route::Unlock(store) = &route
-            && let Some(response) = inject_fault(store)
-        {
-            return send(response_out, &response);
-        }
-        let response = match route {
-            Route::TryLock(_) | Route::Unlock(_) => match read_body(&request) {
-                Ok(body) => http::respond(&HostStore, &route, &body),
-                Err(response) => response,
-            },
-            Route::NotFound | Route::BadEscape => http::respond(&HostStore, &route, b""),
-        };
+        let response = answer(&route, || read_body(&request));
         send(response_out, &response);
     }
 }
 
-/// Reads the whole request body, bounded by the host's `WASILOCK_MAX_BODY_SIZE`.
-fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Response> {
+/// The answer to a routed request, whichever export it came through; the body is read
+/// only for the lock routes.
+fn answer(route: &Route, read_body: impl FnOnce() -> Result<Vec<u8>, Response>) -> Response {
+    #[cfg(feature = "fault-injection")]
+    if let Route::TryLock(store) | Route::Unlock(store) = route
+        && let Some(response) = inject_fault(store)
+    {
+        return response;
+    }
+    match route {
+        Route::TryLock(_) | Route::Unlock(_) => match read_body() {
+            Ok(body) => http::respond(&HostStore, route, &body),
+            Err(response) => response,
+        },
+        Route::NotFound | Route::BadEscape => http::respond(&HostStore, route, b""),
+    }
+}
+
+/// The request body bound, from the host's `WASILOCK_MAX_BODY_SIZE` (read once).
+fn body_limit() -> u64 {
     static LIMIT: OnceLock<u64> = OnceLock::new();
-    let limit = *LIMIT.get_or_init(|| {
-        http::max_body_size(std::env::var(http::MAX_BODY_SIZE_ENV).ok().as_deref())
-    });
+    *LIMIT
+        .get_or_init(|| http::max_body_size(std::env::var(http::MAX_BODY_SIZE_ENV).ok().as_deref()))
+}
+
+/// Reads the whole request body, bounded by [`body_limit`].
+fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Response> {
+    let limit = body_limit();
     let declared = request
         .headers()
         .get("content-length")

@@ -7,7 +7,7 @@
 //! - [`http`]: routing, status codes and the exact response bodies.
 //!
 //! On `wasm32`, the `component` module binds these to the WIT world `lock-service`: the
-//! host's `store` import becomes a [`lease::LockStore`], and the `lock` and
+//! host's `store` import becomes a [`lease::LockStore`], and the `lock`, `http-api` and
 //! `wasi:http/incoming-handler` exports share the same rules.
 
 pub mod body;

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use wasilock::components::Resources;
 use wasilock::quantity::parse_bytes;
 use wasilock::registry::LockStores;
-use wasilock::runtime::{EMBEDDED_GUEST, GuestLimits, GuestRuntime};
+use wasilock::runtime::{EMBEDDED_GUEST, GuestRuntime, GuestSettings, HttpExport};
 use wasilock::server::{self, App};
 
 /// How often expired locks are purged from the stores.
@@ -52,9 +52,16 @@ struct Cli {
     data_dir: PathBuf,
 
     /// A lock component (`.wasm`) to run instead of the built-in one; it must target the
-    /// `wasilock:lock/lock-service` world.
+    /// `wasilock:lock/lock-service` world (or export `wasilock:lock/lock` and
+    /// `wasi:http/incoming-handler`).
     #[arg(long)]
     component: Option<PathBuf>,
+
+    /// Which export of the component answers HTTP: `auto` makes one `wasilock:lock/http-api`
+    /// call per request when the component has it; `wasi-http` always goes through
+    /// `wasi:http/incoming-handler`. The answers are the same.
+    #[arg(long, value_enum, default_value_t = HttpExportArg::Auto)]
+    http_export: HttpExportArg,
 
     /// How long one request may run inside the component (`500ms`, `10s`).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -68,6 +75,12 @@ struct Cli {
     /// shared across tenants, and 1 gives every request a fresh instance.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     requests_per_instance: u32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum HttpExportArg {
+    Auto,
+    WasiHttp,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -120,13 +133,17 @@ async fn run(cli: Cli) -> Result<()> {
             .with_context(|| format!("cannot read the component {}", path.display()))?,
         None => EMBEDDED_GUEST.to_vec(),
     };
-    let limits = GuestLimits {
+    let settings = GuestSettings {
         timeout: cli.guest_timeout,
         memory_bytes: usize::try_from(cli.guest_memory).context("--guest-memory is too large")?,
         max_body_size: cli.max_body_size,
         requests_per_instance: cli.requests_per_instance,
+        http_export: match cli.http_export {
+            HttpExportArg::Auto => HttpExport::Auto,
+            HttpExportArg::WasiHttp => HttpExport::WasiHttp,
+        },
     };
-    let runtime = GuestRuntime::new(&component, stores.clone(), limits)?;
+    let runtime = GuestRuntime::new(&component, stores.clone(), settings)?;
 
     let mut listeners = Vec::new();
     for address in &cli.dapr_listen_addresses {
@@ -185,6 +202,10 @@ fn print_banner(
     for listener in listeners {
         println!("  listening on http://{}", listener.local_addr()?);
     }
+    println!(
+        "  requests enter the lock component through {}",
+        runtime.http_export_name()
+    );
     let mut stores = runtime.stores().iter().peekable();
     if stores.peek().is_none() {
         println!("  no lock stores: every lock request answers ERR_LOCK_STORE_NOT_CONFIGURED");

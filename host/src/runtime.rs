@@ -2,32 +2,40 @@
 //!
 //! One [`GuestRuntime`] serves one tenant (app id) with its lock stores. HTTP requests run in
 //! instances of the pre-linked component (pooling allocator) that are kept warm and reused for
-//! up to [`GuestLimits::requests_per_instance`] requests of the same tenant, never across
+//! up to [`GuestSettings::requests_per_instance`] requests of the same tenant, never across
 //! tenants (the warm pool belongs to the runtime); an instance that trapped is dropped. Every
 //! call is bounded by an execution deadline (epoch interruption, one shared ticker thread) and
 //! a memory cap.
+//!
+//! A request enters the component through `wasilock:lock/http-api` (the whole request in, the
+//! whole answer out, one call) when the component exports it, or through
+//! `wasi:http/incoming-handler` (WASI resources and streams); both give the same answers, the
+//! first with far fewer host calls ([`HttpExport`]).
 
 use crate::registry::{Bucket, LockStores, OpenError};
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::component::{
+    Component, HasSelf, Instance, InstancePre, Linker, Resource, ResourceTable,
+};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-/// Host bindings for the `lock-logic` world (the `store` import, the typed `lock` export).
+/// Host bindings for the `lock-api` world (the `store` import, the typed `lock` and the
+/// `http-api` exports).
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "lock-logic",
+        world: "lock-api",
         imports: { default: async | trappable },
         exports: { default: async },
         with: { "wasilock:lock/store.bucket": crate::registry::Bucket },
@@ -38,6 +46,7 @@ mod bindings {
 pub use bindings::exports::wasilock::lock::lock::{
     LockError, LockRequest, UnlockRequest, UnlockStatus,
 };
+use bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
 use bindings::wasilock::lock::store::{self as wit_store, CasOutcome};
 
 /// The guest component built from `guest/` and embedded at build time.
@@ -52,9 +61,19 @@ const MAX_WARM_INSTANCES: usize = 256;
 /// The largest answer body a component may give.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-/// Limits applied to every guest instance.
+/// Which export of the component answers HTTP requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpExport {
+    /// `wasilock:lock/http-api` when the component has it, else `wasi:http/incoming-handler`.
+    #[default]
+    Auto,
+    /// Always `wasi:http/incoming-handler`, as any WASI HTTP runtime calls it.
+    WasiHttp,
+}
+
+/// How guest instances are run: their limits, and how requests enter them.
 #[derive(Debug, Clone)]
-pub struct GuestLimits {
+pub struct GuestSettings {
     /// Wall-clock time a call may take before the guest is stopped.
     pub timeout: Duration,
     /// Linear memory a guest instance may use, in bytes.
@@ -64,6 +83,8 @@ pub struct GuestLimits {
     /// HTTP requests one instance may serve before it is dropped; 1 gives every request a
     /// fresh instance (no state survives a request).
     pub requests_per_instance: u32,
+    /// Which export answers HTTP requests.
+    pub http_export: HttpExport,
 }
 
 /// Per-call state of a guest instance.
@@ -79,17 +100,26 @@ pub struct HostState {
 /// The lock component, compiled and linked, for one tenant.
 pub struct GuestRuntime {
     engine: Engine,
-    http: ProxyPre<HostState>,
-    typed: bindings::LockLogicPre<HostState>,
+    pre: InstancePre<HostState>,
+    http: HttpEntry,
+    typed: typed_lock::GuestIndices,
     stores: Arc<LockStores>,
-    limits: GuestLimits,
+    limits: GuestSettings,
     warm: Mutex<Vec<WarmInstance>>,
+}
+
+/// The export through which HTTP requests enter the component.
+enum HttpEntry {
+    /// `wasilock:lock/http-api`: one call per request.
+    Api(http_api::GuestIndices),
+    /// `wasi:http/incoming-handler`: resources and streams.
+    WasiHttp(ProxyIndices),
 }
 
 /// An instance that served a request without failing, kept for this tenant's next one.
 struct WarmInstance {
     store: Store<HostState>,
-    proxy: Proxy,
+    instance: Instance,
     served: u32,
 }
 
@@ -112,7 +142,7 @@ impl From<wasmtime::Error> for GuestFailure {
 
 impl GuestRuntime {
     /// Compiles `component` (a `lock-service` component's bytes) for `stores`.
-    pub fn new(component: &[u8], stores: Arc<LockStores>, limits: GuestLimits) -> Result<Self> {
+    pub fn new(component: &[u8], stores: Arc<LockStores>, limits: GuestSettings) -> Result<Self> {
         let engine = new_engine(&limits)?;
         let component = Component::new(&engine, component)
             .map_err(anyhow::Error::from)
@@ -125,15 +155,25 @@ impl GuestRuntime {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .context("the component does not fit the lock-service world")?;
-        let http = ProxyPre::new(pre.clone())
-            .map_err(anyhow::Error::from)
-            .context("the component does not export wasi:http/incoming-handler")?;
-        let typed = bindings::LockLogicPre::new(pre)
+        let api = match limits.http_export {
+            HttpExport::Auto => http_api::GuestIndices::new(&pre).ok(),
+            HttpExport::WasiHttp => None,
+        };
+        let http = match api {
+            Some(api) => HttpEntry::Api(api),
+            None => HttpEntry::WasiHttp(
+                ProxyIndices::new(&pre)
+                    .map_err(anyhow::Error::from)
+                    .context("the component exports neither wasilock:lock/http-api nor wasi:http/incoming-handler")?,
+            ),
+        };
+        let typed = typed_lock::GuestIndices::new(&pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasilock:lock/lock")?;
         spawn_epoch_ticker(&engine);
         Ok(GuestRuntime {
             engine,
+            pre,
             http,
             typed,
             stores,
@@ -145,6 +185,14 @@ impl GuestRuntime {
     /// The tenant's lock stores.
     pub fn stores(&self) -> &LockStores {
         &self.stores
+    }
+
+    /// The name of the export that answers HTTP requests.
+    pub fn http_export_name(&self) -> &'static str {
+        match self.http {
+            HttpEntry::Api(_) => "wasilock:lock/http-api",
+            HttpEntry::WasiHttp(_) => "wasi:http/incoming-handler",
+        }
     }
 
     fn new_store(&self) -> Store<HostState> {
@@ -188,29 +236,91 @@ impl GuestRuntime {
     }
 
     /// A warm instance of this tenant, or a fresh store to instantiate in.
-    fn checkout(&self) -> (Store<HostState>, Option<(Proxy, u32)>) {
+    fn checkout(&self) -> (Store<HostState>, Option<(Instance, u32)>) {
         let warm = self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match warm {
             Some(WarmInstance {
                 mut store,
-                proxy,
+                instance,
                 served,
             }) => {
                 self.arm_deadline(&mut store);
-                (store, Some((proxy, served)))
+                (store, Some((instance, served)))
             }
             None => (self.new_store(), None),
         }
     }
 
-    /// Serves one HTTP request through the component's `wasi:http/incoming-handler`.
+    /// The checked-out instance, or a new one in `store`; with the requests it has served.
+    async fn instance(
+        &self,
+        store: &mut Store<HostState>,
+        warm: Option<(Instance, u32)>,
+    ) -> wasmtime::Result<(Instance, u32)> {
+        match warm {
+            Some(warm) => Ok(warm),
+            None => Ok((self.pre.instantiate_async(store).await?, 0)),
+        }
+    }
+
+    /// Serves one HTTP request through the component.
     ///
-    /// The call runs in the caller's task, next to the collection of the answer: the whole
-    /// body is gathered (it is small) so the server writes it in one go. The answer must be
-    /// complete within the timeout; an instance is kept for reuse only when the call ended
-    /// cleanly and its answer was complete.
+    /// The call runs in the caller's task and the whole answer is gathered (it is small), so
+    /// the server writes it in one go. An instance is kept for reuse only when the call ended
+    /// cleanly with a complete answer.
     pub async fn handle_http(
         &self,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
+        match &self.http {
+            HttpEntry::Api(api) => self.handle_with_api(api, request).await,
+            HttpEntry::WasiHttp(proxy) => self.handle_with_wasi_http(proxy, request).await,
+        }
+    }
+
+    /// Serves one request with a single call of `wasilock:lock/http-api#handle`.
+    async fn handle_with_api(
+        &self,
+        api: &http_api::GuestIndices,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
+        let (head, body) = request.into_parts();
+        let request = http_api::Request {
+            method: head.method.as_str().to_owned(),
+            path_with_query: head
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            body: read_body(body, self.limits.max_body_size).await,
+        };
+        let (mut store, warm) = self.checkout();
+        let called = async {
+            let (instance, served) = self.instance(&mut store, warm).await?;
+            let response = api
+                .load(&mut store, &instance)?
+                .call_handle(&mut store, &request)
+                .await?;
+            Ok::<_, wasmtime::Error>((instance, served + 1, response))
+        }
+        .await;
+        match called {
+            Ok((instance, served, response)) => {
+                let response = json_response(response).map_err(GuestFailure)?;
+                self.keep_warm(store, instance, served);
+                Ok(response)
+            }
+            Err(e) => Err(self.failure(store.data().limits.reached, e)),
+        }
+    }
+
+    /// Serves one request through `wasi:http/incoming-handler`.
+    ///
+    /// The answer is gathered while the call runs (the guest may write more than a stream's
+    /// buffer before it returns) and must be complete within the timeout.
+    async fn handle_with_wasi_http(
+        &self,
+        proxy: &ProxyIndices,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let (mut store, warm) = self.checkout();
@@ -225,22 +335,18 @@ impl GuestRuntime {
             .http()
             .new_response_outparam(sender)
             .map_err(GuestFailure::from)?;
-        // The answer is gathered while the call runs: the guest may write more than a
-        // stream's buffer before it returns.
         let answer = collect_answer(receiver);
         tokio::pin!(answer);
         let mut answered = None;
         let called = {
             let call = async {
-                let (proxy, served) = match warm {
-                    Some(warm) => warm,
-                    None => (self.http.instantiate_async(&mut store).await?, 0),
-                };
+                let (instance, served) = self.instance(&mut store, warm).await?;
                 proxy
+                    .load(&mut store, &instance)?
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, request, response_out)
                     .await?;
-                Ok::<_, wasmtime::Error>((proxy, served + 1))
+                Ok::<_, wasmtime::Error>((instance, served + 1))
             };
             tokio::pin!(call);
             loop {
@@ -251,7 +357,7 @@ impl GuestRuntime {
             }
         };
         match called {
-            Ok((proxy, served)) => {
+            Ok((instance, served)) => {
                 let answer = match answered {
                     Some(answer) => answer,
                     None => tokio::time::timeout(self.limits.timeout, answer)
@@ -263,7 +369,7 @@ impl GuestRuntime {
                         }),
                 };
                 let response = answer.map_err(GuestFailure)?;
-                self.keep_warm(store, proxy, served);
+                self.keep_warm(store, instance, served);
                 Ok(response)
             }
             Err(e) => {
@@ -274,27 +380,31 @@ impl GuestRuntime {
                     Some(answer) => answer,
                     None => answer.await,
                 };
-                match answer {
-                    // Answered in full, then failed: the answer stands, the instance goes.
-                    Ok(response) => Ok(response),
-                    Err(_) if memory_cap_reached => Err(GuestFailure(anyhow::anyhow!(
-                        "it exceeded its memory limit of {} bytes",
-                        self.limits.memory_bytes
-                    ))),
-                    Err(_) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                        Err(GuestFailure(anyhow::anyhow!(
-                            "it ran past its execution deadline of {:?} (interrupt)",
-                            self.limits.timeout
-                        )))
-                    }
-                    Err(_) => Err(GuestFailure(anyhow::Error::from(e))),
-                }
+                // Answered in full, then failed: the answer stands, the instance goes.
+                answer.map_err(|_| self.failure(memory_cap_reached, e))
             }
         }
     }
 
+    /// A failed call as the client is told about it: a broken limit is named.
+    fn failure(&self, memory_cap_reached: bool, e: wasmtime::Error) -> GuestFailure {
+        if memory_cap_reached {
+            GuestFailure(anyhow::anyhow!(
+                "it exceeded its memory limit of {} bytes",
+                self.limits.memory_bytes
+            ))
+        } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            GuestFailure(anyhow::anyhow!(
+                "it ran past its execution deadline of {:?} (interrupt)",
+                self.limits.timeout
+            ))
+        } else {
+            GuestFailure(anyhow::Error::from(e))
+        }
+    }
+
     /// Keeps an instance that served `served` requests cleanly, unless it has served enough.
-    fn keep_warm(&self, store: Store<HostState>, proxy: Proxy, served: u32) {
+    fn keep_warm(&self, store: Store<HostState>, instance: Instance, served: u32) {
         if served >= self.limits.requests_per_instance {
             return;
         }
@@ -302,7 +412,7 @@ impl GuestRuntime {
         if pool.len() < MAX_WARM_INSTANCES {
             pool.push(WarmInstance {
                 store,
-                proxy,
+                instance,
                 served,
             });
         }
@@ -315,13 +425,9 @@ impl GuestRuntime {
         request: &LockRequest,
     ) -> Result<Result<bool, LockError>, GuestFailure> {
         let mut store = self.new_store();
-        let instance = self
-            .typed
-            .instantiate_async(&mut store)
-            .await
-            .map_err(GuestFailure::from)?;
-        instance
-            .wasilock_lock_lock()
+        let (instance, _) = self.instance(&mut store, None).await?;
+        self.typed
+            .load(&mut store, &instance)?
             .call_try_lock(&mut store, store_name, request)
             .await
             .map_err(GuestFailure::from)
@@ -334,13 +440,9 @@ impl GuestRuntime {
         request: &UnlockRequest,
     ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
         let mut store = self.new_store();
-        let instance = self
-            .typed
-            .instantiate_async(&mut store)
-            .await
-            .map_err(GuestFailure::from)?;
-        instance
-            .wasilock_lock_lock()
+        let (instance, _) = self.instance(&mut store, None).await?;
+        self.typed
+            .load(&mut store, &instance)?
             .call_unlock(&mut store, store_name, request)
             .await
             .map_err(GuestFailure::from)
@@ -376,6 +478,33 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+/// Reads a request body for `http-api`, at most `limit` bytes.
+async fn read_body(body: hyper::body::Incoming, limit: u64) -> http_api::RequestBody {
+    use http_body_util::LengthLimitError;
+    use hyper::body::Body;
+    if body.size_hint().lower() > limit {
+        return http_api::RequestBody::TooLarge;
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => http_api::RequestBody::Complete(collected.to_bytes().into()),
+        Err(e) if e.is::<LengthLimitError>() => http_api::RequestBody::TooLarge,
+        Err(e) => http_api::RequestBody::Unreadable(e.to_string()),
+    }
+}
+
+/// An `http-api` answer as an HTTP response (`application/json`).
+fn json_response(response: http_api::Response) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let body = Full::new(bytes::Bytes::from(response.body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    hyper::Response::builder()
+        .status(response.status)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .with_context(|| format!("the component answered with status {}", response.status))
+}
+
 /// Waits for the component's response and gathers its body (at most [`MAX_ANSWER_BYTES`]).
 async fn collect_answer(
     receiver: tokio::sync::oneshot::Receiver<
@@ -402,7 +531,7 @@ async fn collect_answer(
     Ok(hyper::Response::from_parts(head, body))
 }
 
-fn new_engine(limits: &GuestLimits) -> Result<Engine> {
+fn new_engine(limits: &GuestSettings) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_INSTANCES)
         .total_core_instances(MAX_INSTANCES)
@@ -568,11 +697,12 @@ mod tests {
             .await
             .unwrap();
         let stores = Arc::new(stores);
-        let limits = GuestLimits {
+        let limits = GuestSettings {
             timeout: Duration::from_secs(10),
             memory_bytes: 64 << 20,
             max_body_size: 1 << 20,
             requests_per_instance: 1,
+            http_export: HttpExport::Auto,
         };
         GuestRuntime::new(EMBEDDED_GUEST, stores, limits).unwrap()
     }
@@ -656,11 +786,12 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let limits = GuestLimits {
+        let limits = GuestSettings {
             timeout: Duration::from_secs(1),
             memory_bytes: 1 << 20,
             max_body_size: 1,
             requests_per_instance: 1,
+            http_export: HttpExport::Auto,
         };
         let err = GuestRuntime::new(b"not wasm", stores, limits)
             .err()

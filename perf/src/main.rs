@@ -136,20 +136,33 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
     let native = servers::start_native()?;
     let a = measure(cli, "native baseline", &native.address).await?;
     drop(native);
-    let (memory, _) = servers::start_wasilock(binary, Store::InMemory)?;
+    let (memory, _) = servers::start_wasilock(binary, Store::InMemory, &[])?;
     let b = measure(cli, "wasilock, in-memory", &memory.address).await?;
     drop(memory);
-    let (embedded, _) = servers::start_wasilock(binary, Store::Embedded)?;
+    let wasi_http = ["--http-export", "wasi-http"];
+    let (memory, _) = servers::start_wasilock(binary, Store::InMemory, &wasi_http)?;
+    let b_wasi_http = measure(cli, "wasilock, in-memory, wasi:http", &memory.address).await?;
+    drop(memory);
+    let (embedded, _) = servers::start_wasilock(binary, Store::Embedded, &[])?;
     let c = measure(cli, "wasilock, embedded", &embedded.address).await?;
     drop(embedded);
     rows.push(Row::measured("a. native baseline (in-memory, no wasm)", &a));
     rows.push(Row::measured("b. wasilock, lock.in-memory", &b));
+    rows.push(Row::measured(
+        "b'. b through wasi:http/incoming-handler",
+        &b_wasi_http,
+    ));
     rows.push(Row::measured("c. wasilock, lock.embedded (durable)", &c));
     let mut ratios = vec![
         (
             "b/a (wasm / native)".to_string(),
             b.rate() / a.rate(),
             Some(0.60),
+        ),
+        (
+            "b'/a (wasi:http export / native)".to_string(),
+            b_wasi_http.rate() / a.rate(),
+            None,
         ),
         (
             "c/b (durable / in-memory)".to_string(),
@@ -161,7 +174,7 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
     let redis_skipped =
         if servers::available("redis-server") && servers::available("redis-benchmark") {
             let redis = servers::start_redis()?;
-            let (wasilock, _) = servers::start_wasilock(binary, Store::Redis(&redis.address))?;
+            let (wasilock, _) = servers::start_wasilock(binary, Store::Redis(&redis.address), &[])?;
             let d = measure(cli, "wasilock, lock.redis", &wasilock.address).await?;
             drop(wasilock);
             eprintln!(
@@ -216,7 +229,7 @@ async fn scale_run(cli: &Cli, binary: &Path, store: Store<'_>) -> anyhow::Result
         ),
         _ => ("lock.embedded", 0),
     };
-    let (server, data_dir) = servers::start_wasilock(binary, store)?;
+    let (server, data_dir) = servers::start_wasilock(binary, store, &[])?;
     let window = (
         Duration::from_secs(1),
         cli.duration.min(Duration::from_secs(5)),
@@ -281,7 +294,7 @@ async fn startup_time(binary: &Path) -> anyhow::Result<Duration> {
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let started = Instant::now();
-        let (server, _) = servers::start_wasilock(binary, Store::InMemory)?;
+        let (server, _) = servers::start_wasilock(binary, Store::InMemory, &[])?;
         anyhow::ensure!(
             load::try_lock_once(&server.address, "lockstore").await?,
             "the first TryLock was refused"

@@ -55,13 +55,20 @@ pub enum Store<'a> {
     Redis(&'a str),
 }
 
-/// Starts `wasilock` with one store named `lockstore`; returns with its data directory.
-pub fn start_wasilock(binary: &Path, store: Store) -> anyhow::Result<(Server, PathBuf)> {
+/// Starts `wasilock` with one store named `lockstore` and the extra `args`; returns with its
+/// data directory.
+pub fn start_wasilock(
+    binary: &Path,
+    store: Store,
+    args: &[&str],
+) -> anyhow::Result<(Server, PathBuf)> {
     let data = tempfile::tempdir()?;
     let resources = tempfile::tempdir()?;
     let mut command = Command::new(binary);
     command
-        .args(["--dapr-http-port", "0", "--log-level", "warn", "--data-dir"])
+        .args(["--dapr-http-port", "0", "--log-level", "warn"])
+        .args(args)
+        .arg("--data-dir")
         .arg(data.path());
     let yaml = match store {
         Store::Embedded => None,
