@@ -1,6 +1,7 @@
 //! `wasilock-perf`: the benchmark harness. In one run, on loopback, with one load generator
 //! and one concurrency, it measures lock+unlock pairs against the native baseline, wasilock
-//! with the in-memory, embedded and Redis stores, and `redis-benchmark`; then latency with
+//! with the in-memory store (through each HTTP export), the embedded and the Redis stores, and
+//! `redis-benchmark`; then latency with
 //! many live locks, memory per lock, start-up time and the guest's size. It prints a report
 //! and writes it to `BENCHMARKS.md`.
 
