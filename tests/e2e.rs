@@ -490,13 +490,7 @@ fn guest_limits(host: &Host) {
     let body = r#"{"resourceId":"r","lockOwner":"a","expiryInSeconds":5}"#;
     // One warm instance with state: the next request would run in it.
     let agent = common::agent();
-    let counts: Vec<u64> = (0..2)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            instance_calls(&agent, &host.base)
-        })
-        .collect();
-    assert_eq!(counts, [1, 2]);
+    assert_eq!(instance_call_counts(&agent, &host.base, 2), [1, 2]);
     std::thread::sleep(Duration::from_millis(50));
     let started = Instant::now();
     let reply = host.post("/v1.0-alpha1/lock/fault-spin", body);
@@ -539,6 +533,17 @@ fn guest_limits(host: &Host) {
     assert_eq!(host.unlock("fine", "r", "a"), Ok(0));
 }
 
+/// `requests` `fault-count` answers in a row, each after a pause that gives the previous
+/// request's instance time to return to the warm pool.
+fn instance_call_counts(agent: &ureq::Agent, base: &str, requests: usize) -> Vec<u64> {
+    (0..requests)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            instance_calls(agent, base)
+        })
+        .collect()
+}
+
 /// The `fault-count` answer of `base`: how many requests the instance has served.
 fn instance_calls(agent: &ureq::Agent, base: &str) -> u64 {
     let reply = common::post(
@@ -576,13 +581,7 @@ fn with_one_request_per_instance_no_state_survives_a_request() {
 fn instances_are_reused_up_to_the_setting() {
     let host = fault_injection_host("5");
     let agent = common::agent();
-    let counts: Vec<u64> = (0..40)
-        .map(|_| {
-            // Gives the finished instance time to return to the warm pool.
-            std::thread::sleep(Duration::from_millis(10));
-            instance_calls(&agent, &host.base)
-        })
-        .collect();
+    let counts = instance_call_counts(&agent, &host.base, 40);
     assert!(counts.iter().all(|&c| (1..=5).contains(&c)), "{counts:?}");
     assert!(
         counts.contains(&5),
