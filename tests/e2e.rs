@@ -606,14 +606,15 @@ fn tenants_in_one_process_never_share_an_instance() {
                 let app_id = format!("tenant-{tenant}");
                 let resources = Resources::default();
                 let stores = LockStores::open(&resources, &app_id, Path::new("."));
-                let limits = GuestSettings {
+                let settings = GuestSettings {
                     timeout: Duration::from_secs(5),
                     memory_bytes: 16 << 20,
                     max_body_size: 1 << 10,
                     requests_per_instance: 1000,
                     http_export: HttpExport::Auto,
                 };
-                let guest = GuestRuntime::new(&component, Arc::new(stores.await.unwrap()), limits);
+                let guest =
+                    GuestRuntime::new(&component, Arc::new(stores.await.unwrap()), settings);
                 let app = Arc::new(App {
                     service: guest.unwrap(),
                     api_token: None,

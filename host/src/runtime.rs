@@ -104,7 +104,7 @@ pub struct GuestRuntime {
     http: HttpEntry,
     typed: typed_lock::GuestIndices,
     stores: Arc<LockStores>,
-    limits: GuestSettings,
+    settings: GuestSettings,
     warm: Mutex<Vec<WarmInstance>>,
 }
 
@@ -142,8 +142,8 @@ impl From<wasmtime::Error> for GuestFailure {
 
 impl GuestRuntime {
     /// Compiles `component` (a `lock-service` component's bytes) for `stores`.
-    pub fn new(component: &[u8], stores: Arc<LockStores>, limits: GuestSettings) -> Result<Self> {
-        let engine = new_engine(&limits)?;
+    pub fn new(component: &[u8], stores: Arc<LockStores>, settings: GuestSettings) -> Result<Self> {
+        let engine = new_engine(&settings)?;
         let component = Component::new(&engine, component)
             .map_err(anyhow::Error::from)
             .context("cannot compile the lock component")?;
@@ -155,7 +155,7 @@ impl GuestRuntime {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .context("the component does not fit the lock-service world")?;
-        let api = match limits.http_export {
+        let api = match settings.http_export {
             HttpExport::Auto => http_api::GuestIndices::new(&pre).ok(),
             HttpExport::WasiHttp => None,
         };
@@ -177,7 +177,7 @@ impl GuestRuntime {
             http,
             typed,
             stores,
-            limits,
+            settings,
             warm: Mutex::default(),
         })
     }
@@ -199,13 +199,13 @@ impl GuestRuntime {
         let wasi = WasiCtx::builder()
             .env(
                 wasilock_guest::http::MAX_BODY_SIZE_ENV,
-                self.limits.max_body_size.to_string(),
+                self.settings.max_body_size.to_string(),
             )
             .inherit_stderr()
             .build();
         let limits = MemoryCap {
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
+                .memory_size(self.settings.memory_bytes)
                 .build(),
             reached: false,
         };
@@ -227,7 +227,7 @@ impl GuestRuntime {
     /// Gives the next call on `store` the full timeout.
     fn arm_deadline(&self, store: &mut Store<HostState>) {
         let ticks = self
-            .limits
+            .settings
             .timeout
             .as_millis()
             .div_ceil(EPOCH_TICK.as_millis())
@@ -292,7 +292,7 @@ impl GuestRuntime {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned(),
-            body: read_body(body, self.limits.max_body_size).await,
+            body: read_body(body, self.settings.max_body_size).await,
         };
         let (mut store, warm) = self.checkout();
         let called = async {
@@ -360,7 +360,7 @@ impl GuestRuntime {
             Ok((instance, served)) => {
                 let answer = match answered {
                     Some(answer) => answer,
-                    None => tokio::time::timeout(self.limits.timeout, answer)
+                    None => tokio::time::timeout(self.settings.timeout, answer)
                         .await
                         .unwrap_or_else(|_| {
                             Err(anyhow::anyhow!(
@@ -391,12 +391,12 @@ impl GuestRuntime {
         if memory_cap_reached {
             GuestFailure(anyhow::anyhow!(
                 "it exceeded its memory limit of {} bytes",
-                self.limits.memory_bytes
+                self.settings.memory_bytes
             ))
         } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             GuestFailure(anyhow::anyhow!(
                 "it ran past its execution deadline of {:?} (interrupt)",
-                self.limits.timeout
+                self.settings.timeout
             ))
         } else {
             GuestFailure(anyhow::Error::from(e))
@@ -405,7 +405,7 @@ impl GuestRuntime {
 
     /// Keeps an instance that served `served` requests cleanly, unless it has served enough.
     fn keep_warm(&self, store: Store<HostState>, instance: Instance, served: u32) {
-        if served >= self.limits.requests_per_instance {
+        if served >= self.settings.requests_per_instance {
             return;
         }
         let mut pool = self.warm.lock().unwrap_or_else(|p| p.into_inner());
@@ -531,14 +531,14 @@ async fn collect_answer(
     Ok(hyper::Response::from_parts(head, body))
 }
 
-fn new_engine(limits: &GuestSettings) -> Result<Engine> {
+fn new_engine(settings: &GuestSettings) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_INSTANCES)
         .total_core_instances(MAX_INSTANCES)
         .total_memories(MAX_INSTANCES)
         .total_tables(MAX_INSTANCES)
         .total_stacks(MAX_INSTANCES)
-        .max_memory_size(limits.memory_bytes)
+        .max_memory_size(settings.memory_bytes)
         .linear_memory_keep_resident(1 << 20);
     let mut config = Config::new();
     config
@@ -697,14 +697,14 @@ mod tests {
             .await
             .unwrap();
         let stores = Arc::new(stores);
-        let limits = GuestSettings {
+        let settings = GuestSettings {
             timeout: Duration::from_secs(10),
             memory_bytes: 64 << 20,
             max_body_size: 1 << 20,
             requests_per_instance: 1,
             http_export: HttpExport::Auto,
         };
-        GuestRuntime::new(EMBEDDED_GUEST, stores, limits).unwrap()
+        GuestRuntime::new(EMBEDDED_GUEST, stores, settings).unwrap()
     }
 
     fn lock(resource: &str, owner: &str, expiry: i32) -> LockRequest {
@@ -786,14 +786,14 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let limits = GuestSettings {
+        let settings = GuestSettings {
             timeout: Duration::from_secs(1),
             memory_bytes: 1 << 20,
             max_body_size: 1,
             requests_per_instance: 1,
             http_export: HttpExport::Auto,
         };
-        let err = GuestRuntime::new(b"not wasm", stores, limits)
+        let err = GuestRuntime::new(b"not wasm", stores, settings)
             .err()
             .unwrap();
         assert!(
