@@ -77,6 +77,7 @@ struct Cli {
     requests_per_instance: u32,
 }
 
+/// The values of `--http-export`, mapped onto [`HttpExport`].
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum HttpExportArg {
     Auto,
