@@ -13,8 +13,9 @@
 //! first with far fewer host calls ([`HttpExport`]).
 
 use crate::registry::{Bucket, LockStores, OpenError};
+use crate::server;
 use anyhow::{Context, Result};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{
@@ -306,7 +307,10 @@ impl GuestRuntime {
         .await;
         match called {
             Ok((instance, served, response)) => {
-                let response = json_response(response).map_err(GuestFailure)?;
+                let status = response.status;
+                let response = server::json_response(status, response.body)
+                    .with_context(|| format!("the component answered with status {status}"))
+                    .map_err(GuestFailure)?;
                 self.keep_warm(store, instance, served);
                 Ok(response)
             }
@@ -425,7 +429,7 @@ impl GuestRuntime {
         request: &LockRequest,
     ) -> Result<Result<bool, LockError>, GuestFailure> {
         let mut store = self.new_store();
-        let (instance, _) = self.instance(&mut store, None).await?;
+        let instance = self.pre.instantiate_async(&mut store).await?;
         self.typed
             .load(&mut store, &instance)?
             .call_try_lock(&mut store, store_name, request)
@@ -440,7 +444,7 @@ impl GuestRuntime {
         request: &UnlockRequest,
     ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
         let mut store = self.new_store();
-        let (instance, _) = self.instance(&mut store, None).await?;
+        let instance = self.pre.instantiate_async(&mut store).await?;
         self.typed
             .load(&mut store, &instance)?
             .call_unlock(&mut store, store_name, request)
@@ -493,18 +497,6 @@ async fn read_body(body: hyper::body::Incoming, limit: u64) -> http_api::Request
     }
 }
 
-/// An `http-api` answer as an HTTP response (`application/json`).
-fn json_response(response: http_api::Response) -> Result<hyper::Response<HyperOutgoingBody>> {
-    let body = Full::new(bytes::Bytes::from(response.body))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    hyper::Response::builder()
-        .status(response.status)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .with_context(|| format!("the component answered with status {}", response.status))
-}
-
 /// Waits for the component's response and gathers its body (at most [`MAX_ANSWER_BYTES`]).
 async fn collect_answer(
     receiver: tokio::sync::oneshot::Receiver<
@@ -525,10 +517,7 @@ async fn collect_answer(
         .await
         .map_err(|e| anyhow::anyhow!("the component's answer body failed: {e}"))?
         .to_bytes();
-    let body = Full::new(body)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    Ok(hyper::Response::from_parts(head, body))
+    Ok(hyper::Response::from_parts(head, server::full_body(body)))
 }
 
 fn new_engine(settings: &GuestSettings) -> Result<Engine> {

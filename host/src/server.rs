@@ -167,10 +167,24 @@ fn respond(
         builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
     }
     builder
-        .body(
-            Full::new(body)
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
+        .body(full_body(body))
         .expect("a static response is valid")
+}
+
+/// A body that is complete in memory, written in one go.
+pub fn full_body(bytes: Bytes) -> HyperOutgoingBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A lock API answer: `status` with a JSON body. Fails on a status outside 100..=999.
+pub fn json_response(
+    status: u16,
+    body: String,
+) -> Result<Response<HyperOutgoingBody>, hyper::http::Error> {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(full_body(Bytes::from(body)))
 }

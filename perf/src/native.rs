@@ -1,8 +1,7 @@
 //! The native baseline: the guest's own rules (`wasilock_guest::http`) compiled natively,
 //! behind the host's HTTP server, over the host's in-memory store. No wasm.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use wasilock::components::{Resources, StoreSpec, StoreType};
 use wasilock::keys::KeyPrefix;
 use wasilock::registry::{Bucket, LockStores, OpenError};
 use wasilock::runtime::GuestFailure;
-use wasilock::server::{App, HyperOutgoingBody, LockService};
+use wasilock::server::{self, App, HyperOutgoingBody, LockService};
 use wasilock_guest::http::{self, Route};
 use wasilock_guest::lease::{CasOutcome, LockBucket, LockStore, StoreError};
 
@@ -74,14 +73,7 @@ impl LockService for NativeService {
             }
             _ => http::respond(&store, &route, b""),
         };
-        let body = Full::new(Bytes::from(answer.body))
-            .map_err(|never| match never {})
-            .boxed_unsync();
-        Ok(Response::builder()
-            .status(answer.status)
-            .header("content-type", "application/json")
-            .body(body)
-            .expect("a valid response"))
+        Ok(server::json_response(answer.status, answer.body).expect("a valid status"))
     }
 }
 

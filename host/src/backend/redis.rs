@@ -44,7 +44,7 @@ return {1}
 pub struct RedisSettings {
     /// `redisHost`: `host:port`.
     pub host: String,
-    /// `redisPort` is not a Dapr field: the port is part of `redisHost`.
+    /// The port part of `redisHost` (6379 when it has none).
     pub port: u16,
     /// `redisUsername`.
     pub username: Option<String>,
