@@ -1,6 +1,7 @@
 //! Builds the guest component for `wasm32-wasip2` and hands its path to the host crate, so
 //! the `wasilock` binary embeds it. Installs the `wasm32-wasip2` target with rustup when the
-//! toolchain lacks it.
+//! toolchain lacks it. Compiles Dapr's gRPC protos (`proto/`) with protox, in Rust, so no
+//! system `protoc` is needed, and keeps their descriptor set for server reflection.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 
+    compile_protos(&manifest_dir);
     ensure_target_installed();
 
     // A target directory of its own: the outer cargo holds the lock on the main one.
@@ -46,6 +48,25 @@ fn main() {
         PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("wasilock_guest.wasm");
     std::fs::copy(&wasm, &embedded).expect("copy the guest component");
     println!("cargo:rustc-env=WASILOCK_GUEST_WASM={}", embedded.display());
+}
+
+/// Generates the gRPC server and client code for Dapr's API subset, and writes the encoded
+/// descriptor set (`dapr_descriptor.bin`) that reflection serves.
+fn compile_protos(manifest_dir: &Path) {
+    let proto_dir = manifest_dir.join("proto");
+    println!("cargo:rerun-if-changed={}", proto_dir.display());
+    let files = protox::compile(["dapr/proto/runtime/v1/dapr.proto"], [&proto_dir])
+        .expect("compile the protos in host/proto");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    std::fs::write(
+        out_dir.join("dapr_descriptor.bin"),
+        prost::Message::encode_to_vec(&files),
+    )
+    .expect("write the descriptor set");
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(files)
+        .expect("generate the gRPC code");
 }
 
 /// Adds the wasm target with rustup when the active toolchain does not have it.

@@ -340,6 +340,7 @@ fn the_api_token_guards_everything_but_health_checks() {
         denied
     );
     assert_eq!(host.get("/anything").status, 401);
+    assert_eq!(host.get("/v1.0/metadata"), denied);
     assert_eq!(
         host.post_with(LOCK, body, &[("dapr-api-token", "s3cret")]),
         ok(r#"{"success":true}"#)
@@ -352,6 +353,33 @@ fn the_api_token_guards_everything_but_health_checks() {
             .unwrap()
             .contains("dapr-api-token: $DAPR_API_TOKEN")
     );
+}
+
+#[test]
+fn metadata_answers_as_daprd_with_the_lock_stores() {
+    let dir = resources(&[("orders.yaml", &component("orders", "lock.in-memory", &[]))]);
+    let host = Host::start_with(Options::new().args([
+        "--app-id",
+        "checkout",
+        "--resources-path",
+        path(&dir),
+    ]));
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        host.get("/v1.0/metadata"),
+        ok(&format!(
+            concat!(
+                r#"{{"id":"checkout","runtimeVersion":"1.18.3","enabledFeatures":[],"actors":[],"#,
+                r#""components":[{{"name":"orders","type":"lock.in-memory","version":"v1","capabilities":[]}}],"#,
+                r#""extended":{{"daprRuntimeVersion":"1.18.3","wasilockVersion":"{version}"}},"#,
+                r#""subscriptions":[],"httpEndpoints":[],"appConnectionProperties":{{}},"#,
+                r#""actorRuntime":{{"runtimeStatus":"DISABLED","hostReady":false}}}}"#
+            ),
+            version = version
+        ))
+    );
+    // Only GET is the metadata call; other methods go where daprd sends them.
+    assert_eq!(host.post("/v1.0/metadata", "").status, 404);
 }
 
 #[test]
@@ -465,7 +493,7 @@ fn sigterm_stops_the_host_cleanly() {
 
 #[test]
 fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving() {
-    let component = fault_injection_guest();
+    let component = common::fault_injection_guest();
     let dir = resources(&[
         ("spin.yaml", &component_named("fault-spin")),
         ("oom.yaml", &component_named("fault-oom")),
@@ -559,7 +587,7 @@ fn instance_calls(agent: &ureq::Agent, base: &str) -> u64 {
 
 /// A host running the fault-injection guest with this `--requests-per-instance`.
 fn fault_injection_host(requests_per_instance: &str) -> Host {
-    let component = fault_injection_guest();
+    let component = common::fault_injection_guest();
     Host::start_with(Options::new().args([
         "--component",
         component.to_str().unwrap(),
@@ -592,12 +620,13 @@ fn instances_are_reused_up_to_the_setting() {
 #[test]
 fn tenants_in_one_process_never_share_an_instance() {
     use std::sync::Arc;
+    use wasilock::api::http::serve;
     use wasilock::components::Resources;
     use wasilock::registry::LockStores;
     use wasilock::runtime::{GuestRuntime, GuestSettings, HttpExport};
-    use wasilock::server::{App, serve};
+    use wasilock::service::App;
 
-    let component = std::fs::read(fault_injection_guest()).unwrap();
+    let component = std::fs::read(common::fault_injection_guest()).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let bases: Vec<String> = (0..2)
@@ -616,8 +645,9 @@ fn tenants_in_one_process_never_share_an_instance() {
                 let guest =
                     GuestRuntime::new(&component, Arc::new(stores.await.unwrap()), settings);
                 let app = Arc::new(App {
-                    service: guest.unwrap(),
+                    app_id,
                     api_token: None,
+                    service: guest.unwrap(),
                 });
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let base = format!("http://{}", listener.local_addr().unwrap());
@@ -650,40 +680,6 @@ fn tenants_in_one_process_never_share_an_instance() {
 
 fn component_named(name: &str) -> String {
     component(name, "lock.in-memory", &[])
-}
-
-/// Builds the guest with its test-only `fault-injection` feature, in its own target dir.
-fn fault_injection_guest() -> std::path::PathBuf {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let target_dir = workspace.join("target").join("fault-guest");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "wasilock-guest",
-            "--target",
-            "wasm32-wasip2",
-        ])
-        .args([
-            "--profile",
-            "guest",
-            "--features",
-            "fault-injection",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .status()
-        .expect("run cargo to build the fault-injection guest");
-    assert!(
-        status.success(),
-        "building the fault-injection guest failed"
-    );
-    target_dir.join("wasm32-wasip2/guest/wasilock_guest.wasm")
 }
 
 fn failure_names(failure: &common::StartFailure, needle: &str) -> bool {

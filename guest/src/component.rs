@@ -88,6 +88,10 @@ impl wit_lock::Guest for Component {
         store: String,
         request: wit_lock::LockRequest,
     ) -> Result<bool, wit_lock::LockError> {
+        #[cfg(feature = "fault-injection")]
+        if inject_fault(&store).is_some() {
+            return Ok(true);
+        }
         let request = lease::LockRequest {
             resource_id: request.resource_id,
             lock_owner: request.lock_owner,
@@ -238,7 +242,8 @@ fn send(response_out: ResponseOutparam, response: &Response) {
 
 /// Test-only misbehaviour, selected by store name (feature `fault-injection`): `fault-spin`
 /// never returns, `fault-oom` allocates without end, `fault-count` answers how many requests
-/// this instance has served (state kept between calls).
+/// this instance has served (state kept between calls; the typed `try-lock` counts too and
+/// answers `true`).
 #[cfg(feature = "fault-injection")]
 fn inject_fault(store: &str) -> Option<Response> {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -1,4 +1,5 @@
-//! The `wasilock` binary: daprd-compatible flags, lock stores, the lock component, HTTP.
+//! The `wasilock` binary: daprd-compatible flags, lock stores, the lock component, HTTP and
+//! gRPC.
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
@@ -7,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use wasilock::api;
 use wasilock::components::Resources;
 use wasilock::quantity::parse_bytes;
 use wasilock::registry::LockStores;
 use wasilock::runtime::{EMBEDDED_GUEST, GuestRuntime, GuestSettings, HttpExport};
-use wasilock::server::{self, App};
+use wasilock::service::App;
 
 /// How often expired locks are purged from the stores.
 const PURGE_INTERVAL: Duration = Duration::from_secs(5);
@@ -29,6 +31,10 @@ struct Cli {
     /// The HTTP port of the Dapr API (0 picks a free port, printed at start-up).
     #[arg(long, default_value_t = 3500)]
     dapr_http_port: u16,
+
+    /// The gRPC port of the Dapr API (0 picks a free port, printed at start-up).
+    #[arg(long, default_value_t = 50001)]
+    dapr_grpc_port: u16,
 
     /// Addresses to listen on, comma-separated.
     #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
@@ -146,62 +152,83 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let runtime = GuestRuntime::new(&component, stores.clone(), settings)?;
 
-    let mut listeners = Vec::new();
-    for address in &cli.dapr_listen_addresses {
-        let listener = TcpListener::bind((address.as_str(), cli.dapr_http_port))
-            .await
-            .with_context(|| format!("cannot listen on {address}:{}", cli.dapr_http_port))?;
-        listeners.push(listener);
-    }
+    let http_listeners = bind(&cli.dapr_listen_addresses, cli.dapr_http_port, "HTTP").await?;
+    let grpc_listeners = bind(&cli.dapr_listen_addresses, cli.dapr_grpc_port, "gRPC").await?;
     let api_token = std::env::var("DAPR_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
     print_banner(
         &cli,
         &runtime,
-        &listeners,
+        &http_listeners,
+        &grpc_listeners,
         api_token.is_some(),
         started.elapsed(),
     )?;
 
     let app = Arc::new(App {
-        service: runtime,
+        app_id: cli.app_id.clone(),
         api_token,
+        service: runtime,
     });
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(purge_expired_locks(stores, stopped.clone()));
-    let servers: Vec<_> = listeners
-        .into_iter()
-        .map(|listener| tokio::spawn(server::serve(listener, app.clone(), stopped.clone())))
-        .collect();
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in http_listeners {
+        servers.spawn(api::http::serve(listener, app.clone(), stopped.clone()));
+    }
+    for listener in grpc_listeners {
+        let (app, stopped) = (app.clone(), stopped.clone());
+        servers.spawn(async move {
+            if let Err(e) = api::grpc::serve(listener, app, stopped).await {
+                tracing::error!("the gRPC server stopped: {e:#}");
+            }
+        });
+    }
 
     shutdown_signal().await?;
     tracing::info!("shutting down: finishing in-flight requests");
     stop.send_replace(true);
-    for server in servers {
-        server.await.context("a listener task failed")?;
+    while let Some(server) = servers.join_next().await {
+        server.context("a listener task failed")?;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The start-up banner on stdout: address, stores, and a request to paste.
+/// Listens on `port` of every address.
+async fn bind(addresses: &[String], port: u16, api: &str) -> Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for address in addresses {
+        let listener = TcpListener::bind((address.as_str(), port))
+            .await
+            .with_context(|| format!("cannot listen for {api} on {address}:{port}"))?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// The start-up banner on stdout: addresses, stores, and a request to paste.
 fn print_banner(
     cli: &Cli,
     runtime: &GuestRuntime,
-    listeners: &[TcpListener],
+    http_listeners: &[TcpListener],
+    grpc_listeners: &[TcpListener],
     token: bool,
     startup: Duration,
 ) -> Result<()> {
-    let first = listeners[0].local_addr()?;
+    let first = http_listeners[0].local_addr()?;
     println!(
         "wasilock {} serving the Dapr lock API (app-id {:?}, started in {} ms)",
         env!("CARGO_PKG_VERSION"),
         cli.app_id,
         startup.as_millis()
     );
-    for listener in listeners {
+    for listener in http_listeners {
         println!("  listening on http://{}", listener.local_addr()?);
+    }
+    for listener in grpc_listeners {
+        println!("  gRPC API on {}", listener.local_addr()?);
     }
     println!(
         "  requests enter the lock component through {}",

@@ -12,8 +12,8 @@
 //! `wasi:http/incoming-handler` (WASI resources and streams); both give the same answers, the
 //! first with far fewer host calls ([`HttpExport`]).
 
+use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::registry::{Bucket, LockStores, OpenError};
-use crate::server;
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Limited};
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,6 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// Host bindings for the `lock-api` world (the `store` import, the typed `lock` and the
@@ -44,11 +43,9 @@ mod bindings {
     });
 }
 
-pub use bindings::exports::wasilock::lock::lock::{
-    LockError, LockRequest, UnlockRequest, UnlockStatus,
-};
 use bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
 use bindings::wasilock::lock::store::{self as wit_store, CasOutcome};
+use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 
 /// The guest component built from `guest/` and embedded at build time.
 pub const EMBEDDED_GUEST: &[u8] = include_bytes!(env!("WASILOCK_GUEST_WASM"));
@@ -236,10 +233,19 @@ impl GuestRuntime {
         store.set_epoch_deadline(ticks as u64);
     }
 
-    /// A warm instance of this tenant, or a fresh store to instantiate in.
-    fn checkout(&self) -> (Store<HostState>, Option<(Instance, u32)>) {
+    /// Runs `call` on an instance of this tenant's component: the one way into a component,
+    /// for every export and transport.
+    ///
+    /// The instance is a warm one when there is one (its deadline re-armed), else a fresh
+    /// one. It is kept warm afterwards when `call` returned `Ok` with `reusable` true and it
+    /// has served fewer than [`GuestSettings::requests_per_instance`] requests; an instance
+    /// that failed is dropped. A failure names the limit it broke.
+    async fn call<T>(
+        &self,
+        call: impl AsyncFnOnce(&mut Store<HostState>, Instance) -> wasmtime::Result<Called<T>>,
+    ) -> Result<T, GuestFailure> {
         let warm = self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match warm {
+        let (mut store, warm) = match warm {
             Some(WarmInstance {
                 mut store,
                 instance,
@@ -249,26 +255,31 @@ impl GuestRuntime {
                 (store, Some((instance, served)))
             }
             None => (self.new_store(), None),
+        };
+        let called = async {
+            let (instance, served) = match warm {
+                Some(warm) => warm,
+                None => (self.pre.instantiate_async(&mut store).await?, 0),
+            };
+            let called = call(&mut store, instance).await?;
+            Ok::<_, wasmtime::Error>((instance, served + 1, called))
         }
-    }
-
-    /// The checked-out instance, or a new one in `store`; with the requests it has served.
-    async fn instance(
-        &self,
-        store: &mut Store<HostState>,
-        warm: Option<(Instance, u32)>,
-    ) -> wasmtime::Result<(Instance, u32)> {
-        match warm {
-            Some(warm) => Ok(warm),
-            None => Ok((self.pre.instantiate_async(store).await?, 0)),
+        .await;
+        match called {
+            Ok((instance, served, Called { value, reusable })) => {
+                if reusable {
+                    self.keep_warm(store, instance, served);
+                }
+                Ok(value)
+            }
+            Err(e) => Err(self.failure(store.data().limits.reached, e)),
         }
     }
 
     /// Serves one HTTP request through the component.
     ///
     /// The call runs in the caller's task and the whole answer is gathered (it is small), so
-    /// the server writes it in one go. An instance is kept for reuse only when the call ended
-    /// cleanly with a complete answer.
+    /// the server writes it in one go.
     pub async fn handle_http(
         &self,
         request: hyper::Request<hyper::body::Incoming>,
@@ -295,99 +306,73 @@ impl GuestRuntime {
                 .to_owned(),
             body: read_body(body, self.settings.max_body_size).await,
         };
-        let (mut store, warm) = self.checkout();
-        let called = async {
-            let (instance, served) = self.instance(&mut store, warm).await?;
+        self.call(async |store, instance| {
             let response = api
-                .load(&mut store, &instance)?
-                .call_handle(&mut store, &request)
+                .load(&mut *store, &instance)?
+                .call_handle(&mut *store, &request)
                 .await?;
-            Ok::<_, wasmtime::Error>((instance, served + 1, response))
-        }
-        .await;
-        match called {
-            Ok((instance, served, response)) => {
-                let status = response.status;
-                let response = server::json_response(status, response.body)
-                    .with_context(|| format!("the component answered with status {status}"))
-                    .map_err(GuestFailure)?;
-                self.keep_warm(store, instance, served);
-                Ok(response)
-            }
-            Err(e) => Err(self.failure(store.data().limits.reached, e)),
-        }
+            let status = response.status;
+            let response = json_response(status, response.body).map_err(|e| {
+                wasmtime::Error::msg(format!("the component answered with status {status}: {e}"))
+            })?;
+            Ok(Called::reusable(response))
+        })
+        .await
     }
 
     /// Serves one request through `wasi:http/incoming-handler`.
     ///
     /// The answer is gathered while the call runs (the guest may write more than a stream's
-    /// buffer before it returns) and must be complete within the timeout.
+    /// buffer before it returns) and must be complete within the timeout. An answer given in
+    /// full before the call failed stands, but the instance is not kept.
     async fn handle_with_wasi_http(
         &self,
         proxy: &ProxyIndices,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
-        let (mut store, warm) = self.checkout();
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let request = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)
-            .map_err(GuestFailure::from)?;
-        let response_out = store
-            .data_mut()
-            .http()
-            .new_response_outparam(sender)
-            .map_err(GuestFailure::from)?;
-        let answer = collect_answer(receiver);
-        tokio::pin!(answer);
-        let mut answered = None;
-        let called = {
-            let call = async {
-                let (instance, served) = self.instance(&mut store, warm).await?;
-                proxy
-                    .load(&mut store, &instance)?
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, response_out)
-                    .await?;
-                Ok::<_, wasmtime::Error>((instance, served + 1))
-            };
-            tokio::pin!(call);
-            loop {
-                tokio::select! {
-                    called = &mut call => break called,
-                    early = &mut answer, if answered.is_none() => answered = Some(early),
+        let timeout = self.settings.timeout;
+        self.call(async |store, instance| {
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            let request = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
+            let response_out = store.data_mut().http().new_response_outparam(sender)?;
+            let answer = collect_answer(receiver);
+            tokio::pin!(answer);
+            let mut answered = None;
+            let called = {
+                let proxy = proxy.load(&mut *store, &instance)?;
+                let call = proxy.wasi_http_incoming_handler().call_handle(
+                    &mut *store,
+                    request,
+                    response_out,
+                );
+                tokio::pin!(call);
+                loop {
+                    tokio::select! {
+                        called = &mut call => break called,
+                        early = &mut answer, if answered.is_none() => answered = Some(early),
+                    }
                 }
+            };
+            match (called, answered) {
+                (Ok(()), Some(answer)) => Ok(Called::reusable(
+                    answer.map_err(wasmtime::Error::from_anyhow)?,
+                )),
+                (Ok(()), None) => {
+                    let answer = tokio::time::timeout(timeout, answer).await.map_err(|_| {
+                        wasmtime::Error::msg("the component returned without finishing its answer")
+                    })?;
+                    Ok(Called::reusable(
+                        answer.map_err(wasmtime::Error::from_anyhow)?,
+                    ))
+                }
+                (Err(_), Some(Ok(answer))) => Ok(Called::not_reusable(answer)),
+                (Err(e), _) => Err(e),
             }
-        };
-        match called {
-            Ok((instance, served)) => {
-                let answer = match answered {
-                    Some(answer) => answer,
-                    None => tokio::time::timeout(self.settings.timeout, answer)
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(anyhow::anyhow!(
-                                "the component returned without finishing its answer"
-                            ))
-                        }),
-                };
-                let response = answer.map_err(GuestFailure)?;
-                self.keep_warm(store, instance, served);
-                Ok(response)
-            }
-            Err(e) => {
-                let memory_cap_reached = store.data().limits.reached;
-                // Dropping the instance ends what it left open, so the answer settles now.
-                drop(store);
-                let answer = match answered {
-                    Some(answer) => answer,
-                    None => answer.await,
-                };
-                // Answered in full, then failed: the answer stands, the instance goes.
-                answer.map_err(|_| self.failure(memory_cap_reached, e))
-            }
-        }
+        })
+        .await
     }
 
     /// A failed call as the client is told about it: a broken limit is named.
@@ -426,30 +411,82 @@ impl GuestRuntime {
     pub async fn try_lock(
         &self,
         store_name: &str,
-        request: &LockRequest,
+        request: LockRequest,
     ) -> Result<Result<bool, LockError>, GuestFailure> {
-        let mut store = self.new_store();
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        self.typed
-            .load(&mut store, &instance)?
-            .call_try_lock(&mut store, store_name, request)
-            .await
-            .map_err(GuestFailure::from)
+        let request = typed_lock::LockRequest {
+            resource_id: request.resource_id,
+            lock_owner: request.lock_owner,
+            expiry_in_seconds: request.expiry_in_seconds,
+        };
+        self.call(async |store, instance| {
+            let typed = self.typed.load(&mut *store, &instance)?;
+            let outcome = typed.call_try_lock(store, store_name, &request).await?;
+            Ok(Called::reusable(outcome.map_err(rule_error)))
+        })
+        .await
     }
 
     /// Calls the typed `unlock` export.
     pub async fn unlock(
         &self,
         store_name: &str,
-        request: &UnlockRequest,
+        request: UnlockRequest,
     ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
-        let mut store = self.new_store();
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        self.typed
-            .load(&mut store, &instance)?
-            .call_unlock(&mut store, store_name, request)
-            .await
-            .map_err(GuestFailure::from)
+        let request = typed_lock::UnlockRequest {
+            resource_id: request.resource_id,
+            lock_owner: request.lock_owner,
+        };
+        self.call(async |store, instance| {
+            let typed = self.typed.load(&mut *store, &instance)?;
+            let outcome = typed.call_unlock(store, store_name, &request).await?;
+            Ok(Called::reusable(
+                outcome.map(rule_status).map_err(rule_error),
+            ))
+        })
+        .await
+    }
+}
+
+/// The typed export's error as the rules name it.
+fn rule_error(e: typed_lock::LockError) -> LockError {
+    match e {
+        typed_lock::LockError::MalformedRequest(m) => LockError::MalformedRequest(m),
+        typed_lock::LockError::StoreNotConfigured(m) => LockError::StoreNotConfigured(m),
+        typed_lock::LockError::StoreNotFound(m) => LockError::StoreNotFound(m),
+        typed_lock::LockError::TryLockFailed(m) => LockError::TryLockFailed(m),
+        typed_lock::LockError::UnlockFailed(m) => LockError::UnlockFailed(m),
+    }
+}
+
+/// The typed export's unlock status as the rules name it.
+fn rule_status(status: typed_lock::UnlockStatus) -> UnlockStatus {
+    match status {
+        typed_lock::UnlockStatus::Success => UnlockStatus::Success,
+        typed_lock::UnlockStatus::LockDoesNotExist => UnlockStatus::LockDoesNotExist,
+        typed_lock::UnlockStatus::LockBelongsToOthers => UnlockStatus::LockBelongsToOthers,
+        typed_lock::UnlockStatus::InternalError => UnlockStatus::InternalError,
+    }
+}
+
+/// What a call into an instance gave, and whether the instance may serve again.
+struct Called<T> {
+    value: T,
+    reusable: bool,
+}
+
+impl<T> Called<T> {
+    fn reusable(value: T) -> Self {
+        Called {
+            value,
+            reusable: true,
+        }
+    }
+
+    fn not_reusable(value: T) -> Self {
+        Called {
+            value,
+            reusable: false,
+        }
     }
 }
 
@@ -517,7 +554,7 @@ async fn collect_answer(
         .await
         .map_err(|e| anyhow::anyhow!("the component's answer body failed: {e}"))?
         .to_bytes();
-    Ok(hyper::Response::from_parts(head, server::full_body(body)))
+    Ok(hyper::Response::from_parts(head, full_body(body)))
 }
 
 fn new_engine(settings: &GuestSettings) -> Result<Engine> {
@@ -715,39 +752,39 @@ mod tests {
     async fn typed_exports_follow_daprs_rules() {
         let rt = runtime(&["lockstore"]).await;
         assert_eq!(
-            rt.try_lock("lockstore", &lock("r", "a", 30)).await.unwrap(),
+            rt.try_lock("lockstore", lock("r", "a", 30)).await.unwrap(),
             Ok(true)
         );
         assert_eq!(
-            rt.try_lock("lockstore", &lock("r", "a", 30)).await.unwrap(),
+            rt.try_lock("lockstore", lock("r", "a", 30)).await.unwrap(),
             Ok(false)
         );
         assert_eq!(
-            rt.unlock("lockstore", &unlock("r", "b")).await.unwrap(),
+            rt.unlock("lockstore", unlock("r", "b")).await.unwrap(),
             Ok(UnlockStatus::LockBelongsToOthers)
         );
         assert_eq!(
-            rt.unlock("lockstore", &unlock("r", "a")).await.unwrap(),
+            rt.unlock("lockstore", unlock("r", "a")).await.unwrap(),
             Ok(UnlockStatus::Success)
         );
         assert_eq!(
-            rt.unlock("lockstore", &unlock("r", "a")).await.unwrap(),
+            rt.unlock("lockstore", unlock("r", "a")).await.unwrap(),
             Ok(UnlockStatus::LockDoesNotExist)
         );
         assert_eq!(
-            rt.try_lock("lockstore", &lock("r", "a", 0)).await.unwrap(),
+            rt.try_lock("lockstore", lock("r", "a", 0)).await.unwrap(),
             Err(LockError::MalformedRequest(
                 "ExpiryInSeconds is not positive in lock store lockstore".into()
             ))
         );
         assert_eq!(
-            rt.unlock("other", &unlock("r", "a")).await.unwrap(),
+            rt.unlock("other", unlock("r", "a")).await.unwrap(),
             Err(LockError::StoreNotFound(
                 "lock store other not found".into()
             ))
         );
         assert_eq!(
-            rt.try_lock("lockstore", &lock("a||b", "a", 1))
+            rt.try_lock("lockstore", lock("a||b", "a", 1))
                 .await
                 .unwrap(),
             Err(LockError::TryLockFailed(
@@ -761,7 +798,7 @@ mod tests {
     async fn no_store_is_not_configured() {
         let rt = runtime(&[]).await;
         assert_eq!(
-            rt.unlock("lockstore", &unlock("", "")).await.unwrap(),
+            rt.unlock("lockstore", unlock("", "")).await.unwrap(),
             Err(LockError::StoreNotConfigured(
                 "lock store is not configured".into()
             ))

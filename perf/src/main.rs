@@ -82,7 +82,7 @@ async fn serve_native() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    wasilock::server::serve(listener, app, stopped).await;
+    wasilock::api::http::serve(listener, app, stopped).await;
     Ok(())
 }
 

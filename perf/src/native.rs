@@ -6,13 +6,17 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use std::sync::Arc;
 use std::time::Duration;
+use wasilock::answer::{HyperOutgoingBody, json_response};
 use wasilock::components::{Resources, StoreSpec, StoreType};
 use wasilock::keys::KeyPrefix;
 use wasilock::registry::{Bucket, LockStores, OpenError};
 use wasilock::runtime::GuestFailure;
-use wasilock::server::{self, App, HyperOutgoingBody, LockService};
+use wasilock::service::{App, LockService};
 use wasilock_guest::http::{self, Route};
-use wasilock_guest::lease::{CasOutcome, LockBucket, LockStore, StoreError};
+use wasilock_guest::lease::{
+    self, CasOutcome, LockBucket, LockError, LockRequest, LockStore, StoreError, UnlockRequest,
+    UnlockStatus,
+};
 
 /// The largest request body read, as the host's default.
 const MAX_BODY: usize = 4 << 20;
@@ -45,8 +49,9 @@ impl NativeService {
     /// The service with the host's server around it.
     pub fn into_app(self) -> Arc<App<NativeService>> {
         Arc::new(App {
-            service: self,
+            app_id: String::new(),
             api_token: None,
+            service: self,
         })
     }
 }
@@ -73,7 +78,27 @@ impl LockService for NativeService {
             }
             _ => http::respond(&store, &route, b""),
         };
-        Ok(server::json_response(answer.status, answer.body).expect("a valid status"))
+        Ok(json_response(answer.status, answer.body).expect("a valid status"))
+    }
+
+    async fn try_lock(
+        &self,
+        store: &str,
+        request: LockRequest,
+    ) -> Result<Result<bool, LockError>, GuestFailure> {
+        Ok(lease::try_lock(&NativeStore(&self.stores), store, &request))
+    }
+
+    async fn unlock(
+        &self,
+        store: &str,
+        request: UnlockRequest,
+    ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
+        Ok(lease::unlock(&NativeStore(&self.stores), store, &request))
+    }
+
+    fn stores(&self) -> &LockStores {
+        &self.stores
     }
 }
 

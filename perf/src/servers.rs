@@ -66,7 +66,8 @@ pub fn start_wasilock(
     let resources = tempfile::tempdir()?;
     let mut command = Command::new(binary);
     command
-        .args(["--dapr-http-port", "0", "--log-level", "warn"])
+        .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"])
+        .args(["--log-level", "warn"])
         .args(args)
         .arg("--data-dir")
         .arg(data.path());

@@ -74,6 +74,8 @@ pub struct Host {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The gRPC API's `127.0.0.1:PORT`.
+    pub grpc: String,
     /// Everything printed on stdout so far.
     pub stdout: Arc<Mutex<String>>,
     /// Everything printed on stderr so far.
@@ -120,6 +122,8 @@ impl Host {
             .args([
                 "--dapr-http-port",
                 "0",
+                "--dapr-grpc-port",
+                "0",
                 "--log-level",
                 "debug",
                 "--data-dir",
@@ -145,10 +149,11 @@ impl Host {
         drain(child.stderr.take().unwrap(), stderr.clone(), None);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(address) = address_rx.recv_timeout(Duration::from_millis(20)) {
+            if let Ok((base, grpc)) = address_rx.recv_timeout(Duration::from_millis(20)) {
                 return Ok(Host {
                     child,
-                    base: address,
+                    base,
+                    grpc,
                     stdout,
                     stderr,
                     agent: agent(),
@@ -264,15 +269,17 @@ impl std::fmt::Display for StartFailure {
 }
 
 /// Copies a pipe into `sink` line by line; once the banner is complete (its last line is
-/// the `try:` example or the note that there are no stores), sends the first address.
+/// the `try:` example or the note that there are no stores), sends the first HTTP and gRPC
+/// addresses.
 fn drain(
     pipe: impl Read + Send + 'static,
     sink: Arc<Mutex<String>>,
-    ready: Option<mpsc::Sender<String>>,
+    ready: Option<mpsc::Sender<(String, String)>>,
 ) {
     std::thread::spawn(move || {
         let mut ready = ready;
         let mut address = None;
+        let mut grpc = None;
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
             {
@@ -284,9 +291,15 @@ fn drain(
             if let Some(url) = line.strip_prefix("listening on ") {
                 address.get_or_insert_with(|| url.to_string());
             }
+            if let Some(socket) = line.strip_prefix("gRPC API on ") {
+                grpc.get_or_insert_with(|| socket.to_string());
+            }
             let banner_done = line.starts_with("try: ") || line.starts_with("no lock stores");
-            if banner_done && let (Some(tx), Some(url)) = (ready.take(), address.clone()) {
-                let _ = tx.send(url);
+            if banner_done
+                && let (Some(tx), Some(url), Some(grpc)) =
+                    (ready.take(), address.clone(), grpc.clone())
+            {
+                let _ = tx.send((url, grpc));
             }
         }
     });
@@ -466,4 +479,38 @@ pub fn one_winner_rounds(
         let base = &bases[i % bases.len()];
         assert_eq!(unlock(&agents[*i], base, store, resource, owner), Ok(0));
     }
+}
+
+/// Builds the guest with its test-only `fault-injection` feature, in its own target dir.
+pub fn fault_injection_guest() -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let target_dir = workspace.join("target").join("fault-guest");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "wasilock-guest",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .args([
+            "--profile",
+            "guest",
+            "--features",
+            "fault-injection",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .status()
+        .expect("run cargo to build the fault-injection guest");
+    assert!(
+        status.success(),
+        "building the fault-injection guest failed"
+    );
+    target_dir.join("wasm32-wasip2/guest/wasilock_guest.wasm")
 }

@@ -5,6 +5,9 @@
 //! `apt-get`); failing that, [`RedisServer::start`] fails the test under `CI=true` and
 //! otherwise returns `None` after saying so on stderr.
 
+#[path = "apt.rs"]
+mod apt;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -110,29 +113,7 @@ fn ensure_installed() -> bool {
         if redis_server_runs() {
             return true;
         }
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        let has_apt = Command::new("apt-get")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok();
-        if !(is_root && has_apt) {
-            return false;
-        }
-        eprintln!("redis-server is missing: installing it with apt-get for the Redis tests");
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(["-o", "DPkg::Lock::Timeout=300", "-qq"])
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        apt(&["update"]) && apt(&["install", "-y", "redis-server"]) && redis_server_runs()
+        apt::install(&["redis-server"], "for the Redis tests") && redis_server_runs()
     })
 }
 

@@ -1,0 +1,165 @@
+//! The gRPC API: service `dapr.proto.runtime.v1.Dapr` with `TryLockAlpha1`, `UnlockAlpha1`
+//! and `GetMetadata` (every other method answers `UNIMPLEMENTED`), HTTP/2 without TLS, and
+//! server reflection (v1 and v1alpha) as daprd registers it.
+//!
+//! Errors are daprd's: a plain status whose code and message follow its validation rows; a
+//! missing or wrong `dapr-api-token` is `UNAUTHENTICATED` with daprd's `ErrorInfo`.
+
+use crate::service::{App, LockError, LockRequest, LockService, UnlockRequest};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The code generated from `host/proto` (Dapr's messages and service, trimmed).
+pub mod proto {
+    #![allow(missing_docs)]
+    tonic::include_proto!("dapr.proto.runtime.v1");
+
+    /// The encoded descriptors of `host/proto`, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/dapr_descriptor.bin"));
+}
+
+use proto::dapr_server::{Dapr, DaprServer};
+
+/// Serves the gRPC API on `listener` until `shutdown` turns true.
+pub async fn serve<S: LockService>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET);
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let reflection_v1 = reflection.build_v1()?;
+    let gate = app.clone();
+    tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(
+            move |request: Request<()>| admit(&gate, request),
+        ))
+        .add_service(DaprServer::new(DaprApi { app }))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Checks `dapr-api-token` as daprd does (`pkg/api/grpc/auth.go`).
+fn admit<S: LockService>(app: &App<S>, request: Request<()>) -> Result<Request<()>, Status> {
+    let token = request.metadata().get("dapr-api-token");
+    if app.admits(token.map(|v| v.as_bytes())) {
+        return Ok(request);
+    }
+    let reason = if token.is_none() {
+        "missing api token in request metadata"
+    } else {
+        "authentication error: api token mismatch"
+    };
+    let metadata = HashMap::from([
+        ("http.code".to_string(), "401".to_string()),
+        ("http.error_message".to_string(), reason.to_string()),
+    ]);
+    Err(Status::with_error_details(
+        Code::Unauthenticated,
+        "Unauthorized",
+        ErrorDetails::with_error_info("Unauthorized", "dapr.io", metadata),
+    ))
+}
+
+/// The `Dapr` service over one app.
+struct DaprApi<S> {
+    app: Arc<App<S>>,
+}
+
+#[tonic::async_trait]
+impl<S: LockService> Dapr for DaprApi<S> {
+    async fn try_lock_alpha1(
+        &self,
+        request: Request<proto::TryLockRequest>,
+    ) -> Result<Response<proto::TryLockResponse>, Status> {
+        let request = request.into_inner();
+        let lock = LockRequest {
+            resource_id: request.resource_id,
+            lock_owner: request.lock_owner,
+            expiry_in_seconds: request.expiry_in_seconds,
+        };
+        let success = self
+            .app
+            .try_lock(&request.store_name, lock)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::TryLockResponse { success }))
+    }
+
+    async fn unlock_alpha1(
+        &self,
+        request: Request<proto::UnlockRequest>,
+    ) -> Result<Response<proto::UnlockResponse>, Status> {
+        let request = request.into_inner();
+        let unlock = UnlockRequest {
+            resource_id: request.resource_id,
+            lock_owner: request.lock_owner,
+        };
+        let outcome = self
+            .app
+            .unlock(&request.store_name, unlock)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::UnlockResponse {
+            status: outcome as i32,
+        }))
+    }
+
+    async fn get_metadata(
+        &self,
+        _request: Request<proto::GetMetadataRequest>,
+    ) -> Result<Response<proto::GetMetadataResponse>, Status> {
+        let metadata = self.app.metadata();
+        Ok(Response::new(proto::GetMetadataResponse {
+            id: metadata.app_id.clone(),
+            registered_components: metadata
+                .components
+                .iter()
+                .map(|c| proto::RegisteredComponents {
+                    name: c.name.clone(),
+                    r#type: c.component_type.to_string(),
+                    version: crate::service::RegisteredComponent::VERSION.to_string(),
+                    capabilities: Vec::new(),
+                })
+                .collect(),
+            extended_metadata: metadata
+                .extended()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            runtime_version: crate::service::DAPR_RUNTIME_VERSION.to_string(),
+            enabled_features: Vec::new(),
+            actor_runtime: Some(proto::ActorRuntime {
+                runtime_status: proto::actor_runtime::ActorRuntimeStatus::Disabled as i32,
+                host_ready: false,
+            }),
+        }))
+    }
+}
+
+/// Daprd's gRPC status for a lock error (spec §1, gRPC column).
+pub fn status(error: LockError) -> Status {
+    let code = match &error {
+        LockError::MalformedRequest(_) | LockError::StoreNotFound(_) => Code::InvalidArgument,
+        LockError::StoreNotConfigured(_) => Code::FailedPrecondition,
+        LockError::TryLockFailed(_) | LockError::UnlockFailed(_) => Code::Internal,
+    };
+    Status::new(code, error.message())
+}
