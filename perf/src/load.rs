@@ -1,5 +1,6 @@
-//! The load generator: keep-alive HTTP/1.1 connections, each sending lock+unlock pairs (or
-//! only locks, to fill a store), with every request's latency in a histogram.
+//! The load generator: keep-alive HTTP/1.1 connections or gRPC (HTTP/2) channels, each
+//! sending lock+unlock pairs (or, over HTTP, only locks to fill a store), with every request's
+//! latency in a histogram.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -11,6 +12,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tonic::transport::Channel;
+use wasilock::api::grpc::proto::dapr_client::DaprClient;
+use wasilock::api::grpc::proto::{TryLockRequest, UnlockRequest};
+
+/// How the load reaches the server.
+#[derive(Clone, Copy, Debug)]
+pub enum Protocol {
+    /// `POST /v1.0-alpha1/lock|unlock/{store}` over HTTP/1.1 keep-alive connections.
+    Http,
+    /// `TryLockAlpha1` / `UnlockAlpha1`, one HTTP/2 channel per connection.
+    Grpc,
+}
 
 /// What one load run measured.
 pub struct Measured {
@@ -73,9 +86,108 @@ pub async fn try_lock_once(address: &str, store: &str) -> anyhow::Result<bool> {
     post(&mut sender, &path, body, br#"{"success":true}"#).await
 }
 
+/// One connection's lock and unlock calls on its own resource, prepared once.
+enum PairClient {
+    Http {
+        sender: SendRequest<Full<Bytes>>,
+        lock: (String, String),
+        unlock: (String, String),
+    },
+    Grpc {
+        client: DaprClient<Channel>,
+        lock: TryLockRequest,
+        unlock: UnlockRequest,
+    },
+}
+
+impl PairClient {
+    /// Connects connection number `n` to `address` (the server's address for `protocol`).
+    async fn connect(
+        protocol: Protocol,
+        address: &str,
+        store: &str,
+        n: usize,
+    ) -> anyhow::Result<Self> {
+        let (resource, owner) = (format!("bench-{n}"), format!("owner-{n}"));
+        Ok(match protocol {
+            Protocol::Http => PairClient::Http {
+                sender: connect(address).await?,
+                lock: (
+                    format!("/v1.0-alpha1/lock/{store}"),
+                    serde_json::json!({
+                        "resourceId": resource, "lockOwner": owner, "expiryInSeconds": 30
+                    })
+                    .to_string(),
+                ),
+                unlock: (
+                    format!("/v1.0-alpha1/unlock/{store}"),
+                    serde_json::json!({ "resourceId": resource, "lockOwner": owner }).to_string(),
+                ),
+            },
+            Protocol::Grpc => {
+                let channel = Channel::from_shared(format!("http://{address}"))?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await
+                    .with_context(|| format!("cannot connect to {address}"))?;
+                PairClient::Grpc {
+                    client: DaprClient::new(channel),
+                    lock: TryLockRequest {
+                        store_name: store.into(),
+                        resource_id: resource.clone(),
+                        lock_owner: owner.clone(),
+                        expiry_in_seconds: 30,
+                    },
+                    unlock: UnlockRequest {
+                        store_name: store.into(),
+                        resource_id: resource,
+                        lock_owner: owner,
+                    },
+                }
+            }
+        })
+    }
+
+    /// Locks (`unlock` false) or unlocks; true when granted or released.
+    async fn call(&mut self, unlock: bool) -> anyhow::Result<bool> {
+        match self {
+            PairClient::Http {
+                sender,
+                lock: (lock_path, lock_body),
+                unlock: (unlock_path, unlock_body),
+            } => {
+                if unlock {
+                    post(sender, unlock_path, unlock_body.clone(), br#"{"status":0}"#).await
+                } else {
+                    post(sender, lock_path, lock_body.clone(), br#"{"success":true}"#).await
+                }
+            }
+            PairClient::Grpc {
+                client,
+                lock,
+                unlock: release,
+            } => Ok(if unlock {
+                client
+                    .unlock_alpha1(release.clone())
+                    .await?
+                    .into_inner()
+                    .status
+                    == 0
+            } else {
+                client
+                    .try_lock_alpha1(lock.clone())
+                    .await?
+                    .into_inner()
+                    .success
+            }),
+        }
+    }
+}
+
 /// `connections` connections send lock+unlock pairs on `store` for `warmup + duration`;
 /// only the last `duration` is measured. Each connection has its own resource.
 pub async fn lock_unlock_pairs(
+    protocol: Protocol,
     address: &str,
     store: &str,
     connections: usize,
@@ -85,31 +197,16 @@ pub async fn lock_unlock_pairs(
     let started = Instant::now();
     let measure_from = started + warmup;
     let until = measure_from + duration;
-    let lock_path = format!("/v1.0-alpha1/lock/{store}");
-    let unlock_path = format!("/v1.0-alpha1/unlock/{store}");
     let mut tasks = Vec::new();
     for connection in 0..connections {
-        let mut sender = connect(address).await?;
-        let (lock_path, unlock_path) = (lock_path.clone(), unlock_path.clone());
+        let mut client = PairClient::connect(protocol, address, store, connection).await?;
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new(3).expect("a histogram");
             let (mut requests, mut errors) = (0u64, 0u64);
-            let resource = format!("bench-{connection}");
-            let owner = format!("owner-{connection}");
-            let lock = serde_json::json!({
-                "resourceId": resource, "lockOwner": owner, "expiryInSeconds": 30
-            })
-            .to_string();
-            let unlock =
-                serde_json::json!({ "resourceId": resource, "lockOwner": owner }).to_string();
-            let calls = [
-                (&lock_path, &lock, &br#"{"success":true}"#[..]),
-                (&unlock_path, &unlock, &br#"{"status":0}"#[..]),
-            ];
             while Instant::now() < until {
-                for (path, body, expected) in calls {
+                for unlock in [false, true] {
                     let sent = Instant::now();
-                    let Ok(ok) = post(&mut sender, path, body.clone(), expected).await else {
+                    let Ok(ok) = client.call(unlock).await else {
                         // A broken connection ends this connection's run.
                         return (requests, errors + 1, latency);
                     };

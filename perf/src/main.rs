@@ -12,6 +12,7 @@ mod servers;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use load::Protocol;
 use report::{Report, Row, Scale};
 use servers::Store;
 use std::path::{Path, PathBuf};
@@ -109,11 +110,21 @@ fn build_wasilock() -> anyhow::Result<PathBuf> {
 }
 
 async fn measure(cli: &Cli, name: &str, address: &str) -> anyhow::Result<load::Measured> {
+    measure_over(cli, name, Protocol::Http, address).await
+}
+
+async fn measure_over(
+    cli: &Cli,
+    name: &str,
+    protocol: Protocol,
+    address: &str,
+) -> anyhow::Result<load::Measured> {
     eprintln!(
         "measuring {name} ({:?} + {:?} warm-up)...",
         cli.duration, cli.warmup
     );
     let measured = load::lock_unlock_pairs(
+        protocol,
         address,
         "lockstore",
         cli.connections,
@@ -139,6 +150,14 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
     drop(native);
     let (memory, _) = servers::start_wasilock(binary, Store::InMemory, &[])?;
     let b = measure(cli, "wasilock, in-memory", &memory.address).await?;
+    let grpc_address = memory.grpc_address.as_deref().context("no gRPC address")?;
+    let b_grpc = measure_over(
+        cli,
+        "wasilock, in-memory, gRPC",
+        Protocol::Grpc,
+        grpc_address,
+    )
+    .await?;
     drop(memory);
     let wasi_http = ["--http-export", "wasi-http"];
     let (memory, _) = servers::start_wasilock(binary, Store::InMemory, &wasi_http)?;
@@ -153,6 +172,10 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
         "b'. b through wasi:http/incoming-handler",
         &b_wasi_http,
     ));
+    rows.push(Row::measured(
+        "b\". b over gRPC (TryLockAlpha1/UnlockAlpha1)",
+        &b_grpc,
+    ));
     rows.push(Row::measured("c. wasilock, lock.embedded (durable)", &c));
     let mut ratios = vec![
         (
@@ -163,6 +186,11 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
         (
             "b'/a (wasi:http export / native)".to_string(),
             b_wasi_http.rate() / a.rate(),
+            None,
+        ),
+        (
+            "b\"/b (gRPC / HTTP, same server)".to_string(),
+            b_grpc.rate() / b.rate(),
             None,
         ),
         (
@@ -280,6 +308,7 @@ async fn fill_then_measure(
     load::fill(&server.address, "lockstore", cli.connections, from, to).await?;
     let (warmup, measured) = window;
     let latency = load::lock_unlock_pairs(
+        Protocol::Http,
         &server.address,
         "lockstore",
         cli.connections,

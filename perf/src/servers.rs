@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 /// A server process, killed on drop.
 pub struct Server {
     child: Child,
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` of the HTTP API.
     pub address: String,
+    /// `127.0.0.1:PORT` of the gRPC API, for `wasilock`.
+    pub grpc_address: Option<String>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -86,7 +88,7 @@ pub fn start_wasilock(
         command.arg("--resources-path").arg(resources.path());
     }
     let data_path = data.path().to_path_buf();
-    let server = spawn_listening(command, vec![data, resources])?;
+    let server = spawn_listening(command, true, vec![data, resources])?;
     Ok((server, data_path))
 }
 
@@ -94,11 +96,16 @@ pub fn start_wasilock(
 pub fn start_native() -> anyhow::Result<Server> {
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["serve-native"]);
-    spawn_listening(command, Vec::new())
+    spawn_listening(command, false, Vec::new())
 }
 
-/// Spawns `command` and waits for its `listening on http://ADDRESS` line.
-fn spawn_listening(mut command: Command, dirs: Vec<tempfile::TempDir>) -> anyhow::Result<Server> {
+/// Spawns `command` and waits for its `listening on http://ADDRESS` line, and then for its
+/// `gRPC API on ADDRESS` line when it serves `grpc`.
+fn spawn_listening(
+    mut command: Command,
+    grpc: bool,
+    dirs: Vec<tempfile::TempDir>,
+) -> anyhow::Result<Server> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -109,18 +116,26 @@ fn spawn_listening(mut command: Command, dirs: Vec<tempfile::TempDir>) -> anyhow
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
+        let mut http = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(address) = line.trim().strip_prefix("listening on http://")
+            let line = line.trim();
+            if let Some(address) = line.strip_prefix("listening on http://") {
+                http.get_or_insert_with(|| address.to_string());
+            }
+            let grpc_address = line.strip_prefix("gRPC API on ").map(str::to_string);
+            if let Some(address) = &http
+                && (grpc_address.is_some() || !grpc)
                 && let Some(tx) = tx.take()
             {
-                let _ = tx.send(address.to_string());
+                let _ = tx.send((address.clone(), grpc_address));
             }
         }
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(address) => Ok(Server {
+        Ok((address, grpc_address)) => Ok(Server {
             child,
             address,
+            grpc_address,
             _dirs: dirs,
         }),
         Err(_) => {
@@ -162,6 +177,7 @@ pub fn start_redis() -> anyhow::Result<Server> {
     Ok(Server {
         child,
         address,
+        grpc_address: None,
         _dirs: vec![dir],
     })
 }
