@@ -7,7 +7,6 @@ mod common;
 use common::{Host, Options, Reply, component, conformance_sequence, resources};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const LOCK: &str = "/v1.0-alpha1/lock/lockstore";
@@ -24,12 +23,7 @@ const HTTP_EXPORTS: [(&str, &str); 2] = [
 fn start_through(setting: &str, export: &str, options: Options) -> Host {
     let host = Host::start_with(options.args(["--http-export", setting]));
     let banner = host.stdout.lock().unwrap().clone();
-    assert!(
-        banner.contains(&format!(
-            "requests enter the lock component through {export}\n"
-        )),
-        "{banner}"
-    );
+    assert!(banner.contains(&format!("through {export};")), "{banner}");
     host
 }
 
@@ -580,6 +574,11 @@ fn instance_calls(agent: &ureq::Agent, base: &str) -> u64 {
         "{}",
         &[],
     );
+    counted_calls(&reply)
+}
+
+/// The count in a `fault-count` answer.
+fn counted_calls(reply: &Reply) -> u64 {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let value: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     value["calls"].as_u64().expect("a count")
@@ -619,51 +618,32 @@ fn instances_are_reused_up_to_the_setting() {
 
 #[test]
 fn tenants_in_one_process_never_share_an_instance() {
-    use std::sync::Arc;
-    use wasilock::api::http::serve;
-    use wasilock::components::Resources;
-    use wasilock::registry::LockStores;
-    use wasilock::runtime::{GuestRuntime, GuestSettings, HttpExport};
-    use wasilock::service::App;
-
-    let component = std::fs::read(common::fault_injection_guest()).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let bases: Vec<String> = (0..2)
-        .map(|tenant| {
-            runtime.block_on(async {
-                let app_id = format!("tenant-{tenant}");
-                let resources = Resources::default();
-                let stores = LockStores::open(&resources, &app_id, Path::new("."));
-                let settings = GuestSettings {
-                    timeout: Duration::from_secs(5),
-                    memory_bytes: 16 << 20,
-                    max_body_size: 1 << 10,
-                    requests_per_instance: 1000,
-                    http_export: HttpExport::Auto,
-                };
-                let guest =
-                    GuestRuntime::new(&component, Arc::new(stores.await.unwrap()), settings);
-                let app = Arc::new(App {
-                    app_id,
-                    api_token: None,
-                    service: guest.unwrap(),
-                });
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let base = format!("http://{}", listener.local_addr().unwrap());
-                tokio::spawn(serve(listener, app, stopped.clone()));
-                base
-            })
-        })
-        .collect();
-    let agent = common::agent();
+    let guest = common::fault_injection_guest();
+    let tenant = |name: &str| {
+        format!(
+            "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}}}\nspec:\n  apiToken: {{value: t-{name}}}\n  component: {}\n",
+            guest.display()
+        )
+    };
+    let dir = resources(&[
+        ("count.yaml", &component_named("fault-count")),
+        ("zero.yaml", &tenant("tenant-0")),
+        ("one.yaml", &tenant("tenant-1")),
+    ]);
+    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
     let mut served = [0u64; 2];
     let mut highest = [0u64; 2];
     // Tenant 0 first warms its instance, then both alternate.
     for step in 0..60 {
         let tenant = if step < 20 { 0 } else { step % 2 };
         std::thread::sleep(Duration::from_millis(5));
-        let calls = instance_calls(&agent, &bases[tenant]);
+        let token = format!("t-tenant-{tenant}");
+        let reply = host.post_with(
+            "/v1.0-alpha1/lock/fault-count",
+            "{}",
+            &[("dapr-api-token", &token)],
+        );
+        let calls = counted_calls(&reply);
         served[tenant] += 1;
         assert!(
             calls <= served[tenant],

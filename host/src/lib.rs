@@ -1,21 +1,21 @@
-//! wasilock: Dapr's Distributed Lock API served by a sandboxed WebAssembly component.
+//! wasilock: Dapr's Distributed Lock API served by sandboxed WebAssembly components, one per
+//! tenant.
 //!
-//! - [`components`]: lock stores from Dapr component YAML;
-//! - [`keys`]: Dapr's lock key layout, applied by the host;
-//! - [`backend`]: storage backends (embedded durable, in-memory, Redis) behind one contract;
-//! - [`registry`]: a tenant's stores and the buckets a guest opens;
-//! - [`runtime`]: the wasmtime engine and calls into the component;
-//! - [`service`]: lock operations of an app, independent of the transport;
+//! The modules, by lifetime (arrows point one way: `api` → `service` → `wasm` → `stores`):
+//! - [`process`]: the process: engine, stores and tenants, built from the configuration;
+//! - [`config`]: Dapr component YAML and Tenant YAML from the resources path;
+//! - [`tenants`]: which tenant a request's token selects, swapped on reload;
 //! - [`api`]: the HTTP and gRPC transports;
-//! - [`answer`]: HTTP answers as the host writes them;
-//! - [`quantity`]: byte sizes as daprd writes them (`4Mi`).
+//! - [`service`]: lock operations of a tenant, independent of the transport;
+//! - [`wasm`]: the engine, the WIT `store` host side, and each tenant's sandbox;
+//! - [`stores`]: backends, Dapr's key layout and each tenant's view of the stores;
+//! - [`answer`]: HTTP answers as the host writes them.
 
 pub mod answer;
 pub mod api;
-pub mod backend;
-pub mod components;
-pub mod keys;
-pub mod quantity;
-pub mod registry;
-pub mod runtime;
+pub mod config;
+pub mod process;
 pub mod service;
+pub mod stores;
+pub mod tenants;
+pub mod wasm;

@@ -1,5 +1,5 @@
-//! The `wasilock` binary: daprd-compatible flags, lock stores, the lock component, HTTP and
-//! gRPC.
+//! The `wasilock` binary: flags (daprd's where they overlap) → settings → the process (stores,
+//! tenants, their components) → HTTP and gRPC listeners, until SIGINT or SIGTERM.
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
@@ -9,22 +9,23 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wasilock::api;
-use wasilock::components::Resources;
-use wasilock::quantity::parse_bytes;
-use wasilock::registry::LockStores;
-use wasilock::runtime::{EMBEDDED_GUEST, GuestRuntime, GuestSettings, HttpExport};
-use wasilock::service::App;
+use wasilock::config::quantity::parse_bytes;
+use wasilock::process::{Process, Settings};
+use wasilock::wasm::sandbox::{HttpExport, Limits};
 
 /// How often expired locks are purged from the stores.
 const PURGE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Dapr's Distributed Lock API, served by a sandboxed WebAssembly component.
+/// Dapr's Distributed Lock API, served by sandboxed WebAssembly components, one per tenant.
 ///
-/// Flags follow daprd where they overlap. The API token comes from DAPR_API_TOKEN.
+/// Flags follow daprd where they overlap. The API token comes from DAPR_API_TOKEN; tenants
+/// with tokens of their own come from `kind: Tenant` files in the resources path.
 #[derive(Parser, Debug)]
 #[command(name = "wasilock", version, about)]
 struct Cli {
-    /// The app id: the default key prefix of lock stores, and what component `scopes` match.
+    /// The app id of the host's own tenant: the default key prefix of lock stores, and what
+    /// component `scopes` match. With Tenant resources, that tenant exists only when
+    /// DAPR_API_TOKEN is set.
     #[arg(long, default_value = "")]
     app_id: String,
 
@@ -40,8 +41,8 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
     dapr_listen_addresses: Vec<String>,
 
-    /// A directory (or file) of Dapr component YAML; repeatable. Without it, one
-    /// `lock.embedded` store named `lockstore` exists.
+    /// A directory (or file) of Dapr component YAML and Tenant YAML; repeatable. Without it,
+    /// one `lock.embedded` store named `lockstore` exists.
     #[arg(long = "resources-path")]
     resources_paths: Vec<PathBuf>,
 
@@ -57,7 +58,8 @@ struct Cli {
     #[arg(long, default_value = ".wasilock")]
     data_dir: PathBuf,
 
-    /// A lock component (`.wasm`) to run instead of the built-in one; it must target the
+    /// A lock component (`.wasm`) to run instead of the built-in one, for tenants that name
+    /// none; it must target the
     /// `wasilock:lock/lock-service` world (or export `wasilock:lock/lock` and
     /// `wasi:http/incoming-handler`).
     #[arg(long)]
@@ -73,7 +75,8 @@ struct Cli {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     guest_timeout: Duration,
 
-    /// Linear memory one component instance may use (`64Mi`).
+    /// Linear memory one component instance may use (`64Mi`); also the most a tenant's
+    /// `limits.memory` may be.
     #[arg(long, default_value = "64Mi", value_parser = parse_bytes)]
     guest_memory: u64,
 
@@ -81,6 +84,11 @@ struct Cli {
     /// shared across tenants, and 1 gives every request a fresh instance.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     requests_per_instance: u32,
+
+    /// Requests of one tenant inside its component at once; more wait, at most the guest
+    /// timeout, and then get 429.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    guest_max_concurrency: u32,
 }
 
 /// The values of `--http-export`, mapped onto [`HttpExport`].
@@ -128,59 +136,52 @@ fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     let started = Instant::now();
-    let resources = if cli.resources_paths.is_empty() {
-        Resources::default_store()
-    } else {
-        wasilock::components::load(&cli.resources_paths, &cli.app_id)?
-    };
-    let stores = Arc::new(LockStores::open(&resources, &cli.app_id, &cli.data_dir).await?);
-
-    let component = match &cli.component {
-        Some(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read the component {}", path.display()))?,
-        None => EMBEDDED_GUEST.to_vec(),
-    };
-    let settings = GuestSettings {
-        timeout: cli.guest_timeout,
-        memory_bytes: usize::try_from(cli.guest_memory).context("--guest-memory is too large")?,
+    let settings = Settings {
+        app_id: cli.app_id.clone(),
+        api_token: std::env::var("DAPR_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        resources_paths: cli.resources_paths.clone(),
+        data_dir: cli.data_dir.clone(),
+        component: cli.component.clone(),
+        limits: Limits {
+            timeout: cli.guest_timeout,
+            memory_bytes: usize::try_from(cli.guest_memory)
+                .context("--guest-memory is too large")?,
+            max_concurrency: cli.guest_max_concurrency,
+            requests_per_instance: cli.requests_per_instance,
+        },
         max_body_size: cli.max_body_size,
-        requests_per_instance: cli.requests_per_instance,
         http_export: match cli.http_export {
             HttpExportArg::Auto => HttpExport::Auto,
             HttpExportArg::WasiHttp => HttpExport::WasiHttp,
         },
     };
-    let runtime = GuestRuntime::new(&component, stores.clone(), settings)?;
+    let process = Arc::new(Process::start(settings).await?);
 
     let http_listeners = bind(&cli.dapr_listen_addresses, cli.dapr_http_port, "HTTP").await?;
     let grpc_listeners = bind(&cli.dapr_listen_addresses, cli.dapr_grpc_port, "gRPC").await?;
-    let api_token = std::env::var("DAPR_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
     print_banner(
-        &cli,
-        &runtime,
+        &process,
         &http_listeners,
         &grpc_listeners,
-        api_token.is_some(),
         started.elapsed(),
     )?;
 
-    let app = Arc::new(App {
-        app_id: cli.app_id.clone(),
-        api_token,
-        service: runtime,
-    });
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(purge_expired_locks(stores, stopped.clone()));
+    tokio::spawn(purge_expired_locks(process.clone(), stopped.clone()));
     let mut servers = tokio::task::JoinSet::new();
     for listener in http_listeners {
-        servers.spawn(api::http::serve(listener, app.clone(), stopped.clone()));
+        servers.spawn(api::http::serve(
+            listener,
+            process.tenants.clone(),
+            stopped.clone(),
+        ));
     }
     for listener in grpc_listeners {
-        let (app, stopped) = (app.clone(), stopped.clone());
+        let (tenants, stopped) = (process.tenants.clone(), stopped.clone());
         servers.spawn(async move {
-            if let Err(e) = api::grpc::serve(listener, app, stopped).await {
+            if let Err(e) = api::grpc::serve(listener, tenants, stopped).await {
                 tracing::error!("the gRPC server stopped: {e:#}");
             }
         });
@@ -208,20 +209,21 @@ async fn bind(addresses: &[String], port: u16, api: &str) -> Result<Vec<TcpListe
     Ok(listeners)
 }
 
-/// The start-up banner on stdout: addresses, stores, and a request to paste.
+/// The start-up banner on stdout: addresses, stores, tenants (never their tokens), and a
+/// request to paste.
 fn print_banner(
-    cli: &Cli,
-    runtime: &GuestRuntime,
+    process: &Process,
     http_listeners: &[TcpListener],
     grpc_listeners: &[TcpListener],
-    token: bool,
     startup: Duration,
 ) -> Result<()> {
     let first = http_listeners[0].local_addr()?;
+    let tenants = process.tenants.current();
     println!(
-        "wasilock {} serving the Dapr lock API (app-id {:?}, started in {} ms)",
+        "wasilock {} serving the Dapr lock API ({} tenant{}, started in {} ms)",
         env!("CARGO_PKG_VERSION"),
-        cli.app_id,
+        tenants.iter().count(),
+        if tenants.iter().count() == 1 { "" } else { "s" },
         startup.as_millis()
     );
     for listener in http_listeners {
@@ -230,15 +232,8 @@ fn print_banner(
     for listener in grpc_listeners {
         println!("  gRPC API on {}", listener.local_addr()?);
     }
-    println!(
-        "  requests enter the lock component through {}",
-        runtime.http_export_name()
-    );
-    let mut stores = runtime.stores().iter().peekable();
-    if stores.peek().is_none() {
-        println!("  no lock stores: every lock request answers ERR_LOCK_STORE_NOT_CONFIGURED");
-    }
-    for store in stores {
+    let stores = process.stores();
+    for store in stores.iter() {
         println!(
             "  store {:<16} {:<16} {}",
             store.name,
@@ -246,8 +241,27 @@ fn print_banner(
             store.location
         );
     }
-    if let Some(store) = runtime.stores().iter().next() {
-        let token_header = if token {
+    for tenant in tenants.iter() {
+        let sandbox = &tenant.service;
+        let limits = sandbox.limits();
+        let visible: Vec<_> = sandbox.stores().iter().map(|s| s.name.as_str()).collect();
+        println!(
+            "  tenant {:?}: component {} through {}; stores [{}]; limits memory {} B, timeout {:?}, maxConcurrency {}, requestsPerInstance {}",
+            tenant.app_id,
+            sandbox.component_name(),
+            sandbox.http_export_name(),
+            visible.join(", "),
+            limits.memory_bytes,
+            limits.timeout,
+            limits.max_concurrency,
+            limits.requests_per_instance
+        );
+    }
+    if stores.iter().next().is_none() {
+        println!("  no lock stores: every lock request answers ERR_LOCK_STORE_NOT_CONFIGURED");
+    }
+    if let Some(store) = stores.iter().next() {
+        let token_header = if tenants.need_tokens() {
             " -H \"dapr-api-token: $DAPR_API_TOKEN\""
         } else {
             ""
@@ -261,14 +275,14 @@ fn print_banner(
 }
 
 /// Deletes expired locks every [`PURGE_INTERVAL`] until shutdown.
-async fn purge_expired_locks(stores: Arc<LockStores>, mut stopped: watch::Receiver<bool>) {
+async fn purge_expired_locks(process: Arc<Process>, mut stopped: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
-        let purged = stores.purge_expired().await;
+        let purged = process.stores().purge_expired().await;
         if purged > 0 {
             tracing::debug!(purged, "purged expired locks");
         }

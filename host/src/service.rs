@@ -1,14 +1,14 @@
-//! Lock operations of one app, independent of the transport: what HTTP and gRPC both call.
+//! Lock operations of one tenant, independent of the transport: what HTTP and gRPC both call.
 //!
-//! [`LockService`] is the lock logic (the component, or the same rules natively for the
-//! benchmark baseline); [`App`] adds what a sidecar knows of its app (id, API token). The
+//! [`LockService`] is the lock logic (a tenant's [`Sandbox`], or the same rules natively for
+//! the benchmark baseline); [`Tenant`] adds what a sidecar knows of its app (its id). The
 //! vocabulary is the component's own pure rules ([`wasilock_guest::lease`]): requests,
 //! unlock statuses and daprd's errors. A component's failure becomes daprd's error here, in
-//! one place ([`component_failed`]); each transport renders a [`LockError`] its own way.
+//! one place ([`refusal`]); each transport renders a [`Refusal`] its own way.
 
 use crate::answer::HyperOutgoingBody;
-use crate::registry::LockStores;
-use crate::runtime::{GuestFailure, GuestRuntime};
+use crate::stores::StoreView;
+use crate::wasm::sandbox::{GuestFailure, Sandbox};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 pub use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
@@ -39,16 +39,16 @@ pub trait LockService: Send + Sync + 'static {
         request: UnlockRequest,
     ) -> impl Future<Output = Result<Result<UnlockStatus, LockError>, GuestFailure>> + Send;
 
-    /// The lock stores this app sees.
-    fn stores(&self) -> &LockStores;
+    /// The lock stores this tenant sees.
+    fn stores(&self) -> &StoreView;
 }
 
-impl LockService for GuestRuntime {
+impl LockService for Sandbox {
     fn handle_http(
         &self,
         request: Request<Incoming>,
     ) -> impl Future<Output = Result<Response<HyperOutgoingBody>, GuestFailure>> + Send {
-        GuestRuntime::handle_http(self, request)
+        Sandbox::handle_http(self, request)
     }
 
     fn try_lock(
@@ -56,7 +56,7 @@ impl LockService for GuestRuntime {
         store: &str,
         request: LockRequest,
     ) -> impl Future<Output = Result<Result<bool, LockError>, GuestFailure>> + Send {
-        GuestRuntime::try_lock(self, store, request)
+        Sandbox::try_lock(self, store, request)
     }
 
     fn unlock(
@@ -64,38 +64,37 @@ impl LockService for GuestRuntime {
         store: &str,
         request: UnlockRequest,
     ) -> impl Future<Output = Result<Result<UnlockStatus, LockError>, GuestFailure>> + Send {
-        GuestRuntime::unlock(self, store, request)
+        Sandbox::unlock(self, store, request)
     }
 
-    fn stores(&self) -> &LockStores {
-        GuestRuntime::stores(self)
+    fn stores(&self) -> &StoreView {
+        Sandbox::stores(self)
     }
 }
 
-/// One app as a sidecar serves it: its id, its API token and its lock logic.
-pub struct App<S = GuestRuntime> {
-    /// The app id (`--app-id`).
+/// One tenant, served as a Dapr sidecar serves its app: its app id and its lock logic.
+pub struct Tenant<S = Sandbox> {
+    /// The app id.
     pub app_id: String,
-    /// `DAPR_API_TOKEN`: when set, every request but health checks must carry it.
-    pub api_token: Option<String>,
     /// The lock logic.
     pub service: S,
 }
 
-impl<S: LockService> App<S> {
-    /// Whether a request presenting `token` (or none) may be served.
-    pub fn admits(&self, token: Option<&[u8]>) -> bool {
-        match &self.api_token {
-            None => true,
-            Some(expected) => token == Some(expected.as_bytes()),
-        }
-    }
+/// Why a lock request got no lock outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Daprd's error for the request (a rule, a store failure, or the component's).
+    Lock(LockError),
+    /// The tenant's `maxConcurrency` stayed reached for the whole wait.
+    Busy(String),
+}
 
+impl<S: LockService> Tenant<S> {
     /// Tries to acquire a lock; daprd's error on refusal or failure.
-    pub async fn try_lock(&self, store: &str, request: LockRequest) -> Result<bool, LockError> {
+    pub async fn try_lock(&self, store: &str, request: LockRequest) -> Result<bool, Refusal> {
         match self.service.try_lock(store, request).await {
-            Ok(outcome) => outcome,
-            Err(failure) => Err(component_failed(Operation::TryLock, &failure)),
+            Ok(outcome) => outcome.map_err(Refusal::Lock),
+            Err(failure) => Err(self.refusal(Operation::TryLock, &failure)),
         }
     }
 
@@ -104,10 +103,10 @@ impl<S: LockService> App<S> {
         &self,
         store: &str,
         request: UnlockRequest,
-    ) -> Result<UnlockStatus, LockError> {
+    ) -> Result<UnlockStatus, Refusal> {
         match self.service.unlock(store, request).await {
-            Ok(outcome) => outcome,
-            Err(failure) => Err(component_failed(Operation::Unlock, &failure)),
+            Ok(outcome) => outcome.map_err(Refusal::Lock),
+            Err(failure) => Err(self.refusal(Operation::Unlock, &failure)),
         }
     }
 
@@ -125,6 +124,12 @@ impl<S: LockService> App<S> {
                 })
                 .collect(),
         }
+    }
+
+    /// The answer for a call into the component that failed: `Busy` as such, anything else
+    /// as daprd's `ERR_TRY_LOCK` / `ERR_UNLOCK` naming the cause in one line. Logged here.
+    pub fn refusal(&self, operation: Operation, failure: &GuestFailure) -> Refusal {
+        refusal(&self.app_id, operation, failure)
     }
 }
 
@@ -170,14 +175,21 @@ pub enum Operation {
     Unlock,
 }
 
-/// Daprd's error for a request the component could not answer (it trapped, or broke a
-/// limit): `ERR_TRY_LOCK` / `ERR_UNLOCK` naming the cause in one line. Logged here.
-pub fn component_failed(operation: Operation, failure: &GuestFailure) -> LockError {
-    let root = failure.0.root_cause().to_string();
+/// The answer for a call into the component that failed: `Busy` as such, anything else as
+/// daprd's `ERR_TRY_LOCK` / `ERR_UNLOCK` naming the cause in one line. Logged here.
+pub fn refusal(app_id: &str, operation: Operation, failure: &GuestFailure) -> Refusal {
+    let error = match failure {
+        GuestFailure::Busy { .. } => {
+            tracing::debug!(app_id, ?operation, "the lock component is busy: {failure}");
+            return Refusal::Busy(format!("too many requests for app {app_id:?}: {failure}"));
+        }
+        GuestFailure::Failed(error) => error,
+    };
+    let root = error.root_cause().to_string();
     let summary = root.lines().next().unwrap_or_default();
-    tracing::warn!(?operation, "the lock component failed: {summary}");
-    tracing::debug!(?operation, "the lock component failed: {failure}");
-    match operation {
+    tracing::warn!(app_id, ?operation, "the lock component failed: {summary}");
+    tracing::debug!(app_id, ?operation, "the lock component failed: {failure}");
+    Refusal::Lock(match operation {
         Operation::TryLock => LockError::TryLockFailed(format!(
             "{}the lock component failed: {summary}",
             wasilock_guest::lease::TRY_LOCK_FAILED_PREFIX
@@ -186,5 +198,5 @@ pub fn component_failed(operation: Operation, failure: &GuestFailure) -> LockErr
             "{}the lock component failed: {summary}",
             wasilock_guest::lease::UNLOCK_FAILED_PREFIX
         )),
-    }
+    })
 }

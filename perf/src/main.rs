@@ -79,11 +79,11 @@ fn main() -> anyhow::Result<()> {
 
 /// The native baseline server: prints its address, serves until killed.
 async fn serve_native() -> anyhow::Result<()> {
-    let app = native::NativeService::new().await?.into_app();
+    let tenants = native::NativeService::new().await?.into_tenants();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    wasilock::api::http::serve(listener, app, stopped).await;
+    wasilock::api::http::serve(listener, tenants, stopped).await;
     Ok(())
 }
 

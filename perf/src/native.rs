@@ -7,11 +7,12 @@ use hyper::{Method, Request, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use wasilock::answer::{HyperOutgoingBody, json_response};
-use wasilock::components::{Resources, StoreSpec, StoreType};
-use wasilock::keys::KeyPrefix;
-use wasilock::registry::{Bucket, LockStores, OpenError};
-use wasilock::runtime::GuestFailure;
-use wasilock::service::{App, LockService};
+use wasilock::config::components::{StoreSpec, StoreType};
+use wasilock::service::{LockService, Tenant};
+use wasilock::stores::keys::KeyPrefix;
+use wasilock::stores::{Bucket, OpenError, StoreSet, StoreView};
+use wasilock::tenants::{Registry, Tenants};
+use wasilock::wasm::sandbox::GuestFailure;
 use wasilock_guest::http::{self, Route};
 use wasilock_guest::lease::{
     self, CasOutcome, LockBucket, LockError, LockRequest, LockStore, StoreError, UnlockRequest,
@@ -23,36 +24,33 @@ const MAX_BODY: usize = 4 << 20;
 
 /// The lock rules called directly, over `lockstore` (`lock.in-memory`).
 pub struct NativeService {
-    stores: Arc<LockStores>,
+    stores: StoreView,
 }
 
 impl NativeService {
     /// One in-memory store named `lockstore`.
     pub async fn new() -> anyhow::Result<Self> {
-        let resources = Resources {
-            stores: vec![StoreSpec {
-                name: "lockstore".into(),
-                store_type: StoreType::InMemory,
-                key_prefix: KeyPrefix::AppId,
-                metadata: Default::default(),
-                source: None,
-                ignore_errors: false,
-            }],
-            scoped_out: Vec::new(),
+        let spec = StoreSpec {
+            name: "lockstore".into(),
+            store_type: StoreType::InMemory,
+            key_prefix: KeyPrefix::AppId,
+            metadata: Default::default(),
+            source: None,
+            ignore_errors: false,
+            scopes: Vec::new(),
         };
-        let stores = LockStores::open(&resources, "", std::path::Path::new(".")).await?;
+        let set = StoreSet::open(&[spec], std::path::Path::new("."), None).await?;
         Ok(NativeService {
-            stores: Arc::new(stores),
+            stores: set.view(""),
         })
     }
 
-    /// The service with the host's server around it.
-    pub fn into_app(self) -> Arc<App<NativeService>> {
-        Arc::new(App {
+    /// The service as the one tenant of the host's servers.
+    pub fn into_tenants(self) -> Arc<Registry<NativeService>> {
+        Arc::new(Registry::new(Tenants::open(Tenant {
             app_id: String::new(),
-            api_token: None,
             service: self,
-        })
+        })))
     }
 }
 
@@ -97,13 +95,13 @@ impl LockService for NativeService {
         Ok(lease::unlock(&NativeStore(&self.stores), store, &request))
     }
 
-    fn stores(&self) -> &LockStores {
+    fn stores(&self) -> &StoreView {
         &self.stores
     }
 }
 
 /// The host's stores as the guest rules see them.
-struct NativeStore<'a>(&'a LockStores);
+struct NativeStore<'a>(&'a StoreView);
 
 /// An opened store; its async calls complete at once for the in-memory backend.
 struct NativeBucket(Bucket);
@@ -131,8 +129,10 @@ impl LockBucket for NativeBucket {
         let ttl = ttl_ms.map(Duration::from_millis);
         let outcome = futures_executor::block_on(self.0.compare_and_swap(key, expected, new, ttl));
         match outcome {
-            Ok(wasilock::backend::CasOutcome::Swapped) => Ok(CasOutcome::Swapped),
-            Ok(wasilock::backend::CasOutcome::Conflict(live)) => Ok(CasOutcome::Conflict(live)),
+            Ok(wasilock::stores::backend::CasOutcome::Swapped) => Ok(CasOutcome::Swapped),
+            Ok(wasilock::stores::backend::CasOutcome::Conflict(live)) => {
+                Ok(CasOutcome::Conflict(live))
+            }
             Err(message) => Err(StoreError::Backend(message)),
         }
     }

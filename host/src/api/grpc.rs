@@ -2,11 +2,14 @@
 //! and `GetMetadata` (every other method answers `UNIMPLEMENTED`), HTTP/2 without TLS, and
 //! server reflection (v1 and v1alpha) as daprd registers it.
 //!
-//! Errors are daprd's: a plain status whose code and message follow its validation rows; a
-//! missing or wrong `dapr-api-token` is `UNAUTHENTICATED` with daprd's `ErrorInfo`.
+//! The `dapr-api-token` metadata selects the tenant; a missing or unknown token is
+//! `UNAUTHENTICATED` with daprd's `ErrorInfo`. Errors are daprd's: a plain status whose code
+//! and message follow its validation rows; a busy tenant is `RESOURCE_EXHAUSTED`.
 
-use crate::service::{App, LockError, LockRequest, LockService, UnlockRequest};
+use crate::service::{LockError, LockRequest, LockService, Refusal, Tenant, UnlockRequest};
+use crate::tenants::Registry;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,7 +32,7 @@ use proto::dapr_server::{Dapr, DaprServer};
 /// Serves the gRPC API on `listener` until `shutdown` turns true.
 pub async fn serve<S: LockService>(
     listener: TcpListener,
-    app: Arc<App<S>>,
+    tenants: Arc<Registry<S>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -38,12 +41,11 @@ pub async fn serve<S: LockService>(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let reflection_v1 = reflection.build_v1()?;
-    let gate = app.clone();
     tonic::transport::Server::builder()
         .layer(tonic::service::InterceptorLayer::new(
-            move |request: Request<()>| admit(&gate, request),
+            move |request: Request<()>| select_tenant(&tenants, request),
         ))
-        .add_service(DaprServer::new(DaprApi { app }))
+        .add_service(DaprServer::new(DaprApi::<S>(PhantomData)))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
@@ -56,10 +58,15 @@ pub async fn serve<S: LockService>(
     Ok(())
 }
 
-/// Checks `dapr-api-token` as daprd does (`pkg/api/grpc/auth.go`).
-fn admit<S: LockService>(app: &App<S>, request: Request<()>) -> Result<Request<()>, Status> {
+/// Selects the tenant by `dapr-api-token` and hands it to the call, or refuses the call as
+/// daprd does (`pkg/api/grpc/auth.go`).
+fn select_tenant<S: LockService>(
+    tenants: &Registry<S>,
+    mut request: Request<()>,
+) -> Result<Request<()>, Status> {
     let token = request.metadata().get("dapr-api-token");
-    if app.admits(token.map(|v| v.as_bytes())) {
+    if let Some(tenant) = tenants.select(token.map(|v| v.as_bytes())) {
+        request.extensions_mut().insert(tenant);
         return Ok(request);
     }
     let reason = if token.is_none() {
@@ -78,9 +85,16 @@ fn admit<S: LockService>(app: &App<S>, request: Request<()>) -> Result<Request<(
     ))
 }
 
-/// The `Dapr` service over one app.
-struct DaprApi<S> {
-    app: Arc<App<S>>,
+/// The `Dapr` service; each call finds its tenant in its extensions.
+struct DaprApi<S>(PhantomData<fn() -> S>);
+
+/// The tenant [`select_tenant`] chose for `request`.
+fn tenant<S: LockService, T>(request: &Request<T>) -> Result<Arc<Tenant<S>>, Status> {
+    request
+        .extensions()
+        .get::<Arc<Tenant<S>>>()
+        .cloned()
+        .ok_or_else(|| Status::internal("no tenant was selected for the call"))
 }
 
 #[tonic::async_trait]
@@ -89,14 +103,14 @@ impl<S: LockService> Dapr for DaprApi<S> {
         &self,
         request: Request<proto::TryLockRequest>,
     ) -> Result<Response<proto::TryLockResponse>, Status> {
+        let tenant = tenant::<S, _>(&request)?;
         let request = request.into_inner();
         let lock = LockRequest {
             resource_id: request.resource_id,
             lock_owner: request.lock_owner,
             expiry_in_seconds: request.expiry_in_seconds,
         };
-        let success = self
-            .app
+        let success = tenant
             .try_lock(&request.store_name, lock)
             .await
             .map_err(status)?;
@@ -107,13 +121,13 @@ impl<S: LockService> Dapr for DaprApi<S> {
         &self,
         request: Request<proto::UnlockRequest>,
     ) -> Result<Response<proto::UnlockResponse>, Status> {
+        let tenant = tenant::<S, _>(&request)?;
         let request = request.into_inner();
         let unlock = UnlockRequest {
             resource_id: request.resource_id,
             lock_owner: request.lock_owner,
         };
-        let outcome = self
-            .app
+        let outcome = tenant
             .unlock(&request.store_name, unlock)
             .await
             .map_err(status)?;
@@ -124,9 +138,9 @@ impl<S: LockService> Dapr for DaprApi<S> {
 
     async fn get_metadata(
         &self,
-        _request: Request<proto::GetMetadataRequest>,
+        request: Request<proto::GetMetadataRequest>,
     ) -> Result<Response<proto::GetMetadataResponse>, Status> {
-        let metadata = self.app.metadata();
+        let metadata = tenant::<S, _>(&request)?.metadata();
         Ok(Response::new(proto::GetMetadataResponse {
             id: metadata.app_id.clone(),
             registered_components: metadata
@@ -154,8 +168,13 @@ impl<S: LockService> Dapr for DaprApi<S> {
     }
 }
 
-/// Daprd's gRPC status for a lock error (spec §1, gRPC column).
-pub fn status(error: LockError) -> Status {
+/// Daprd's gRPC status for a refused request (spec §1, gRPC column); `RESOURCE_EXHAUSTED`
+/// for a busy tenant.
+pub fn status(refusal: Refusal) -> Status {
+    let error = match refusal {
+        Refusal::Lock(error) => error,
+        Refusal::Busy(message) => return Status::resource_exhausted(message),
+    };
     let code = match &error {
         LockError::MalformedRequest(_) | LockError::StoreNotFound(_) => Code::InvalidArgument,
         LockError::StoreNotConfigured(_) => Code::FailedPrecondition,

@@ -1,11 +1,12 @@
-//! The HTTP/1.1 API: daprd's health checks, API token and metadata in the host, the lock
-//! routes (and daprd's answer to every other path) from the lock component.
+//! The HTTP/1.1 API: daprd's health checks in the host; then the `dapr-api-token` selects the
+//! tenant (daprd's 401 when none matches), whose metadata the host answers and whose lock
+//! component answers the lock routes (and daprd's answer to every other path).
 
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
-    App, DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, RegisteredComponent,
-    component_failed,
+    DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent,
 };
+use crate::tenants::Registry;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -25,7 +26,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Serves `listener` until `shutdown` turns true, then lets in-flight requests finish.
 pub async fn serve<S: LockService>(
     listener: TcpListener,
-    app: Arc<App<S>>,
+    tenants: Arc<Registry<S>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -42,10 +43,10 @@ pub async fn serve<S: LockService>(
             }
         };
         let _ = socket.set_nodelay(true);
-        let app = app.clone();
+        let tenants = tenants.clone();
         let service = hyper::service::service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, request).await) }
+            let tenants = tenants.clone();
+            async move { Ok::<_, Infallible>(handle(&tenants, request).await) }
         });
         let connection = http1::Builder::new()
             .keep_alive(true)
@@ -67,7 +68,7 @@ pub async fn serve<S: LockService>(
 
 /// Answers one request.
 pub async fn handle<S: LockService>(
-    app: &App<S>,
+    tenants: &Registry<S>,
     request: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
     let path = request.uri().path();
@@ -76,28 +77,38 @@ pub async fn handle<S: LockService>(
         return respond(StatusCode::NO_CONTENT, None, Bytes::new());
     }
     let token = request.headers().get("dapr-api-token");
-    if !app.admits(token.map(|v| v.as_bytes())) {
+    let Some(tenant) = tenants.select(token.map(|v| v.as_bytes())) else {
         return respond(
             StatusCode::UNAUTHORIZED,
             Some("text/plain; charset=utf-8"),
             Bytes::from_static(b"invalid api token\n"),
         );
-    }
+    };
     if get && path == "/v1.0/metadata" {
-        return json(200, metadata_json(&app.metadata()));
+        return json(200, metadata_json(&tenant.metadata()));
     }
     let operation = if path.starts_with("/v1.0-alpha1/unlock/") {
         Operation::Unlock
     } else {
         Operation::TryLock
     };
-    match app.service.handle_http(request).await {
+    match tenant.service.handle_http(request).await {
         Ok(response) => response,
-        Err(failure) => {
-            let error = component_failed(operation, &failure);
-            let answer = wasilock_guest::http::error_response(&error);
+        Err(failure) => refusal_response(&tenant.refusal(operation, &failure)),
+    }
+}
+
+/// Daprd's answer for a refused request: its error JSON, or `429` for a busy tenant.
+pub fn refusal_response(refusal: &Refusal) -> Response<HyperOutgoingBody> {
+    match refusal {
+        Refusal::Lock(error) => {
+            let answer = wasilock_guest::http::error_response(error);
             json(answer.status, answer.body)
         }
+        Refusal::Busy(message) => json(
+            429,
+            wasilock_guest::http::error_body("ERR_TOO_MANY_REQUESTS", message),
+        ),
     }
 }
 

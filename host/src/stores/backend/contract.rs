@@ -140,7 +140,7 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
 
 // Shared with the end-to-end tests, which also start cluster nodes.
 #[allow(dead_code)]
-#[path = "../../../tests/support/redis_server.rs"]
+#[path = "../../../../tests/support/redis_server.rs"]
 mod redis_server;
 
 async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {

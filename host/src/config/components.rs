@@ -1,11 +1,9 @@
-//! Lock stores from Dapr component YAML (`--resources-path`), read the way daprd reads them.
+//! Lock stores from Dapr component YAML, read the way daprd reads them.
 //!
-//! Every `*.yaml`/`*.yml` file of each directory is read, with any number of `---`
-//! documents. Documents of another `kind` and components of a non-lock type are skipped; an
-//! unknown `lock.*` type, a missing name, a bad version or a duplicate name is an error that
-//! names the file and the component.
+//! An unknown `lock.*` type, a missing name, a bad version or a duplicate name is an error
+//! that names the file and the component. Components of a non-lock type are skipped.
 
-use crate::keys::KeyPrefix;
+use crate::stores::keys::KeyPrefix;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -54,56 +52,32 @@ pub struct StoreSpec {
     pub source: Option<PathBuf>,
     /// `spec.ignoreErrors`: when the store cannot start, run without it (as daprd).
     pub ignore_errors: bool,
+    /// `scopes`: the app ids that see the store; empty = every app id (as in Dapr).
+    pub scopes: Vec<String>,
 }
 
-/// The lock stores of a host.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// The stores this app id may use.
-    pub stores: Vec<StoreSpec>,
-    /// Stores whose `scopes` leave this app id out: visible to it as "access denied".
-    pub scoped_out: Vec<String>,
-}
-
-impl Resources {
-    /// The default with no `--resources-path`: one `lock.embedded` store named `lockstore`.
-    pub fn default_store() -> Self {
-        Resources {
-            stores: vec![StoreSpec {
-                name: "lockstore".into(),
-                store_type: StoreType::Embedded,
-                key_prefix: KeyPrefix::AppId,
-                metadata: BTreeMap::new(),
-                source: None,
-                ignore_errors: false,
-            }],
-            scoped_out: Vec::new(),
-        }
+impl StoreSpec {
+    /// Whether the app `app_id` sees this store.
+    pub fn visible_to(&self, app_id: &str) -> bool {
+        self.scopes.is_empty() || self.scopes.iter().any(|s| s == app_id)
     }
 }
 
-/// Reads every component file under `dirs` (a file path is read as is).
-pub fn load(dirs: &[PathBuf], app_id: &str) -> Result<Resources> {
-    let mut resources = Resources::default();
-    for dir in dirs {
-        for file in component_files(dir)? {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read component file {}", file.display()))?;
-            parse_file(
-                &text,
-                &file,
-                app_id,
-                &|name| std::env::var(name).ok(),
-                &mut resources,
-            )
-            .with_context(|| format!("invalid component file {}", file.display()))?;
-        }
+/// The default with no `--resources-path`: one `lock.embedded` store named `lockstore`.
+pub fn default_store() -> StoreSpec {
+    StoreSpec {
+        name: "lockstore".into(),
+        store_type: StoreType::Embedded,
+        key_prefix: KeyPrefix::AppId,
+        metadata: BTreeMap::new(),
+        source: None,
+        ignore_errors: false,
+        scopes: Vec::new(),
     }
-    Ok(resources)
 }
 
 /// The YAML files of `dir`, sorted; `dir` itself when it is a file.
-fn component_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn resource_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if dir.is_file() {
         return Ok(vec![dir.to_path_buf()]);
     }
@@ -121,21 +95,16 @@ fn component_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// A Dapr `Component` document.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Document {
-    kind: Option<String>,
+pub struct Document {
     #[serde(default)]
-    metadata: ObjectMeta,
+    metadata: super::ObjectMeta,
     #[serde(default)]
     spec: ComponentSpec,
     #[serde(default)]
     scopes: Vec<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct ObjectMeta {
-    name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -159,67 +128,45 @@ struct MetadataItem {
     secret_key_ref: Option<serde_yaml_ng::Value>,
 }
 
-/// Adds the lock stores of one file's documents to `resources`.
-pub fn parse_file(
-    text: &str,
+/// The lock store a `Component` document describes; `None` for a non-lock component.
+pub fn store_spec(
+    document: Document,
     file: &Path,
-    app_id: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    resources: &mut Resources,
-) -> Result<()> {
-    for document in serde_yaml_ng::Deserializer::from_str(text) {
-        let value = serde_yaml_ng::Value::deserialize(document).context("not valid YAML")?;
-        if value.is_null() {
-            continue;
-        }
-        let document: Document =
-            serde_yaml_ng::from_value(value).context("not a Dapr resource document")?;
-        if document.kind.as_deref() != Some("Component") {
-            continue;
-        }
-        let Some(name) = document.metadata.name.filter(|n| !n.is_empty()) else {
-            bail!("a Component has no metadata.name");
-        };
-        let component_type = document.spec.component_type.unwrap_or_default();
-        if !component_type.starts_with("lock.") {
-            tracing::info!(file = %file.display(), component = %name, r#type = %component_type, "skipping a component that is not a lock store");
-            continue;
-        }
-        let Some(store_type) = StoreType::from_name(&component_type) else {
-            bail!(
-                "component {name:?} has lock store type {component_type:?}, which this host does not implement (supported: lock.embedded, lock.in-memory, lock.redis)"
-            );
-        };
-        let version = document.spec.version.unwrap_or_default();
-        if !matches!(version.as_str(), "" | "v0" | "v1") {
-            bail!("component {name:?} has version {version:?}; {component_type} supports v1");
-        }
-        if resources.stores.iter().any(|s| s.name == name) || resources.scoped_out.contains(&name) {
-            bail!("component {name:?} is defined twice");
-        }
-        if !document.scopes.is_empty() && !document.scopes.iter().any(|s| s == app_id) {
-            tracing::info!(component = %name, app_id, "lock store scoped out for this app id");
-            resources.scoped_out.push(name);
-            continue;
-        }
-        let ignore_errors = document.spec.ignore_errors;
-        let metadata = resolve_metadata(&name, document.spec.metadata, env)?;
-        let key_prefix = metadata
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("keyPrefix"))
-            .map(|(_, v)| v.as_str());
-        let key_prefix = KeyPrefix::from_metadata(key_prefix)
-            .map_err(|e| anyhow::anyhow!("component {name:?}: {e}"))?;
-        resources.stores.push(StoreSpec {
-            name,
-            store_type,
-            key_prefix,
-            metadata,
-            source: Some(file.to_path_buf()),
-            ignore_errors,
-        });
+) -> Result<Option<StoreSpec>> {
+    let Some(name) = document.metadata.name.filter(|n| !n.is_empty()) else {
+        bail!("a Component has no metadata.name");
+    };
+    let component_type = document.spec.component_type.unwrap_or_default();
+    if !component_type.starts_with("lock.") {
+        tracing::info!(file = %file.display(), component = %name, r#type = %component_type, "skipping a component that is not a lock store");
+        return Ok(None);
     }
-    Ok(())
+    let Some(store_type) = StoreType::from_name(&component_type) else {
+        bail!(
+            "component {name:?} has lock store type {component_type:?}, which this host does not implement (supported: lock.embedded, lock.in-memory, lock.redis)"
+        );
+    };
+    let version = document.spec.version.unwrap_or_default();
+    if !matches!(version.as_str(), "" | "v0" | "v1") {
+        bail!("component {name:?} has version {version:?}; {component_type} supports v1");
+    }
+    let metadata = resolve_metadata(&name, document.spec.metadata, env)?;
+    let key_prefix = metadata
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("keyPrefix"))
+        .map(|(_, v)| v.as_str());
+    let key_prefix = KeyPrefix::from_metadata(key_prefix)
+        .map_err(|e| anyhow::anyhow!("component {name:?}: {e}"))?;
+    Ok(Some(StoreSpec {
+        name,
+        store_type,
+        key_prefix,
+        metadata,
+        source: Some(file.to_path_buf()),
+        ignore_errors: document.spec.ignore_errors,
+        scopes: document.scopes,
+    }))
 }
 
 /// Metadata values as strings, `envRef` read from the environment.
@@ -259,11 +206,12 @@ fn resolve_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Resources, parse_file};
 
-    fn parse(text: &str, app_id: &str) -> Result<Resources> {
+    fn parse(text: &str) -> Result<Resources> {
         let mut resources = Resources::default();
         let env = |name: &str| (name == "LOCK_PREFIX").then(|| "Shared".to_string());
-        parse_file(text, Path::new("c.yaml"), app_id, &env, &mut resources)?;
+        parse_file(text, Path::new("c.yaml"), &env, &mut resources)?;
         Ok(resources)
     }
 
@@ -289,7 +237,6 @@ kind: Component
 metadata: { name: durable }
 spec: { type: lock.embedded, ignoreErrors: true }
 "#,
-            "app",
         )
         .unwrap();
         assert_eq!(resources.stores.len(), 2);
@@ -309,24 +256,24 @@ spec: { type: lock.embedded, ignoreErrors: true }
     fn skips_other_kinds_and_types() {
         let resources = parse(
             "kind: Configuration\nmetadata: {name: c}\n---\nkind: Component\nmetadata: {name: s}\nspec: {type: state.redis}\n---\n",
-            "",
         )
         .unwrap();
         assert_eq!(resources, Resources::default());
     }
 
     #[test]
-    fn scopes_hide_stores_from_other_app_ids() {
+    fn scopes_decide_which_app_ids_see_a_store() {
         let text = "kind: Component\nmetadata: {name: s}\nspec: {type: lock.in-memory}\nscopes: [billing]\n";
-        assert_eq!(parse(text, "billing").unwrap().stores.len(), 1);
-        let other = parse(text, "web").unwrap();
-        assert!(other.stores.is_empty());
-        assert_eq!(other.scoped_out, vec!["s".to_string()]);
+        let store = &parse(text).unwrap().stores[0];
+        assert!(store.visible_to("billing"));
+        assert!(!store.visible_to("web"));
+        let open = "kind: Component\nmetadata: {name: s}\nspec: {type: lock.in-memory}\n";
+        assert!(parse(open).unwrap().stores[0].visible_to("anyone"));
     }
 
     #[test]
     fn clear_errors_name_the_component_and_type() {
-        let err = |text: &str| format!("{:#}", parse(text, "").unwrap_err());
+        let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
         assert!(
             err("kind: Component\nmetadata: {name: s}\nspec: {type: lock.etcd}\n")
                 .contains(r#"component "s" has lock store type "lock.etcd""#)

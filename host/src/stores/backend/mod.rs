@@ -1,6 +1,6 @@
 //! Storage backends behind the WIT `store` interface: one async compare-and-swap contract.
 //!
-//! Keys arrive already laid out by [`crate::keys`]; a backend only stores bytes with an
+//! Keys arrive already laid out by [`super::keys`]; a backend only stores bytes with an
 //! expiry, in its own clock. Every backend passes the same contract suite (`contract`).
 
 mod embedded;

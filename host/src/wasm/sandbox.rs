@@ -1,63 +1,42 @@
-//! The wasm side of the host: engine, linker, limits, and calls into the lock component.
+//! A tenant's sandbox: its lock component, its limits, its warm instances, and the one call
+//! helper ([`Sandbox::call`]) that every entry into the component goes through (HTTP through
+//! `http-api` or `wasi:http`, gRPC through the typed `lock` export).
 //!
-//! One [`GuestRuntime`] serves one tenant (app id) with its lock stores. HTTP requests run in
-//! instances of the pre-linked component (pooling allocator) that are kept warm and reused for
-//! up to [`GuestSettings::requests_per_instance`] requests of the same tenant, never across
-//! tenants (the warm pool belongs to the runtime); an instance that trapped is dropped. Every
-//! call is bounded by an execution deadline (epoch interruption, one shared ticker thread) and
-//! a memory cap.
-//!
-//! A request enters the component through `wasilock:lock/http-api` (the whole request in, the
-//! whole answer out, one call) when the component exports it, or through
-//! `wasi:http/incoming-handler` (WASI resources and streams); both give the same answers, the
-//! first with far fewer host calls ([`HttpExport`]).
+//! Instances of the pre-linked component ([`LinkedComponent`], compiled once and shared by
+//! the tenants that run it) are kept warm and reused for up to
+//! [`Limits::requests_per_instance`] requests of the same tenant, never across tenants; an
+//! instance that failed is dropped. A call waits for one of [`Limits::max_concurrency`]
+//! places (bounded by the timeout, else [`GuestFailure::Busy`]); it yields its executor
+//! thread at every epoch tick, so a looping guest never holds up other requests, and ends at
+//! its deadline ([`Limits::timeout`]); its memory is capped ([`Limits::memory_bytes`]).
 
+use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
+use super::store_impl::{self, HostState};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
-use crate::registry::{Bucket, LockStores, OpenError};
+use crate::stores::StoreView;
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Limited};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use wasmtime::component::{
-    Component, HasSelf, Instance, InstancePre, Linker, Resource, ResourceTable,
-};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder, Trap,
-};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+use wasmtime::component::{Component, Instance, InstancePre, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-/// Host bindings for the `lock-api` world (the `store` import, the typed `lock` and the
-/// `http-api` exports).
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "lock-api",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: { "wasilock:lock/store.bucket": crate::registry::Bucket },
-        additional_derives: [PartialEq, Eq],
-    });
-}
-
-use bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
-use bindings::wasilock::lock::store::{self as wit_store, CasOutcome};
-use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
-
-/// The guest component built from `guest/` and embedded at build time.
-pub const EMBEDDED_GUEST: &[u8] = include_bytes!(env!("WASILOCK_GUEST_WASM"));
-
-/// How often the shared epoch ticker advances; the deadline's resolution.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Concurrent guest instances the pooling allocator has room for.
-const MAX_INSTANCES: u32 = 1000;
-/// Warm instances kept for reuse, at most; the rest of the pool stays for request peaks.
-const MAX_WARM_INSTANCES: usize = 256;
+/// Warm instances kept for reuse by one tenant, at most.
+const MAX_WARM_PER_TENANT: usize = 256;
+/// Warm instances kept in the whole process, at most: the rest of the instance pool stays
+/// for requests in flight.
+const MAX_WARM_TOTAL: usize = super::engine::MAX_INSTANCES as usize / 2;
 /// The largest answer body a component may give.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// Warm instances kept across every sandbox of the process.
+static WARM_TOTAL: AtomicUsize = AtomicUsize::new(0);
 
 /// Which export of the component answers HTTP requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,41 +48,27 @@ pub enum HttpExport {
     WasiHttp,
 }
 
-/// How guest instances are run: their limits, and how requests enter them.
-#[derive(Debug, Clone)]
-pub struct GuestSettings {
+/// The limits of one tenant's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
     /// Wall-clock time a call may take before the guest is stopped.
     pub timeout: Duration,
     /// Linear memory a guest instance may use, in bytes.
     pub memory_bytes: usize,
-    /// The request body bound handed to the guest (`--max-body-size`).
-    pub max_body_size: u64,
-    /// HTTP requests one instance may serve before it is dropped; 1 gives every request a
-    /// fresh instance (no state survives a request).
+    /// Calls inside the component at once; more wait, at most `timeout`.
+    pub max_concurrency: u32,
+    /// Requests one instance may serve before it is dropped; 1 gives every request a fresh
+    /// instance (no state survives a request).
     pub requests_per_instance: u32,
-    /// Which export answers HTTP requests.
-    pub http_export: HttpExport,
 }
 
-/// Per-call state of a guest instance.
-pub struct HostState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    http_hooks: DenyOutgoing,
-    table: ResourceTable,
-    limits: MemoryCap,
-    stores: Arc<LockStores>,
-}
-
-/// The lock component, compiled and linked, for one tenant.
-pub struct GuestRuntime {
-    engine: Engine,
+/// A lock component compiled and linked for the process's engine: what tenants that run the
+/// same component share. Instances are never shared.
+pub struct LinkedComponent {
+    name: String,
     pre: InstancePre<HostState>,
     http: HttpEntry,
     typed: typed_lock::GuestIndices,
-    stores: Arc<LockStores>,
-    settings: GuestSettings,
-    warm: Mutex<Vec<WarmInstance>>,
 }
 
 /// The export through which HTTP requests enter the component.
@@ -114,46 +79,26 @@ enum HttpEntry {
     WasiHttp(ProxyIndices),
 }
 
-/// An instance that served a request without failing, kept for this tenant's next one.
-struct WarmInstance {
-    store: Store<HostState>,
-    instance: Instance,
-    served: u32,
-}
-
-/// A guest call that did not produce an answer: it trapped, ran out of time or memory, or
-/// broke the protocol.
-#[derive(Debug)]
-pub struct GuestFailure(pub anyhow::Error);
-
-impl std::fmt::Display for GuestFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
-    }
-}
-
-impl From<wasmtime::Error> for GuestFailure {
-    fn from(e: wasmtime::Error) -> Self {
-        GuestFailure(e.into())
-    }
-}
-
-impl GuestRuntime {
-    /// Compiles `component` (a `lock-service` component's bytes) for `stores`.
-    pub fn new(component: &[u8], stores: Arc<LockStores>, settings: GuestSettings) -> Result<Self> {
-        let engine = new_engine(&settings)?;
-        let component = Component::new(&engine, component)
+impl LinkedComponent {
+    /// Compiles `component` (a `lock-service` or `lock-api` component's bytes, called `name`
+    /// for people) and links it with the host's imports; `http_export` chooses the export
+    /// that answers HTTP.
+    pub fn new(
+        engine: &Engine,
+        name: &str,
+        component: &[u8],
+        http_export: HttpExport,
+    ) -> Result<Self> {
+        let component = Component::new(engine, component)
             .map_err(anyhow::Error::from)
             .context("cannot compile the lock component")?;
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        wit_store::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let mut linker = Linker::<HostState>::new(engine);
+        store_impl::add_to_linker(&mut linker)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .context("the component does not fit the lock-service world")?;
-        let api = match settings.http_export {
+        let api = match http_export {
             HttpExport::Auto => http_api::GuestIndices::new(&pre).ok(),
             HttpExport::WasiHttp => None,
         };
@@ -168,21 +113,12 @@ impl GuestRuntime {
         let typed = typed_lock::GuestIndices::new(&pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasilock:lock/lock")?;
-        spawn_epoch_ticker(&engine);
-        Ok(GuestRuntime {
-            engine,
+        Ok(LinkedComponent {
+            name: name.to_string(),
             pre,
             http,
             typed,
-            stores,
-            settings,
-            warm: Mutex::default(),
         })
-    }
-
-    /// The tenant's lock stores.
-    pub fn stores(&self) -> &LockStores {
-        &self.stores
     }
 
     /// The name of the export that answers HTTP requests.
@@ -192,74 +128,166 @@ impl GuestRuntime {
             HttpEntry::WasiHttp(_) => "wasi:http/incoming-handler",
         }
     }
+}
+
+/// One tenant's component, stores, limits and warm instances.
+pub struct Sandbox {
+    component: Arc<LinkedComponent>,
+    stores: Arc<StoreView>,
+    limits: Limits,
+    max_body_size: u64,
+    warm: Mutex<Vec<WarmInstance>>,
+    places: Semaphore,
+}
+
+/// An instance that served a request without failing, kept for this tenant's next one.
+struct WarmInstance {
+    store: Store<HostState>,
+    instance: Instance,
+    served: u32,
+}
+
+/// Why a call into a component gave no answer.
+#[derive(Debug)]
+pub enum GuestFailure {
+    /// Every place of the tenant's `maxConcurrency` stayed taken for the whole timeout.
+    Busy {
+        /// The tenant's `maxConcurrency`.
+        max_concurrency: u32,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The guest trapped, ran out of time or memory, or broke the protocol.
+    Failed(anyhow::Error),
+}
+
+impl std::fmt::Display for GuestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GuestFailure::Busy {
+                max_concurrency,
+                waited,
+            } => write!(
+                f,
+                "{max_concurrency} requests (maxConcurrency) were inside the lock component for {waited:?}"
+            ),
+            GuestFailure::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<wasmtime::Error> for GuestFailure {
+    fn from(e: wasmtime::Error) -> Self {
+        GuestFailure::Failed(e.into())
+    }
+}
+
+impl Sandbox {
+    /// A sandbox running `component` for a tenant that sees `stores`, within `limits`;
+    /// `max_body_size` is the request body bound (`--max-body-size`).
+    pub fn new(
+        component: Arc<LinkedComponent>,
+        stores: Arc<StoreView>,
+        limits: Limits,
+        max_body_size: u64,
+    ) -> Self {
+        Sandbox {
+            places: Semaphore::new(limits.max_concurrency as usize),
+            component,
+            stores,
+            limits,
+            max_body_size,
+            warm: Mutex::default(),
+        }
+    }
+
+    /// The tenant's lock stores.
+    pub fn stores(&self) -> &StoreView {
+        &self.stores
+    }
+
+    /// The tenant's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The name of the export that answers HTTP requests.
+    pub fn http_export_name(&self) -> &'static str {
+        self.component.http_export_name()
+    }
+
+    /// The component's name: its file, or `built-in`.
+    pub fn component_name(&self) -> &str {
+        &self.component.name
+    }
 
     fn new_store(&self) -> Store<HostState> {
-        let wasi = WasiCtx::builder()
-            .env(
-                wasilock_guest::http::MAX_BODY_SIZE_ENV,
-                self.settings.max_body_size.to_string(),
-            )
-            .inherit_stderr()
-            .build();
-        let limits = MemoryCap {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.settings.memory_bytes)
-                .build(),
-            reached: false,
-        };
-        let state = HostState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            http_hooks: DenyOutgoing,
-            table: ResourceTable::new(),
-            limits,
-            stores: self.stores.clone(),
-        };
-        let mut store = Store::new(&self.engine, state);
+        let state = HostState::new(
+            self.stores.clone(),
+            self.limits.memory_bytes,
+            self.max_body_size,
+        );
+        let mut store = Store::new(self.component.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        self.arm_deadline(&mut store);
+        // At every tick: past the deadline the call traps, else it yields its thread.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
         store
     }
 
     /// Gives the next call on `store` the full timeout.
     fn arm_deadline(&self, store: &mut Store<HostState>) {
-        let ticks = self
-            .settings
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1);
-        store.set_epoch_deadline(ticks as u64);
+        store.data_mut().deadline = Instant::now() + self.limits.timeout;
+        store.set_epoch_deadline(1);
     }
 
     /// Runs `call` on an instance of this tenant's component: the one way into a component,
     /// for every export and transport.
     ///
-    /// The instance is a warm one when there is one (its deadline re-armed), else a fresh
-    /// one. It is kept warm afterwards when `call` returned `Ok` with `reusable` true and it
-    /// has served fewer than [`GuestSettings::requests_per_instance`] requests; an instance
-    /// that failed is dropped. A failure names the limit it broke.
+    /// The call first waits for a place among the tenant's `maxConcurrency`, at most the
+    /// timeout. The instance is a warm one when there is one, else a fresh one. It is kept
+    /// warm afterwards when `call` returned `Ok` with `reusable` true and it has served
+    /// fewer than [`Limits::requests_per_instance`] requests; an instance that failed is
+    /// dropped. A failure names the limit it broke.
     async fn call<T>(
         &self,
         call: impl AsyncFnOnce(&mut Store<HostState>, Instance) -> wasmtime::Result<Called<T>>,
     ) -> Result<T, GuestFailure> {
+        let waiting = Instant::now();
+        let _place = match tokio::time::timeout(self.limits.timeout, self.places.acquire()).await {
+            Ok(Ok(place)) => place,
+            _ => {
+                return Err(GuestFailure::Busy {
+                    max_concurrency: self.limits.max_concurrency,
+                    waited: waiting.elapsed(),
+                });
+            }
+        };
         let warm = self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let (mut store, warm) = match warm {
             Some(WarmInstance {
-                mut store,
+                store,
                 instance,
                 served,
             }) => {
-                self.arm_deadline(&mut store);
+                WARM_TOTAL.fetch_sub(1, Ordering::Relaxed);
                 (store, Some((instance, served)))
             }
             None => (self.new_store(), None),
         };
+        self.arm_deadline(&mut store);
         let called = async {
             let (instance, served) = match warm {
                 Some(warm) => warm,
-                None => (self.pre.instantiate_async(&mut store).await?, 0),
+                None => (self.component.pre.instantiate_async(&mut store).await?, 0),
             };
             let called = call(&mut store, instance).await?;
             Ok::<_, wasmtime::Error>((instance, served + 1, called))
@@ -272,7 +300,7 @@ impl GuestRuntime {
                 }
                 Ok(value)
             }
-            Err(e) => Err(self.failure(store.data().limits.reached, e)),
+            Err(e) => Err(self.failure(store.data().memory_cap_reached(), e)),
         }
     }
 
@@ -284,7 +312,7 @@ impl GuestRuntime {
         &self,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
-        match &self.http {
+        match &self.component.http {
             HttpEntry::Api(api) => self.handle_with_api(api, request).await,
             HttpEntry::WasiHttp(proxy) => self.handle_with_wasi_http(proxy, request).await,
         }
@@ -304,7 +332,7 @@ impl GuestRuntime {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned(),
-            body: read_body(body, self.settings.max_body_size).await,
+            body: read_body(body, self.max_body_size).await,
         };
         self.call(async |store, instance| {
             let response = api
@@ -330,7 +358,7 @@ impl GuestRuntime {
         proxy: &ProxyIndices,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
-        let timeout = self.settings.timeout;
+        let timeout = self.limits.timeout;
         self.call(async |store, instance| {
             let (sender, receiver) = tokio::sync::oneshot::channel();
             let request = store
@@ -378,32 +406,40 @@ impl GuestRuntime {
     /// A failed call as the client is told about it: a broken limit is named.
     fn failure(&self, memory_cap_reached: bool, e: wasmtime::Error) -> GuestFailure {
         if memory_cap_reached {
-            GuestFailure(anyhow::anyhow!(
+            GuestFailure::Failed(anyhow::anyhow!(
                 "it exceeded its memory limit of {} bytes",
-                self.settings.memory_bytes
+                self.limits.memory_bytes
             ))
         } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            GuestFailure(anyhow::anyhow!(
+            GuestFailure::Failed(anyhow::anyhow!(
                 "it ran past its execution deadline of {:?} (interrupt)",
-                self.settings.timeout
+                self.limits.timeout
             ))
         } else {
-            GuestFailure(anyhow::Error::from(e))
+            GuestFailure::Failed(anyhow::Error::from(e))
         }
     }
 
-    /// Keeps an instance that served `served` requests cleanly, unless it has served enough.
+    /// Keeps an instance that served `served` requests cleanly, unless it has served enough
+    /// or the tenant's or the process's warm pool is full.
     fn keep_warm(&self, store: Store<HostState>, instance: Instance, served: u32) {
-        if served >= self.settings.requests_per_instance {
+        if served >= self.limits.requests_per_instance {
             return;
         }
         let mut pool = self.warm.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < MAX_WARM_INSTANCES {
+        let room = WARM_TOTAL
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
+                (total < MAX_WARM_TOTAL).then_some(total + 1)
+            })
+            .is_ok();
+        if room && pool.len() < MAX_WARM_PER_TENANT {
             pool.push(WarmInstance {
                 store,
                 instance,
                 served,
             });
+        } else if room {
+            WARM_TOTAL.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -419,7 +455,7 @@ impl GuestRuntime {
             expiry_in_seconds: request.expiry_in_seconds,
         };
         self.call(async |store, instance| {
-            let typed = self.typed.load(&mut *store, &instance)?;
+            let typed = self.component.typed.load(&mut *store, &instance)?;
             let outcome = typed.call_try_lock(store, store_name, &request).await?;
             Ok(Called::reusable(outcome.map_err(rule_error)))
         })
@@ -437,13 +473,20 @@ impl GuestRuntime {
             lock_owner: request.lock_owner,
         };
         self.call(async |store, instance| {
-            let typed = self.typed.load(&mut *store, &instance)?;
+            let typed = self.component.typed.load(&mut *store, &instance)?;
             let outcome = typed.call_unlock(store, store_name, &request).await?;
             Ok(Called::reusable(
                 outcome.map(rule_status).map_err(rule_error),
             ))
         })
         .await
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let warm = self.warm.get_mut().unwrap_or_else(|p| p.into_inner()).len();
+        WARM_TOTAL.fetch_sub(warm, Ordering::Relaxed);
     }
 }
 
@@ -490,35 +533,6 @@ impl<T> Called<T> {
     }
 }
 
-/// The memory cap of one instance ([`StoreLimits`]), remembering whether it was reached so
-/// that the failure it causes can be named.
-struct MemoryCap {
-    limits: StoreLimits,
-    reached: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        self.reached |= !allowed;
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.limits.table_growing(current, desired, maximum)
-    }
-}
-
 /// Reads a request body for `http-api`, at most `limit` bytes.
 async fn read_body(body: hyper::body::Incoming, limit: u64) -> http_api::RequestBody {
     use http_body_util::LengthLimitError;
@@ -557,180 +571,37 @@ async fn collect_answer(
     Ok(hyper::Response::from_parts(head, full_body(body)))
 }
 
-fn new_engine(settings: &GuestSettings) -> Result<Engine> {
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES)
-        .total_memories(MAX_INSTANCES)
-        .total_tables(MAX_INSTANCES)
-        .total_stacks(MAX_INSTANCES)
-        .max_memory_size(settings.memory_bytes)
-        .linear_memory_keep_resident(1 << 20);
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("cannot create the wasm engine")
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives: one
-/// thread for all deadlines.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let engine = engine.weak();
-    std::thread::Builder::new()
-        .name("wasilock-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = engine.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawn the epoch ticker thread");
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.http_hooks,
-        }
-    }
-}
-
-/// Outgoing HTTP is not part of a lock component's job: every request is denied.
-struct DenyOutgoing;
-
-impl WasiHttpHooks for DenyOutgoing {
-    fn send_request(
-        &mut self,
-        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        hyper::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
-impl From<OpenError> for wit_store::Error {
-    fn from(e: OpenError) -> Self {
-        match e {
-            OpenError::NotConfigured => wit_store::Error::NotConfigured,
-            OpenError::NoSuchStore => wit_store::Error::NoSuchStore,
-            OpenError::AccessDenied => wit_store::Error::AccessDenied,
-        }
-    }
-}
-
-impl wit_store::Host for HostState {}
-
-impl wit_store::HostBucket for HostState {
-    async fn open(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<Resource<Bucket>, wit_store::Error>> {
-        Ok(match self.stores.bucket(&name) {
-            Ok(bucket) => Ok(self.table.push(bucket)?),
-            Err(e) => Err(e.into()),
-        })
-    }
-
-    async fn get(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit_store::Error>> {
-        let bucket = self.table.get(&bucket)?.clone();
-        Ok(bucket.get(&key).await.map_err(wit_store::Error::Backend))
-    }
-
-    async fn compare_and_swap(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-        expected: Option<Vec<u8>>,
-        new: Option<Vec<u8>>,
-        ttl_ms: Option<u64>,
-    ) -> wasmtime::Result<Result<CasOutcome, wit_store::Error>> {
-        let bucket = self.table.get(&bucket)?.clone();
-        let outcome = bucket
-            .compare_and_swap(
-                &key,
-                expected.as_deref(),
-                new.as_deref(),
-                ttl_ms.map(Duration::from_millis),
-            )
-            .await;
-        Ok(match outcome {
-            Ok(crate::backend::CasOutcome::Swapped) => Ok(CasOutcome::Swapped),
-            Ok(crate::backend::CasOutcome::Conflict(live)) => Ok(CasOutcome::Conflict(live)),
-            Err(message) => Err(wit_store::Error::Backend(message)),
-        })
-    }
-
-    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::components::{Resources, StoreSpec, StoreType};
-    use crate::keys::KeyPrefix;
+    use crate::stores::StoreSet;
+    use crate::stores::tests::specs;
+    use crate::wasm::EMBEDDED_GUEST;
+    use crate::wasm::engine::new_engine;
     use std::path::Path;
 
-    async fn runtime(store_names: &[&str]) -> GuestRuntime {
-        let resources = Resources {
-            stores: store_names
-                .iter()
-                .map(|name| StoreSpec {
-                    name: name.to_string(),
-                    store_type: StoreType::InMemory,
-                    key_prefix: KeyPrefix::AppId,
-                    metadata: Default::default(),
-                    source: None,
-                    ignore_errors: false,
-                })
-                .collect(),
-            scoped_out: Vec::new(),
-        };
-        let stores = LockStores::open(&resources, "app", Path::new("unused"))
-            .await
-            .unwrap();
-        let stores = Arc::new(stores);
-        let settings = GuestSettings {
+    fn limits() -> Limits {
+        Limits {
             timeout: Duration::from_secs(10),
             memory_bytes: 64 << 20,
-            max_body_size: 1 << 20,
+            max_concurrency: 16,
             requests_per_instance: 1,
-            http_export: HttpExport::Auto,
-        };
-        GuestRuntime::new(EMBEDDED_GUEST, stores, settings).unwrap()
+        }
+    }
+
+    async fn runtime(store_names: &[&str]) -> Sandbox {
+        let set = StoreSet::open(&specs(store_names, &[]), Path::new("unused"), None)
+            .await
+            .unwrap();
+        let engine = new_engine(64 << 20).unwrap();
+        let component =
+            LinkedComponent::new(&engine, "built-in", EMBEDDED_GUEST, HttpExport::Auto).unwrap();
+        Sandbox::new(
+            Arc::new(component),
+            Arc::new(set.view("app")),
+            limits(),
+            1 << 20,
+        )
     }
 
     fn lock(resource: &str, owner: &str, expiry: i32) -> LockRequest {
@@ -805,21 +676,10 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_component_of_another_world_is_refused() {
-        let stores = Arc::new(
-            LockStores::open(&Resources::default(), "", Path::new("unused"))
-                .await
-                .unwrap(),
-        );
-        let settings = GuestSettings {
-            timeout: Duration::from_secs(1),
-            memory_bytes: 1 << 20,
-            max_body_size: 1,
-            requests_per_instance: 1,
-            http_export: HttpExport::Auto,
-        };
-        let err = GuestRuntime::new(b"not wasm", stores, settings)
+    #[test]
+    fn a_component_of_another_world_is_refused() {
+        let engine = new_engine(1 << 20).unwrap();
+        let err = LinkedComponent::new(&engine, "junk", b"not wasm", HttpExport::Auto)
             .err()
             .unwrap();
         assert!(

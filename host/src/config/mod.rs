@@ -1,0 +1,248 @@
+//! Configuration read from `--resources-path`: Dapr `Component` documents (lock stores) and
+//! wasilock `Tenant` documents, beside each other, as daprd reads a resources path.
+//!
+//! Every `*.yaml`/`*.yml` file of each directory is read, with any number of `---`
+//! documents; documents of other kinds are skipped. Errors name the file, then the component
+//! or tenant and the field.
+//! - [`components`]: lock stores from Dapr component YAML;
+//! - [`tenants`]: tenants (app id, token, component, limits);
+//! - [`quantity`]: byte sizes as daprd writes them (`4Mi`).
+
+pub mod components;
+pub mod quantity;
+pub mod tenants;
+
+use anyhow::{Context, Result, bail};
+use components::StoreSpec;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use tenants::TenantSpec;
+
+/// Everything the resources path declares.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// The lock stores, with their scopes.
+    pub stores: Vec<StoreSpec>,
+    /// The tenants declared by `Tenant` documents.
+    pub tenants: Vec<TenantSpec>,
+}
+
+/// `metadata` of a document: its name.
+#[derive(Deserialize, Default)]
+pub struct ObjectMeta {
+    name: Option<String>,
+}
+
+/// Reads every resource file under `dirs` (a file path is read as is); `env` resolves
+/// `envRef`s.
+pub fn load(dirs: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Resources> {
+    let mut resources = Resources::default();
+    for dir in dirs {
+        for file in components::resource_files(dir)? {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read resource file {}", file.display()))?;
+            parse_file(&text, &file, env, &mut resources)
+                .with_context(|| format!("invalid resource file {}", file.display()))?;
+        }
+    }
+    Ok(resources)
+}
+
+/// Adds the lock stores and tenants of one file's documents to `resources`.
+pub fn parse_file(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    resources: &mut Resources,
+) -> Result<()> {
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = serde_yaml_ng::Value::deserialize(document).context("not valid YAML")?;
+        if value.is_null() {
+            continue;
+        }
+        match value.get("kind").and_then(|k| k.as_str()) {
+            Some("Component") => {
+                let document: components::Document =
+                    serde_yaml_ng::from_value(value).context("not a Dapr Component document")?;
+                let Some(store) = components::store_spec(document, file, env)? else {
+                    continue;
+                };
+                if resources.stores.iter().any(|s| s.name == store.name) {
+                    bail!("component {:?} is defined twice", store.name);
+                }
+                resources.stores.push(store);
+            }
+            Some("Tenant") => {
+                let document: tenants::Document =
+                    serde_yaml_ng::from_value(value).context("not a Tenant document")?;
+                let tenant = tenants::tenant_spec(document, file, env)?;
+                add_tenant(&mut resources.tenants, tenant)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Adds `tenant` unless its app id or token is taken; the error names the other file.
+pub fn add_tenant(tenants: &mut Vec<TenantSpec>, tenant: TenantSpec) -> Result<()> {
+    let origin = |t: &TenantSpec| match &t.source {
+        Some(file) => file.display().to_string(),
+        None => "--app-id with DAPR_API_TOKEN".to_string(),
+    };
+    if let Some(other) = tenants.iter().find(|t| t.app_id == tenant.app_id) {
+        bail!(
+            "tenant {:?}: metadata.name is already the app id of a tenant in {}",
+            tenant.app_id,
+            origin(other)
+        );
+    }
+    if let Some(other) = tenants.iter().find(|t| t.api_token == tenant.api_token) {
+        bail!(
+            "tenant {:?}: spec.apiToken is already the token of tenant {:?} in {}",
+            tenant.app_id,
+            other.app_id,
+            origin(other)
+        );
+    }
+    tenants.push(tenant);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse(text: &str) -> Result<Resources> {
+        let mut resources = Resources::default();
+        let env = |name: &str| (name == "ORDERS_TOKEN").then(|| "t-orders".to_string());
+        parse_file(
+            text,
+            Path::new("/etc/wasilock/t.yaml"),
+            &env,
+            &mut resources,
+        )?;
+        Ok(resources)
+    }
+
+    const ORDERS: &str = r#"
+apiVersion: wasilock/v1alpha1
+kind: Tenant
+metadata:
+  name: orders
+spec:
+  apiToken:
+    envRef: ORDERS_TOKEN
+  component: orders-lock.wasm
+  limits:
+    memory: 16Mi
+    timeout: 500ms
+    maxConcurrency: 64
+    requestsPerInstance: 1000
+"#;
+
+    #[test]
+    fn reads_tenants_with_tokens_components_and_limits() {
+        let text = format!(
+            "{ORDERS}---\napiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: billing}}\nspec: {{apiToken: {{value: t-billing}}}}\n"
+        );
+        let resources = parse(&text).unwrap();
+        let [orders, billing] = &resources.tenants[..] else {
+            panic!("two tenants expected: {:?}", resources.tenants)
+        };
+        assert_eq!(orders.app_id, "orders");
+        assert_eq!(orders.api_token, "t-orders");
+        assert_eq!(
+            orders.component.as_deref(),
+            Some(Path::new("/etc/wasilock/orders-lock.wasm"))
+        );
+        assert_eq!(
+            orders.limits,
+            tenants::LimitOverrides {
+                memory: Some(16 << 20),
+                timeout: Some(Duration::from_millis(500)),
+                max_concurrency: Some(64),
+                requests_per_instance: Some(1000),
+            }
+        );
+        assert_eq!(billing.api_token, "t-billing");
+        assert_eq!(billing.component, None);
+        assert_eq!(billing.limits, tenants::LimitOverrides::default());
+        assert!(
+            !format!("{orders:?}").contains("t-orders"),
+            "tokens are never printed"
+        );
+    }
+
+    #[test]
+    fn bad_tenants_name_the_tenant_and_the_field() {
+        let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
+        let tenant = |spec: &str| {
+            format!(
+                "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: t}}\nspec: {spec}\n"
+            )
+        };
+        assert!(err(&tenant("{}")).contains(r#"tenant "t": spec.apiToken is missing"#));
+        assert!(
+            err(&tenant("{apiToken: {envRef: UNSET}}"))
+                .contains("spec.apiToken.envRef names \"UNSET\"")
+        );
+        assert!(err(&tenant("{apiToken: {value: ''}}")).contains("spec.apiToken is empty"));
+        assert!(
+            err(&tenant("{apiToken: {value: a, envRef: B}}"))
+                .contains("exactly one of value and envRef")
+        );
+        assert!(
+            err(&tenant("{apiToken: {value: a}, limits: {memory: lots}}"))
+                .contains("spec.limits.memory")
+        );
+        assert!(
+            err(&tenant("{apiToken: {value: a}, limits: {timeout: soon}}"))
+                .contains("spec.limits.timeout")
+        );
+        assert!(
+            err(&tenant(
+                "{apiToken: {value: a}, limits: {maxConcurrency: 0}}"
+            ))
+            .contains("spec.limits.maxConcurrency must be at least 1")
+        );
+        assert!(
+            err(&tenant(
+                "{apiToken: {value: a}, limits: {maxConcurency: 5}}"
+            ))
+            .contains("unknown field `maxConcurency`")
+        );
+        assert!(
+            err("kind: Tenant\nmetadata: {name: t}\nspec: {apiToken: {value: a}}\n")
+                .contains("apiVersion")
+        );
+        assert!(
+            err("apiVersion: wasilock/v1alpha1\nkind: Tenant\nspec: {apiToken: {value: a}}\n")
+                .contains("no metadata.name")
+        );
+        let twice = format!(
+            "{}---\n{}",
+            tenant("{apiToken: {value: a}}"),
+            tenant("{apiToken: {value: b}}")
+        );
+        assert!(
+            err(&twice).contains(
+                "metadata.name is already the app id of a tenant in /etc/wasilock/t.yaml"
+            )
+        );
+        let shared = format!(
+            "{}---\napiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: u}}\nspec: {{apiToken: {{value: a}}}}\n",
+            tenant("{apiToken: {value: a}}")
+        );
+        let shared = err(&shared);
+        assert!(
+            shared.contains(r#"spec.apiToken is already the token of tenant "t""#),
+            "{shared}"
+        );
+        assert!(
+            !shared.contains(": a"),
+            "the token is not printed: {shared}"
+        );
+    }
+}
