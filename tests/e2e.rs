@@ -619,12 +619,7 @@ fn instances_are_reused_up_to_the_setting() {
 #[test]
 fn tenants_in_one_process_never_share_an_instance() {
     let guest = common::fault_injection_guest();
-    let tenant = |name: &str| {
-        format!(
-            "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}}}\nspec:\n  apiToken: {{value: t-{name}}}\n  component: {}\n",
-            guest.display()
-        )
-    };
+    let tenant = |name: &str| common::tenant(name, &format!("t-{name}"), Some(&guest), "{}");
     let dir = resources(&[
         ("count.yaml", &component_named("fault-count")),
         ("zero.yaml", &tenant("tenant-0")),

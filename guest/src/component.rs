@@ -241,8 +241,9 @@ fn send(response_out: ResponseOutparam, response: &Response) {
 }
 
 /// Test-only misbehaviour, selected by store name (feature `fault-injection`): `fault-spin`
-/// never returns, `fault-oom` allocates without end, `fault-count` answers how many requests
-/// this instance has served (state kept between calls; the typed `try-lock` counts too and
+/// never returns, `fault-oom` allocates without end, `fault-recurse` recurses without end,
+/// `fault-huge` answers with an 8 MiB body, `fault-count` answers how many requests this
+/// instance has served (state kept between calls; the typed `try-lock` counts too and
 /// answers `true`).
 #[cfg(feature = "fault-injection")]
 fn inject_fault(store: &str) -> Option<Response> {
@@ -258,6 +259,20 @@ fn inject_fault(store: &str) -> Option<Response> {
                 std::hint::black_box(&hoard);
             }
         }
+        "fault-recurse" => {
+            #[allow(unconditional_recursion)]
+            fn deeper(depth: u64) -> u64 {
+                std::hint::black_box(deeper(std::hint::black_box(depth + 1))) + 1
+            }
+            Some(Response {
+                status: 200,
+                body: deeper(0).to_string(),
+            })
+        }
+        "fault-huge" => Some(Response {
+            status: 200,
+            body: "x".repeat(8 << 20),
+        }),
         "fault-count" => {
             let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             Some(Response {

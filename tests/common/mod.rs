@@ -195,12 +195,16 @@ impl Host {
 
     /// GETs `path`.
     pub fn get(&self, path: &str) -> Reply {
-        let mut response = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .call()
-            .expect("GET");
-        reply(&mut response)
+        self.get_with(path, &[])
+    }
+
+    /// GETs `path` with extra headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.agent.get(&format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        reply(&mut request.call().expect("GET"))
     }
 
     /// `TryLock`: `Ok(success)` on 200, the reply otherwise.
@@ -406,6 +410,27 @@ pub fn component(name: &str, store_type: &str, metadata: &[(&str, &str)]) -> Str
         yaml = yaml.replace("  metadata:\n", "  metadata: []\n");
     }
     yaml
+}
+
+/// A Tenant YAML document: app id `name`, token `token`, an optional component file and
+/// `limits` as a YAML flow mapping (`{}` for none).
+pub fn tenant(name: &str, token: &str, component: Option<&Path>, limits: &str) -> String {
+    let mut yaml = format!(
+        "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n  apiToken:\n    value: \"{token}\"\n  limits: {limits}\n"
+    );
+    if let Some(component) = component {
+        yaml.push_str(&format!("  component: \"{}\"\n", component.display()));
+    }
+    yaml
+}
+
+/// A lock component YAML document whose store only the app ids `scopes` see.
+pub fn scoped_component(name: &str, store_type: &str, scopes: &[&str]) -> String {
+    format!(
+        "{}scopes: [{}]\n",
+        component(name, store_type, &[]),
+        scopes.join(", ")
+    )
 }
 
 /// Dapr's conformance sequence (components-contrib tests/conformance/lock), over HTTP.

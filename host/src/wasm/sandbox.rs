@@ -340,6 +340,12 @@ impl Sandbox {
                 .call_handle(&mut *store, &request)
                 .await?;
             let status = response.status;
+            if response.body.len() > MAX_ANSWER_BYTES {
+                return Err(wasmtime::Error::msg(format!(
+                    "it answered with {} bytes, more than the {MAX_ANSWER_BYTES} a lock answer may have",
+                    response.body.len()
+                )));
+            }
             let response = json_response(status, response.body).map_err(|e| {
                 wasmtime::Error::msg(format!("the component answered with status {status}: {e}"))
             })?;

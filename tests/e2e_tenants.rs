@@ -1,0 +1,369 @@
+//! End-to-end tests of tenants against the real `wasilock` binary: tokens select tenants (HTTP
+//! and gRPC), scopes decide which stores a tenant sees, keys stay apart in a shared store,
+//! bad Tenant files stop start-up, and a hostile tenant (a component that loops, exhausts
+//! memory, recurses without end, answers a huge body, reaches for other tenants' keys) never
+//! delays or fails a well-behaved tenant's requests; `maxConcurrency` answers 429 past a
+//! bounded wait.
+
+mod common;
+
+use common::{Host, Options, component, resources, scoped_component, tenant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn path(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().unwrap()
+}
+
+fn as_tenant(token: &str) -> [(&str, &str); 1] {
+    [("dapr-api-token", token)]
+}
+
+fn lock_body(resource: &str, owner: &str) -> String {
+    format!(r#"{{"resourceId":"{resource}","lockOwner":"{owner}","expiryInSeconds":60}}"#)
+}
+
+fn unlock_body(resource: &str, owner: &str) -> String {
+    format!(r#"{{"resourceId":"{resource}","lockOwner":"{owner}"}}"#)
+}
+
+#[test]
+fn tokens_select_tenants_and_scopes_decide_their_stores() {
+    let dir = resources(&[
+        ("shared.yaml", &component("shared", "lock.in-memory", &[])),
+        (
+            "orders-only.yaml",
+            &scoped_component("orders-only", "lock.in-memory", &["orders"]),
+        ),
+        ("orders.yaml", &tenant("orders", "t-orders", None, "{}")),
+        ("billing.yaml", &tenant("billing", "t-billing", None, "{}")),
+    ]);
+    let host = Host::start_with(
+        Options::new()
+            .args(["--app-id", "ops", "--resources-path", path(&dir)])
+            .env("DAPR_API_TOKEN", "t-ops"),
+    );
+    let banner = host.stdout.lock().unwrap().clone();
+    assert!(banner.contains("(3 tenants,"), "{banner}");
+    for (app, stores) in [
+        ("orders", "[orders-only, shared]"),
+        ("billing", "[shared]"),
+        ("ops", "[shared]"),
+    ] {
+        assert!(
+            banner.contains(&format!("tenant \"{app}\": component built-in through wasilock:lock/http-api; stores {stores};")),
+            "{banner}"
+        );
+    }
+    assert!(
+        !banner.contains("t-orders") && !banner.contains("t-ops"),
+        "tokens are never printed"
+    );
+
+    // No token or an unknown one: daprd's 401, on every route but the health checks.
+    for headers in [&[][..], &as_tenant("t-nobody")[..]] {
+        let reply = host.post_with("/v1.0-alpha1/lock/shared", &lock_body("r", "a"), headers);
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (401, "invalid api token\n")
+        );
+    }
+    assert_eq!(host.get("/v1.0/healthz").status, 204);
+
+    // Each token is its own app: its metadata, its stores, its keys.
+    for (token, app, components) in [
+        ("t-orders", "orders", 2),
+        ("t-billing", "billing", 1),
+        ("t-ops", "ops", 1),
+    ] {
+        let reply = host.get_with("/v1.0/metadata", &as_tenant(token));
+        let metadata: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(metadata["id"], app);
+        assert_eq!(metadata["components"].as_array().unwrap().len(), components);
+        // The same resource id in the shared store is a different lock per tenant.
+        let reply = host.post_with(
+            "/v1.0-alpha1/lock/shared",
+            &lock_body("invoice", app),
+            &as_tenant(token),
+        );
+        assert_eq!(reply.body, r#"{"success":true}"#, "{app}");
+    }
+    let reply = host.post_with(
+        "/v1.0-alpha1/lock/orders-only",
+        &lock_body("r", "a"),
+        &as_tenant("t-billing"),
+    );
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (
+            400,
+            r#"{"errorCode":"ERR_LOCK_STORE_NOT_FOUND","message":"lock store orders-only not found"}"#
+        )
+    );
+    let reply = host.post_with(
+        "/v1.0-alpha1/lock/orders-only",
+        &lock_body("r", "a"),
+        &as_tenant("t-orders"),
+    );
+    assert_eq!(reply.body, r#"{"success":true}"#);
+}
+
+#[test]
+fn bad_tenant_files_stop_start_up_naming_the_file_and_the_field() {
+    let not_a_component = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_a_component.path(), b"not wasm").unwrap();
+    let cases: [(&str, String, &str); 5] = [
+        (
+            "no token",
+            "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {}\n".into(),
+            r#"tenant "t": spec.apiToken is missing"#,
+        ),
+        (
+            "duplicate token",
+            format!(
+                "{}---\n{}",
+                tenant("a", "same", None, "{}"),
+                tenant("b", "same", None, "{}")
+            ),
+            r#"tenant "b": spec.apiToken is already the token of tenant "a""#,
+        ),
+        (
+            "duplicate app id",
+            format!(
+                "{}---\n{}",
+                tenant("a", "x", None, "{}"),
+                tenant("a", "y", None, "{}")
+            ),
+            r#"tenant "a": metadata.name is already the app id"#,
+        ),
+        (
+            "unreadable component",
+            tenant(
+                "a",
+                "x",
+                Some(std::path::Path::new("/nonexistent/lock.wasm")),
+                "{}",
+            ),
+            "spec.component: cannot read the component /nonexistent/lock.wasm",
+        ),
+        (
+            "a component that is not one",
+            tenant("a", "x", Some(not_a_component.path()), "{}"),
+            "cannot compile the lock component",
+        ),
+    ];
+    for (case, yaml, needle) in cases {
+        let dir = resources(&[("tenants.yaml", &yaml)]);
+        let failure = Host::try_start(Options::new().args(["--resources-path", path(&dir)]))
+            .err()
+            .unwrap_or_else(|| panic!("{case}: the host started"));
+        let file = dir.path().join("tenants.yaml");
+        assert!(
+            failure.stderr.contains(&file.display().to_string()) && failure.stderr.contains(needle),
+            "{case}: {failure}"
+        );
+        assert!(!failure.status.success());
+    }
+}
+
+#[test]
+fn a_hostile_tenant_never_delays_or_fails_a_healthy_one() {
+    let guest = common::fault_injection_guest();
+    let faults = ["fault-spin", "fault-oom", "fault-recurse", "fault-huge"];
+    let mut files: Vec<(String, String)> = faults
+        .iter()
+        .map(|f| {
+            (
+                format!("{f}.yaml"),
+                scoped_component(f, "lock.in-memory", &["hostile"]),
+            )
+        })
+        .collect();
+    files.push((
+        "shared.yaml".into(),
+        component("shared", "lock.in-memory", &[]),
+    ));
+    files.push((
+        "healthy-only.yaml".into(),
+        scoped_component("healthy-only", "lock.in-memory", &["healthy"]),
+    ));
+    files.push((
+        "healthy.yaml".into(),
+        tenant("healthy", "t-healthy", None, "{}"),
+    ));
+    files.push((
+        "hostile.yaml".into(),
+        tenant(
+            "hostile",
+            "t-hostile",
+            Some(&guest),
+            "{memory: 16Mi, timeout: 1s, maxConcurrency: 4}",
+        ),
+    ));
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, y)| (n.as_str(), y.as_str()))
+        .collect();
+    let dir = resources(&files);
+    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+
+    // The hostile component reaches for the healthy tenant's lock and store: it cannot.
+    let healthy = as_tenant("t-healthy");
+    let hostile = as_tenant("t-hostile");
+    assert_eq!(
+        host.post_with(
+            "/v1.0-alpha1/lock/shared",
+            &lock_body("payroll", "h"),
+            &healthy
+        )
+        .body,
+        r#"{"success":true}"#
+    );
+    assert_eq!(
+        host.post_with(
+            "/v1.0-alpha1/unlock/shared",
+            &unlock_body("payroll", "h"),
+            &hostile
+        )
+        .body,
+        r#"{"status":1}"#
+    );
+    assert_eq!(
+        host.post_with(
+            "/v1.0-alpha1/lock/healthy-only",
+            &lock_body("r", "x"),
+            &hostile
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        host.post_with(
+            "/v1.0-alpha1/lock/shared",
+            &lock_body("payroll", "x"),
+            &healthy
+        )
+        .body,
+        r#"{"success":false}"#
+    );
+
+    // Eight clients flood the hostile tenant with every misbehaviour while one client of
+    // the healthy tenant takes and releases locks.
+    let stop = AtomicBool::new(false);
+    let (failures, slowest, served) = std::thread::scope(|scope| {
+        for client in 0..8 {
+            let (host, stop, fault) = (&host, &stop, faults[client % faults.len()]);
+            scope.spawn(move || {
+                let agent = common::agent();
+                while !stop.load(Ordering::Relaxed) {
+                    let reply = common::post(
+                        &agent,
+                        &format!("{}/v1.0-alpha1/lock/{fault}", host.base),
+                        &lock_body("r", "x"),
+                        &hostile,
+                    );
+                    assert!(matches!(reply.status, 500 | 429), "{fault}: {reply:?}");
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let healthy_client = scope.spawn(|| {
+            let agent = common::agent();
+            let (mut failures, mut slowest, mut served) = (Vec::new(), Duration::ZERO, 0);
+            let until = Instant::now() + Duration::from_secs(6);
+            let mut round = 0;
+            while Instant::now() < until {
+                round += 1;
+                let resource = format!("r{round}");
+                for (path, body, expected) in [
+                    ("lock", lock_body(&resource, "h"), r#"{"success":true}"#),
+                    ("unlock", unlock_body(&resource, "h"), r#"{"status":0}"#),
+                ] {
+                    let sent = Instant::now();
+                    let reply = common::post(
+                        &agent,
+                        &format!("{}/v1.0-alpha1/{path}/shared", host.base),
+                        &body,
+                        &healthy,
+                    );
+                    slowest = slowest.max(sent.elapsed());
+                    served += 1;
+                    if reply.status != 200 || reply.body != expected {
+                        failures.push(reply);
+                    }
+                }
+            }
+            (failures, slowest, served)
+        });
+        let outcome = healthy_client.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        outcome
+    });
+    assert!(
+        failures.is_empty(),
+        "the healthy tenant failed: {failures:?}"
+    );
+    assert!(
+        served > 100,
+        "the healthy tenant was served only {served} requests"
+    );
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a healthy request took {slowest:?} under the hostile load"
+    );
+    let log = host.stderr.lock().unwrap().clone();
+    for needle in [
+        "ran past its execution deadline of 1s",
+        "exceeded its memory limit of 16777216 bytes",
+        "more than the 1048576 a lock answer may have",
+    ] {
+        assert!(log.contains(needle), "no {needle:?} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn past_max_concurrency_requests_wait_then_get_429() {
+    let guest = common::fault_injection_guest();
+    let dir = resources(&[
+        ("spin.yaml", &component("fault-spin", "lock.in-memory", &[])),
+        (
+            "t.yaml",
+            &tenant(
+                "t",
+                "t",
+                Some(&guest),
+                "{timeout: 600ms, maxConcurrency: 1}",
+            ),
+        ),
+    ]);
+    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+    let replies: Vec<(u16, String, Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let host = &host;
+                scope.spawn(move || {
+                    // In order: the first runs, the second waits its turn, the third waits
+                    // while the second runs and gives up when its wait ends.
+                    std::thread::sleep(Duration::from_millis(100 * i));
+                    let sent = Instant::now();
+                    let reply =
+                        host.post_with("/v1.0-alpha1/lock/fault-spin", "{}", &as_tenant("t"));
+                    (reply.status, reply.body, sent.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(replies[0].0, 500, "{replies:?}");
+    assert_eq!(replies[1].0, 500, "{replies:?}");
+    let (status, body, waited) = &replies[2];
+    assert_eq!(*status, 429, "{replies:?}");
+    assert!(
+        body.starts_with(r#"{"errorCode":"ERR_TOO_MANY_REQUESTS","message":"too many requests for app \"t\": 1 requests (maxConcurrency) were inside the lock component for "#),
+        "{body}"
+    );
+    assert!(
+        *waited >= Duration::from_millis(550),
+        "it waited only {waited:?}"
+    );
+}
