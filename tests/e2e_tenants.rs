@@ -367,3 +367,136 @@ fn past_max_concurrency_requests_wait_then_get_429() {
         "it waited only {waited:?}"
     );
 }
+
+/// Sets its flag when dropped, on success or panic.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most 10 s.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_configuration_reloads_under_load_without_a_failed_request() {
+    let guest = common::fault_injection_guest();
+    let dir = resources(&[
+        ("shared.yaml", &component("shared", "lock.in-memory", &[])),
+        (
+            "count.yaml",
+            &component("fault-count", "lock.in-memory", &[]),
+        ),
+        ("a.yaml", &tenant("a", "t-a", None, "{}")),
+    ]);
+    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+    let write = |name: &str, yaml: &str| std::fs::write(dir.path().join(name), yaml).unwrap();
+    let status_of =
+        |token: &str, path: &str| host.post_with(path, &lock_body("probe", "p"), &as_tenant(token));
+    // A lock taken before any reload, held throughout.
+    assert_eq!(
+        status_of("t-a", "/v1.0-alpha1/lock/shared").body,
+        r#"{"success":true}"#
+    );
+
+    let stop = AtomicBool::new(false);
+    let (served, failures) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            let agent = common::agent();
+            let (mut served, mut failures) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                for (path, body, expected) in [
+                    ("lock", lock_body("busy", "load"), r#"{"success":true}"#),
+                    ("unlock", unlock_body("busy", "load"), r#"{"status":0}"#),
+                ] {
+                    let reply = common::post(
+                        &agent,
+                        &format!("{}/v1.0-alpha1/{path}/shared", host.base),
+                        &body,
+                        &as_tenant("t-a"),
+                    );
+                    served += 1;
+                    if reply.status != 200 || reply.body != expected {
+                        failures.push(reply);
+                    }
+                }
+            }
+            (served, failures)
+        });
+
+        // Whatever happens below, the load stops, so a failure is reported, not a hang.
+        let _stop = StopOnDrop(&stop);
+        // A new tenant serves at once.
+        write("b.yaml", &tenant("b", "t-b", None, "{}"));
+        eventually("tenant b is served", || {
+            status_of("t-b", "/v1.0-alpha1/lock/shared").status == 200
+        });
+        // A changed component serves the next requests.
+        assert_eq!(
+            status_of("t-b", "/v1.0-alpha1/lock/fault-count").body,
+            r#"{"success":true}"#
+        );
+        write("b.yaml", &tenant("b", "t-b", Some(&guest), "{}"));
+        eventually("tenant b runs its new component", || {
+            status_of("t-b", "/v1.0-alpha1/lock/fault-count")
+                .body
+                .starts_with(r#"{"calls":"#)
+        });
+        // A broken file keeps the running configuration, and says why.
+        write(
+            "broken.yaml",
+            "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {name: c}\nspec: {}\n",
+        );
+        let broken = dir.path().join("broken.yaml").display().to_string();
+        eventually("the broken file is reported", || {
+            let log = host.stderr.lock().unwrap();
+            log.contains("failed; the running configuration stays")
+                && log.contains(&broken)
+                && log.contains("spec.apiToken is missing")
+        });
+        assert_eq!(status_of("t-b", "/v1.0-alpha1/lock/shared").status, 200);
+        // A removed tenant's token is refused.
+        std::fs::remove_file(dir.path().join("broken.yaml")).unwrap();
+        std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+        eventually("tenant b is gone", || {
+            status_of("t-b", "/v1.0-alpha1/lock/shared").status == 401
+        });
+        // SIGHUP reloads too.
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &host.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        eventually("SIGHUP reloads", || {
+            host.stderr
+                .lock()
+                .unwrap()
+                .contains("reloaded the configuration (SIGHUP): 1 tenants")
+        });
+        stop.store(true, Ordering::Relaxed);
+        load.join().unwrap()
+    });
+    assert!(
+        failures.is_empty(),
+        "requests failed during reloads: {failures:?}"
+    );
+    assert!(served > 50, "only {served} requests during the reloads");
+    // The store kept its backend, so the lock taken first is still held.
+    assert_eq!(
+        host.post_with(
+            "/v1.0-alpha1/lock/shared",
+            &lock_body("probe", "other"),
+            &as_tenant("t-a")
+        )
+        .body,
+        r#"{"success":false}"#
+    );
+}

@@ -170,6 +170,10 @@ async fn run(cli: Cli) -> Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(purge_expired_locks(process.clone(), stopped.clone()));
+    let watcher = {
+        let (process, stopped) = (process.clone(), stopped.clone());
+        tokio::spawn(async move { process.watch(stopped).await })
+    };
     let mut servers = tokio::task::JoinSet::new();
     for listener in http_listeners {
         servers.spawn(api::http::serve(
@@ -193,6 +197,7 @@ async fn run(cli: Cli) -> Result<()> {
     while let Some(server) = servers.join_next().await {
         server.context("a listener task failed")?;
     }
+    watcher.await.context("the reload watcher failed")??;
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,8 +3,9 @@
 //!
 //! [`Process::start`] reads the configuration and builds everything; [`Process::reload`]
 //! reads it again and puts the new tenants in force, keeping the backends of stores whose
-//! spec did not change (and so their locks) and reusing compiled components whose bytes did
-//! not change. A broken configuration changes nothing.
+//! data did not move (and so their locks) and reusing compiled components whose bytes did
+//! not change. A broken configuration changes nothing. [`Process::watch`] reloads on SIGHUP
+//! and when a resource file or a tenant's component changes.
 
 use crate::config::components::default_store;
 use crate::config::tenants::{LimitOverrides, TenantSpec};
@@ -20,7 +21,12 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
 use wasmtime::Engine;
+
+/// How often the resource files and components are checked for changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the flags and the environment say.
 #[derive(Debug, Clone)]
@@ -84,6 +90,69 @@ impl Process {
         *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = stores;
         self.tenants.replace(tenants);
         Ok(())
+    }
+
+    /// Reloads on SIGHUP, and when a resource file or a tenant's component file is added,
+    /// removed or changed (checked every [`WATCH_INTERVAL`]), until `stopped` turns true. A
+    /// failed reload is logged and keeps the running configuration.
+    pub async fn watch(&self, mut stopped: watch::Receiver<bool>) -> Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        let mut ticker = tokio::time::interval(WATCH_INTERVAL);
+        let mut seen = self.fingerprint();
+        loop {
+            let reason = tokio::select! {
+                _ = hangup.recv() => {
+                    seen = self.fingerprint();
+                    "SIGHUP"
+                }
+                _ = ticker.tick() => {
+                    let now = self.fingerprint();
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    "a resource file changed"
+                }
+                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            };
+            match self.reload().await {
+                Ok(()) => tracing::info!(
+                    "reloaded the configuration ({reason}): {} tenants",
+                    self.tenants.current().iter().count()
+                ),
+                Err(e) => tracing::error!(
+                    "reloading the configuration ({reason}) failed; the running configuration stays: {e:#}"
+                ),
+            }
+        }
+    }
+
+    /// The resource files and component files, with their modification times and sizes.
+    fn fingerprint(&self) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
+        let mut files: Vec<PathBuf> = self
+            .settings
+            .resources_paths
+            .iter()
+            .flat_map(|dir| config::components::resource_files(dir).unwrap_or_default())
+            .collect();
+        files.extend(
+            self.components
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .flatten()
+                .cloned(),
+        );
+        files
+            .into_iter()
+            .map(|file| {
+                let stamp = std::fs::metadata(&file)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())));
+                (file, stamp)
+            })
+            .collect()
     }
 
     /// The lock stores in force.
@@ -172,7 +241,15 @@ impl Process {
                 .requests_per_instance
                 .unwrap_or(defaults.requests_per_instance),
         };
-        let component = self.component(component.as_ref().or(self.settings.component.as_ref()))?;
+        let path = component.as_ref().or(self.settings.component.as_ref());
+        // Compiling takes a while: on a multi-threaded runtime, other tasks move off this
+        // thread meanwhile.
+        let component = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.component(path))?
+            }
+            _ => self.component(path)?,
+        };
         Ok(Tenant {
             app_id: app_id.to_string(),
             service: Sandbox::new(

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One opened lock store.
+#[derive(Clone)]
 pub struct LockStore {
     /// The store's name (`{store}` in the API paths).
     pub name: String,
@@ -50,9 +51,10 @@ pub struct StoreSet {
 }
 
 impl StoreSet {
-    /// Creates the backends of `specs`; embedded stores live under `data_dir`. A store whose
-    /// spec is the same as in `previous` keeps its backend (and so its locks). A store that
-    /// cannot start is an error, unless it sets `ignoreErrors` (then it is left out).
+    /// Creates the backends of `specs`; embedded stores live under `data_dir`. A store of
+    /// `previous` with the same name, type and (for Redis) connection settings keeps its
+    /// backend, and so its locks, whatever else changed. A store that cannot start is an
+    /// error, unless it sets `ignoreErrors` (then it is left out).
     pub async fn open(
         specs: &[StoreSpec],
         data_dir: &Path,
@@ -60,11 +62,15 @@ impl StoreSet {
     ) -> anyhow::Result<Self> {
         let mut stores = BTreeMap::new();
         for spec in specs {
-            if let Some(kept) = previous
+            let kept = previous
                 .and_then(|p| p.stores.get(&spec.name))
-                .filter(|kept| kept.spec == *spec)
-            {
-                stores.insert(spec.name.clone(), kept.clone());
+                .filter(|kept| same_backend(&kept.spec, spec));
+            if let Some(kept) = kept {
+                let store = LockStore {
+                    spec: spec.clone(),
+                    ..LockStore::clone(kept)
+                };
+                stores.insert(spec.name.clone(), Arc::new(store));
                 continue;
             }
             let opened = open_store(spec, data_dir)
@@ -147,6 +153,14 @@ impl StoreView {
             app_id: self.app_id.clone(),
         })
     }
+}
+
+/// Whether a store specified as `old` can go on with its backend as `new`: the data is where
+/// it was (an embedded store's file follows its name; a Redis store's its settings).
+fn same_backend(old: &StoreSpec, new: &StoreSpec) -> bool {
+    old.name == new.name
+        && old.store_type == new.store_type
+        && (new.store_type != StoreType::Redis || old.metadata == new.metadata)
 }
 
 async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<LockStore> {
