@@ -7,11 +7,11 @@
 //! not change. A broken configuration changes nothing. [`Process::watch`] reloads on SIGHUP
 //! and when a resource file or a tenant's component changes.
 
-use crate::config::components::default_store;
 use crate::config::tenants::{LimitOverrides, TenantSpec};
 use crate::config::{self, Resources};
 use crate::service::Tenant;
 use crate::stores::StoreSet;
+use crate::stores::default_store;
 use crate::tenants::{Registry, Tenants};
 use crate::wasm::EMBEDDED_GUEST;
 use crate::wasm::engine::new_engine;

@@ -12,8 +12,8 @@ pub mod components;
 pub mod quantity;
 pub mod tenants;
 
+use crate::stores::StoreSpec;
 use anyhow::{Context, Result, bail};
-use components::StoreSpec;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use tenants::TenantSpec;

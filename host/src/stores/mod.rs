@@ -2,7 +2,8 @@
 //! key layout, and each tenant's view of them.
 //!
 //! - [`backend`]: storage backends (embedded durable, in-memory, Redis) behind one contract;
-//! - [`keys`]: Dapr's lock key layout, applied by the host.
+//! - [`keys`]: Dapr's lock key layout, applied by the host;
+//! - [`StoreSpec`]: what a store is, as configured.
 //!
 //! A [`StoreSet`] holds the process's stores. A [`StoreView`] is what one app id sees of
 //! them (Dapr `scopes`), and a [`Bucket`] is the host side of the WIT `bucket` resource: it
@@ -11,10 +12,11 @@
 
 pub mod backend;
 pub mod keys;
+mod spec;
 
-use crate::config::components::{StoreSpec, StoreType};
 use anyhow::Context;
 use backend::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend, RedisBackend, RedisSettings};
+pub use spec::{StoreSpec, StoreType, default_store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
