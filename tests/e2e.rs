@@ -2,7 +2,7 @@
 //! error row of the spec, concurrency, lease timing, durability across `kill -9`, the API
 //! token, health checks, body bounds, component files, and the guest's resource limits.
 
-mod common;
+use wasilock_testkit as common;
 
 use common::{Host, Options, Reply, component, conformance_sequence, resources};
 use std::io::{Read, Write};
@@ -22,7 +22,7 @@ const HTTP_EXPORTS: [(&str, &str); 2] = [
 /// Starts a host with `options` plus `--http-export setting`, checking it uses `export`.
 fn start_through(setting: &str, export: &str, options: Options) -> Host {
     let host = Host::start_with(options.args(["--http-export", setting]));
-    let banner = host.stdout.lock().unwrap().clone();
+    let banner = host.banner();
     assert!(banner.contains(&format!("through {export};")), "{banner}");
     host
 }
@@ -46,7 +46,7 @@ fn ok(body: &str) -> Reply {
 #[test]
 fn conformance_sequence_on_the_default_embedded_store() {
     let host = Host::start();
-    assert!(host.stdout.lock().unwrap().contains("lockstore"));
+    assert!(host.banner().contains("lockstore"));
     conformance_sequence(&host, "lockstore");
 }
 
@@ -341,12 +341,7 @@ fn the_api_token_guards_everything_but_health_checks() {
     );
     assert_eq!(host.get("/v1.0/healthz").status, 204);
     assert_eq!(host.get("/v1.0/healthz/outbound").status, 204);
-    assert!(
-        host.stdout
-            .lock()
-            .unwrap()
-            .contains("dapr-api-token: $DAPR_API_TOKEN")
-    );
+    assert!(host.banner().contains("dapr-api-token: $DAPR_API_TOKEN"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! daprd's `ErrorInfo`, `GetMetadata`, `UNIMPLEMENTED` for the rest of the service, server
 //! reflection, and typed calls on the same warm instances as HTTP.
 
-mod common;
+use wasilock_testkit as common;
 
 use common::{Host, Options, component, resources};
 use tonic::Code;

@@ -2,9 +2,8 @@
 //! sidecars (read and written with a plain Redis client), one round trip per call, two hosts
 //! on one Redis, Redis going away under load, and start-up errors.
 
-mod common;
-#[path = "support/redis_server.rs"]
-mod redis_server;
+use wasilock_testkit as common;
+use wasilock_testkit::redis_server;
 
 use common::{Host, Options, component, conformance_sequence, resources};
 use redis_server::RedisServer;
@@ -50,7 +49,7 @@ fn conformance_sequence_on_redis() {
         return;
     };
     let (host, _dir) = host_on(&server, "conformance", &[]);
-    assert!(host.stdout.lock().unwrap().contains("lock.redis"));
+    assert!(host.banner().contains("lock.redis"));
     conformance_sequence(&host, "shared");
 }
 

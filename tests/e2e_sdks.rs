@@ -2,11 +2,10 @@
 //! the Python SDK (`dapr` on PyPI, gRPC) and the JavaScript SDK (`@dapr/dapr` on npm, over
 //! HTTP and over gRPC). Each runs its script in `tests/clients/` (the conformance sequence,
 //! an unknown store, and for Python the `with client.try_lock(...)` context manager), with
-//! and without `DAPR_API_TOKEN`. The SDKs are installed by `support/sdk_clients.rs`.
+//! and without `DAPR_API_TOKEN`. The SDKs are installed by `wasilock_testkit::sdk_clients`.
 
-mod common;
-#[path = "support/sdk_clients.rs"]
-mod sdk_clients;
+use wasilock_testkit as common;
+use wasilock_testkit::sdk_clients;
 
 use common::{Host, Options};
 use std::path::Path;

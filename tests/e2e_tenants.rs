@@ -5,7 +5,7 @@
 //! delays or fails a well-behaved tenant's requests; `maxConcurrency` answers 429 past a
 //! bounded wait.
 
-mod common;
+use wasilock_testkit as common;
 
 use common::{Host, Options, component, resources, scoped_component, tenant};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +43,7 @@ fn tokens_select_tenants_and_scopes_decide_their_stores() {
             .args(["--app-id", "ops", "--resources-path", path(&dir)])
             .env("DAPR_API_TOKEN", "t-ops"),
     );
-    let banner = host.stdout.lock().unwrap().clone();
+    let banner = host.banner();
     assert!(banner.contains("(3 tenants,"), "{banner}");
     for (app, stores) in [
         ("orders", "[orders-only, shared]"),

@@ -17,6 +17,7 @@ use report::{Report, Row, Scale};
 use servers::Store;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use wasilock_testkit::redis_server::RedisServer;
 
 /// Benchmarks wasilock against a native baseline and Redis, and writes BENCHMARKS.md.
 #[derive(Parser)]
@@ -52,9 +53,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Hidden {
-    /// Serves the native baseline (started by the harness itself).
+    /// Serves the native baseline (started by the harness itself, with the flags the test
+    /// kit gives every server; it serves HTTP only and keeps nothing on disk).
     #[command(hide = true)]
-    ServeNative,
+    ServeNative {
+        #[arg(long)]
+        dapr_http_port: u16,
+        #[arg(long)]
+        dapr_grpc_port: u16,
+        #[arg(long)]
+        log_level: String,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// Live locks of the small scale run.
@@ -63,8 +74,8 @@ const SMALL_SCALE: u64 = 1_000;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
-    if let Some(Hidden::ServeNative) = cli.command {
-        return runtime.block_on(serve_native());
+    if let Some(Hidden::ServeNative { dapr_http_port, .. }) = cli.command {
+        return runtime.block_on(serve_native(dapr_http_port));
     }
     let binary = build_wasilock()?;
     let report = runtime.block_on(run(&cli, &binary))?;
@@ -77,11 +88,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The native baseline server: prints its address, serves until killed.
-async fn serve_native() -> anyhow::Result<()> {
+/// The native baseline server on `port`: serves until killed.
+async fn serve_native(port: u16) -> anyhow::Result<()> {
     let tenants = native::NativeService::new().await?.into_tenants();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     wasilock::api::http::serve(listener, tenants, stopped).await;
     Ok(())
@@ -150,12 +160,11 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
     drop(native);
     let (memory, _) = servers::start_wasilock(binary, Store::InMemory, &[])?;
     let b = measure(cli, "wasilock, in-memory", &memory.address).await?;
-    let grpc_address = memory.grpc_address.as_deref().context("no gRPC address")?;
     let b_grpc = measure_over(
         cli,
         "wasilock, in-memory, gRPC",
         Protocol::Grpc,
-        grpc_address,
+        &memory.grpc_address,
     )
     .await?;
     drop(memory);
@@ -200,29 +209,30 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
         ),
     ];
 
-    let redis_skipped =
-        if servers::available("redis-server") && servers::available("redis-benchmark") {
-            let redis = servers::start_redis()?;
-            let (wasilock, _) = servers::start_wasilock(binary, Store::Redis(&redis.address), &[])?;
-            let d = measure(cli, "wasilock, lock.redis", &wasilock.address).await?;
-            drop(wasilock);
-            eprintln!(
-                "running redis-benchmark SET NX EX at {} connections...",
-                cli.connections
-            );
-            let requests = (d.rate() * 4.0 * cli.duration.as_secs_f64()).max(100_000.0) as u64;
-            let baseline = servers::redis_benchmark(&redis.address, cli.connections, requests)?;
-            rows.push(Row::measured("d. wasilock, lock.redis", &d));
-            rows.push(Row::redis("redis-benchmark SET key v NX EX 30", &baseline));
-            ratios.push((
-                "d/redis-benchmark".to_string(),
-                d.rate() / baseline.rate,
-                None,
-            ));
-            None
-        } else {
-            Some("redis-server or redis-benchmark is not installed".to_string())
-        };
+    let redis_skipped = if servers::available("redis-server")
+        && servers::available("redis-benchmark")
+    {
+        let redis = RedisServer::start().context("redis-server did not start")?;
+        let (wasilock, _) = servers::start_wasilock(binary, Store::Redis(&redis.address()), &[])?;
+        let d = measure(cli, "wasilock, lock.redis", &wasilock.address).await?;
+        drop(wasilock);
+        eprintln!(
+            "running redis-benchmark SET NX EX at {} connections...",
+            cli.connections
+        );
+        let requests = (d.rate() * 4.0 * cli.duration.as_secs_f64()).max(100_000.0) as u64;
+        let baseline = servers::redis_benchmark(&redis.address(), cli.connections, requests)?;
+        rows.push(Row::measured("d. wasilock, lock.redis", &d));
+        rows.push(Row::redis("redis-benchmark SET key v NX EX 30", &baseline));
+        ratios.push((
+            "d/redis-benchmark".to_string(),
+            d.rate() / baseline.rate,
+            None,
+        ));
+        None
+    } else {
+        Some("redis-server or redis-benchmark is not installed".to_string())
+    };
 
     let mut scale = Vec::new();
     if !cli.skip_scale {
@@ -316,7 +326,7 @@ async fn fill_then_measure(
         measured,
     )
     .await?;
-    Ok((latency, server.rss_bytes()?))
+    Ok((latency, server.rss_bytes()))
 }
 
 /// Spawn to first granted TryLock, best of three.

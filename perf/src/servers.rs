@@ -1,49 +1,37 @@
-//! The servers under test, as child processes: `wasilock` with a given store, the native
-//! baseline (this binary's `serve-native`), `redis-server`, and `redis-benchmark` runs.
+//! The servers under test, as child processes started by the shared test kit: `wasilock`
+//! with a given store, the native baseline (this binary's `serve-native`), `redis-server`,
+//! and `redis-benchmark` runs.
 
-use anyhow::{Context, bail};
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use anyhow::{Context, anyhow, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use wasilock_testkit::{Host, Options, component, resources};
 
-/// A server process, killed on drop.
+/// A server process, ready on `/v1.0/healthz`, killed on drop.
 pub struct Server {
-    child: Child,
+    host: Host,
     /// `127.0.0.1:PORT` of the HTTP API.
     pub address: String,
-    /// `127.0.0.1:PORT` of the gRPC API, for `wasilock`.
-    pub grpc_address: Option<String>,
+    /// `127.0.0.1:PORT` of the gRPC API (`wasilock` only).
+    pub grpc_address: String,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 impl Server {
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Resident memory in bytes (`VmRSS`).
-    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        parse_vm_rss(&status).context("no VmRSS in /proc/PID/status")
+    pub fn rss_bytes(&self) -> u64 {
+        self.host.rss_bytes()
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(options: Options, dirs: Vec<tempfile::TempDir>) -> anyhow::Result<Server> {
+        let host = Host::try_start(options.log_level("warn")).map_err(|e| anyhow!("{e}"))?;
+        Ok(Server {
+            address: host.base.trim_start_matches("http://").to_string(),
+            grpc_address: host.grpc.clone(),
+            host,
+            _dirs: dirs,
+        })
     }
-}
-
-/// `VmRSS:  1234 kB` in bytes.
-pub fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// Which store a `wasilock` run uses.
@@ -57,92 +45,43 @@ pub enum Store<'a> {
     Redis(&'a str),
 }
 
-/// Starts `wasilock` with one store named `lockstore` and the extra `args`; returns with its
-/// data directory.
+/// Starts `wasilock` (`binary`) with one store named `lockstore` and the extra `args`;
+/// returns with its data directory.
 pub fn start_wasilock(
     binary: &Path,
     store: Store,
     args: &[&str],
 ) -> anyhow::Result<(Server, PathBuf)> {
     let data = tempfile::tempdir()?;
-    let resources = tempfile::tempdir()?;
-    let mut command = Command::new(binary);
-    command
-        .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"])
-        .args(["--log-level", "warn"])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data.path());
+    let data_path = data.path().to_path_buf();
+    let mut options = Options::new()
+        .program(binary)
+        .args(args.iter().copied())
+        .data_dir(&data_path);
     let yaml = match store {
         Store::Embedded => None,
-        Store::InMemory => Some("type: lock.in-memory\n  metadata: []".to_string()),
-        Store::Redis(address) => Some(format!(
-            "type: lock.redis\n  metadata:\n  - name: redisHost\n    value: \"{address}\""
+        Store::InMemory => Some(component("lockstore", "lock.in-memory", &[])),
+        Store::Redis(address) => Some(component(
+            "lockstore",
+            "lock.redis",
+            &[("redisHost", address)],
         )),
     };
-    if let Some(spec) = yaml {
-        let document = format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: lockstore\nspec:\n  version: v1\n  {spec}\n"
-        );
-        std::fs::write(resources.path().join("lockstore.yaml"), document)?;
-        command.arg("--resources-path").arg(resources.path());
+    let mut dirs = vec![data];
+    if let Some(yaml) = yaml {
+        let dir = resources(&[("lockstore.yaml", &yaml)]);
+        options = options.args(["--resources-path", dir.path().to_str().context("a path")?]);
+        dirs.push(dir);
     }
-    let data_path = data.path().to_path_buf();
-    let server = spawn_listening(command, true, vec![data, resources])?;
-    Ok((server, data_path))
+    Ok((Server::start(options, dirs)?, data_path))
 }
 
 /// Starts this binary's native baseline server.
 pub fn start_native() -> anyhow::Result<Server> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command.args(["serve-native"]);
-    spawn_listening(command, false, Vec::new())
-}
-
-/// Spawns `command` and waits for its `listening on http://ADDRESS` line, and then for its
-/// `gRPC API on ADDRESS` line when it serves `grpc`.
-fn spawn_listening(
-    mut command: Command,
-    grpc: bool,
-    dirs: Vec<tempfile::TempDir>,
-) -> anyhow::Result<Server> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {command:?}"))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        let mut http = None;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let line = line.trim();
-            if let Some(address) = line.strip_prefix("listening on http://") {
-                http.get_or_insert_with(|| address.to_string());
-            }
-            let grpc_address = line.strip_prefix("gRPC API on ").map(str::to_string);
-            if let Some(address) = &http
-                && (grpc_address.is_some() || !grpc)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send((address.clone(), grpc_address));
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok((address, grpc_address)) => Ok(Server {
-            child,
-            address,
-            grpc_address,
-            _dirs: dirs,
-        }),
-        Err(_) => {
-            let _ = child.kill();
-            bail!("{command:?} did not print its address")
-        }
-    }
+    let options = Options::new()
+        .program(&std::env::current_exe()?)
+        .args(["serve-native"]);
+    Server::start(options, Vec::new())
 }
 
 /// Whether a program can be run.
@@ -153,33 +92,6 @@ pub fn available(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Starts `redis-server` on a free loopback port, without persistence.
-pub fn start_redis() -> anyhow::Result<Server> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let dir = tempfile::tempdir()?;
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .context("cannot start redis-server")?;
-    let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&address).is_err() {
-        if Instant::now() > deadline {
-            bail!("redis-server did not start on {address}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(Server {
-        child,
-        address,
-        grpc_address: None,
-        _dirs: vec![dir],
-    })
 }
 
 /// What `redis-benchmark` reported for one command.
@@ -263,12 +175,5 @@ mod tests {
         );
         assert!(parse_redis_benchmark_csv("").is_err());
         assert!(parse_redis_benchmark_csv("\"test\",\"rps\"\n\"x\",\"fast\"\n").is_err());
-    }
-
-    #[test]
-    fn reads_resident_memory() {
-        let status = "Name:\twasilock\nVmPeak:\t  9000 kB\nVmRSS:\t   1234 kB\nThreads:\t4\n";
-        assert_eq!(parse_vm_rss(status), Some(1234 * 1024));
-        assert_eq!(parse_vm_rss("Name: x\n"), None);
     }
 }

@@ -140,8 +140,7 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
 
 // Shared with the end-to-end tests, which also start cluster nodes.
 #[allow(dead_code)]
-#[path = "../../../../tests/support/redis_server.rs"]
-mod redis_server;
+use wasilock_testkit::redis_server;
 
 async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {
     absent_then_set_then_conflict(&*make()).await;

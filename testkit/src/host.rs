@@ -1,21 +1,23 @@
-//! The end-to-end harness: the real `wasilock` binary on a free loopback port, a temporary
-//! data directory, and a small HTTP client for the Dapr lock API.
-
-#![allow(dead_code)] // Each test binary uses its own part of the harness.
+//! A `wasilock` process on free loopback ports with a temporary data directory, ready once
+//! it answers `GET /v1.0/healthz`; and a small HTTP client for the Dapr lock API.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a host may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `wasilock` binary cargo built for these tests.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_wasilock")
+/// The `wasilock` binary cargo built beside the running test or harness (`target/PROFILE/`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable");
+    let mut dir = exe.parent().expect("a directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("wasilock")
 }
 
 /// A response: status, `Content-Type` and body.
@@ -30,24 +32,31 @@ pub struct Reply {
 }
 
 /// How to start a host.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Options {
+    /// The program; [`binary`] when `None`.
+    pub program: Option<PathBuf>,
     /// Extra command-line arguments.
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
     /// The data directory (`--data-dir`); a fresh temporary one when `None`.
     pub data_dir: Option<PathBuf>,
+    /// `--log-level`; `debug` when `None`.
+    pub log_level: Option<String>,
 }
 
 impl Options {
     /// No extra arguments, a fresh data directory.
     pub fn new() -> Self {
-        Options {
-            args: Vec::new(),
-            env: Vec::new(),
-            data_dir: None,
-        }
+        Options::default()
+    }
+
+    /// Runs `program` instead of [`binary`]; it is given the arguments, then `wasilock`'s
+    /// port, log and data flags.
+    pub fn program(mut self, program: &Path) -> Self {
+        self.program = Some(program.to_path_buf());
+        self
     }
 
     /// Adds command-line arguments.
@@ -59,6 +68,12 @@ impl Options {
     /// Adds an environment variable.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Logs at `level` (`--log-level`).
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = Some(level.into());
         self
     }
 
@@ -99,7 +114,7 @@ impl Host {
         Host::start_with(Options::new())
     }
 
-    /// Starts a host and waits until it prints its address.
+    /// Starts a host and waits until it answers `GET /v1.0/healthz`.
     pub fn start_with(options: Options) -> Host {
         match Host::try_start(options) {
             Ok(host) => host,
@@ -107,8 +122,20 @@ impl Host {
         }
     }
 
-    /// Starts a host; when it exits before listening, returns its status and stderr.
+    /// Starts a host on free ports; when it exits before it is ready, returns its status
+    /// and stderr (after trying other ports if the chosen ones were taken meanwhile).
     pub fn try_start(options: Options) -> Result<Host, StartFailure> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Host::try_start_once(&options) {
+                Err(failure) if attempts < 3 && failure.stderr.contains("cannot listen") => {}
+                started => return started,
+            }
+        }
+    }
+
+    fn try_start_once(options: &Options) -> Result<Host, StartFailure> {
         let temp = match options.data_dir {
             Some(_) => None,
             None => Some(tempfile::tempdir().expect("a temporary data directory")),
@@ -117,19 +144,16 @@ impl Host {
             .data_dir
             .clone()
             .unwrap_or_else(|| temp.as_ref().unwrap().path().to_path_buf());
-        let mut command = Command::new(binary());
+        let (http_port, grpc_port) = (free_port(), free_port());
+        let program = options.program.clone().unwrap_or_else(binary);
+        let mut command = Command::new(&program);
+        let log_level = options.log_level.as_deref().unwrap_or("debug");
         command
-            .args([
-                "--dapr-http-port",
-                "0",
-                "--dapr-grpc-port",
-                "0",
-                "--log-level",
-                "debug",
-                "--data-dir",
-            ])
-            .arg(&data_dir)
             .args(&options.args)
+            .args(["--dapr-http-port", &http_port.to_string()])
+            .args(["--dapr-grpc-port", &grpc_port.to_string()])
+            .args(["--log-level", log_level, "--data-dir"])
+            .arg(&data_dir)
             .env_remove("DAPR_API_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -137,26 +161,29 @@ impl Host {
         for (name, value) in &options.env {
             command.env(name, value);
         }
-        let mut child = command.spawn().expect("spawn wasilock");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let (address_tx, address_rx) = mpsc::channel();
-        drain(
-            child.stdout.take().unwrap(),
-            stdout.clone(),
-            Some(address_tx),
-        );
-        drain(child.stderr.take().unwrap(), stderr.clone(), None);
+        drain(child.stdout.take().unwrap(), stdout.clone());
+        drain(child.stderr.take().unwrap(), stderr.clone());
+        let base = format!("http://127.0.0.1:{http_port}");
+        let agent = agent();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok((base, grpc)) = address_rx.recv_timeout(Duration::from_millis(20)) {
+            let ready = agent
+                .get(&format!("{base}/v1.0/healthz"))
+                .call()
+                .is_ok_and(|r| r.status() == 204);
+            if ready {
                 return Ok(Host {
                     child,
                     base,
-                    grpc,
+                    grpc: format!("127.0.0.1:{grpc_port}"),
                     stdout,
                     stderr,
-                    agent: agent(),
+                    agent,
                     _data_dir: temp,
                 });
             }
@@ -171,11 +198,37 @@ impl Host {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!(
-                    "wasilock printed no address within {START_TIMEOUT:?}; stderr:\n{}",
+                    "{} was not ready within {START_TIMEOUT:?}; stderr:\n{}",
+                    program.display(),
                     stderr.lock().unwrap()
                 );
             }
+            std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The start-up banner: stdout once its last line (the `try:` example, or the note that
+    /// there are no stores) has arrived.
+    pub fn banner(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stdout = self.stdout.lock().unwrap().clone();
+            let complete = stdout
+                .lines()
+                .any(|l| l.trim().starts_with("try: ") || l.trim().starts_with("no lock stores"));
+            if complete {
+                return stdout;
+            }
+            assert!(Instant::now() < deadline, "no complete banner: {stdout}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Resident memory in bytes (`VmRSS`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        parse_vm_rss(&status).expect("VmRSS in /proc/PID/status")
     }
 
     /// The process id.
@@ -272,41 +325,31 @@ impl std::fmt::Display for StartFailure {
     }
 }
 
-/// Copies a pipe into `sink` line by line; once the banner is complete (its last line is
-/// the `try:` example or the note that there are no stores), sends the first HTTP and gRPC
-/// addresses.
-fn drain(
-    pipe: impl Read + Send + 'static,
-    sink: Arc<Mutex<String>>,
-    ready: Option<mpsc::Sender<(String, String)>>,
-) {
+/// Copies a pipe into `sink` line by line.
+fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
-        let mut ready = ready;
-        let mut address = None;
-        let mut grpc = None;
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
-            {
-                let mut sink = sink.lock().unwrap();
-                sink.push_str(&line);
-                sink.push('\n');
-            }
-            let line = line.trim();
-            if let Some(url) = line.strip_prefix("listening on ") {
-                address.get_or_insert_with(|| url.to_string());
-            }
-            if let Some(socket) = line.strip_prefix("gRPC API on ") {
-                grpc.get_or_insert_with(|| socket.to_string());
-            }
-            let banner_done = line.starts_with("try: ") || line.starts_with("no lock stores");
-            if banner_done
-                && let (Some(tx), Some(url), Some(grpc)) =
-                    (ready.take(), address.clone(), grpc.clone())
-            {
-                let _ = tx.send((url, grpc));
-            }
+            let mut sink = sink.lock().unwrap();
+            sink.push_str(&line);
+            sink.push('\n');
         }
     });
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// `VmRSS:  1234 kB` in bytes.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Reply {
@@ -389,153 +432,14 @@ pub fn unlock(
     }
 }
 
-/// Writes a component YAML file into a new temporary directory for `--resources-path`.
-pub fn resources(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("a resources directory");
-    for (name, yaml) in files {
-        std::fs::write(dir.path().join(name), yaml).expect("write a component file");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_resident_memory() {
+        let status = "Name:\twasilock\nVmPeak:\t  9000 kB\nVmRSS:\t   1234 kB\nThreads:\t4\n";
+        assert_eq!(parse_vm_rss(status), Some(1234 * 1024));
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
     }
-    dir
-}
-
-/// A lock component YAML document.
-pub fn component(name: &str, store_type: &str, metadata: &[(&str, &str)]) -> String {
-    let mut yaml = format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: {store_type}\n  version: v1\n  metadata:\n"
-    );
-    for (key, value) in metadata {
-        yaml.push_str(&format!("  - name: {key}\n    value: \"{value}\"\n"));
-    }
-    if metadata.is_empty() {
-        yaml = yaml.replace("  metadata:\n", "  metadata: []\n");
-    }
-    yaml
-}
-
-/// A Tenant YAML document: app id `name`, token `token`, an optional component file and
-/// `limits` as a YAML flow mapping (`{}` for none).
-pub fn tenant(name: &str, token: &str, component: Option<&Path>, limits: &str) -> String {
-    let mut yaml = format!(
-        "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n  apiToken:\n    value: \"{token}\"\n  limits: {limits}\n"
-    );
-    if let Some(component) = component {
-        yaml.push_str(&format!("  component: \"{}\"\n", component.display()));
-    }
-    yaml
-}
-
-/// A lock component YAML document whose store only the app ids `scopes` see.
-pub fn scoped_component(name: &str, store_type: &str, scopes: &[&str]) -> String {
-    format!(
-        "{}scopes: [{}]\n",
-        component(name, store_type, &[]),
-        scopes.join(", ")
-    )
-}
-
-/// Dapr's conformance sequence (components-contrib tests/conformance/lock), over HTTP.
-pub fn conformance_sequence(host: &Host, store: &str) {
-    let run = format!("{:x}", std::process::id() as u64 * 1_000_003 + now_nanos());
-    let (key1, key2) = (format!("key1-{run}"), format!("key2-{run}"));
-    assert_eq!(host.lock(store, &key1, "conftest", 15), Ok(true));
-    assert_eq!(host.lock(store, &key2, "conftest", 3), Ok(true));
-    let expires = Instant::now() + Duration::from_secs(3);
-    assert_eq!(
-        host.lock(store, &key1, "conftest", 15),
-        Ok(false),
-        "not reentrant"
-    );
-    assert_eq!(host.unlock(store, "nonexistent", "conftest"), Ok(1));
-    assert_eq!(host.unlock(store, &key1, "nonowner"), Ok(2));
-    assert_eq!(host.unlock(store, &key1, "conftest"), Ok(0));
-    std::thread::sleep(expires.saturating_duration_since(Instant::now()));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if host.lock(store, &key2, "conftest", 3) == Ok(true) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "key2 never expired");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-/// `count` threads each try to lock `resource` through one of `bases` at once, `rounds`
-/// times; exactly one wins every round, and then releases.
-pub fn one_winner_rounds(
-    bases: &[String],
-    store: &str,
-    resource: &str,
-    count: usize,
-    rounds: usize,
-) {
-    let agents: Vec<ureq::Agent> = (0..count).map(|_| agent()).collect();
-    for round in 0..rounds {
-        let barrier = std::sync::Barrier::new(count);
-        let winners: Vec<(usize, String)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = agents
-                .iter()
-                .enumerate()
-                .map(|(i, agent)| {
-                    let base = &bases[i % bases.len()];
-                    let barrier = &barrier;
-                    scope.spawn(move || {
-                        let owner = format!("owner-{round}-{i}");
-                        barrier.wait();
-                        let won = try_lock(agent, base, store, resource, &owner, 30)
-                            .unwrap_or_else(|reply| panic!("TryLock failed: {reply:?}"));
-                        won.then_some((i, owner))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().unwrap())
-                .collect()
-        });
-        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
-        let (i, owner) = &winners[0];
-        let base = &bases[i % bases.len()];
-        assert_eq!(unlock(&agents[*i], base, store, resource, owner), Ok(0));
-    }
-}
-
-/// Builds the guest with its test-only `fault-injection` feature, in its own target dir.
-pub fn fault_injection_guest() -> std::path::PathBuf {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let target_dir = workspace.join("target").join("fault-guest");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "wasilock-guest",
-            "--target",
-            "wasm32-wasip2",
-        ])
-        .args([
-            "--profile",
-            "guest",
-            "--features",
-            "fault-injection",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .status()
-        .expect("run cargo to build the fault-injection guest");
-    assert!(
-        status.success(),
-        "building the fault-injection guest failed"
-    );
-    target_dir.join("wasm32-wasip2/guest/wasilock_guest.wasm")
 }

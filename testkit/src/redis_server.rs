@@ -5,9 +5,7 @@
 //! `apt-get`); failing that, [`RedisServer::start`] fails the test under `CI=true` and
 //! otherwise returns `None` after saying so on stderr.
 
-#[path = "apt.rs"]
-mod apt;
-
+use crate::apt;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

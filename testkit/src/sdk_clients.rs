@@ -7,9 +7,7 @@
 //! [`python`] and [`node`] fail the test under `CI=true` and otherwise return `None` after
 //! saying so on stderr.
 
-#[path = "apt.rs"]
-mod apt;
-
+use crate::{apt, workspace};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -17,13 +15,6 @@ use std::sync::OnceLock;
 /// The repository's `tests/clients/` folder: the scripts and their pins.
 pub fn clients_dir() -> PathBuf {
     workspace().join("tests").join("clients")
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ lives in the workspace")
-        .to_path_buf()
 }
 
 /// The venv's `python` with the pinned `dapr` package, installed on first use.

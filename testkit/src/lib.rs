@@ -1,0 +1,32 @@
+//! Test and benchmark support for wasilock, shared by the end-to-end tests (`tests/`), the
+//! store contract tests and the benchmark harness (`perf/`).
+//!
+//! - [`host`]: a `wasilock` process on free ports, ready on `/v1.0/healthz`, and an HTTP client;
+//! - [`resources`]: Component and Tenant YAML for `--resources-path`;
+//! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
+//! - [`redis_server`]: a throwaway `redis-server`;
+//! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
+//! - [`guests`]: lock components built for tests.
+
+mod apt;
+pub mod guests;
+pub mod host;
+pub mod redis_server;
+pub mod resources;
+pub mod sdk_clients;
+pub mod sequences;
+
+pub use guests::fault_injection_guest;
+pub use host::{Host, Options, Reply, StartFailure, agent, binary, post, try_lock, unlock};
+pub use resources::{component, resources, scoped_component, tenant};
+pub use sequences::{conformance_sequence, one_winner_rounds};
+
+use std::path::PathBuf;
+
+/// The workspace's root directory.
+pub fn workspace() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ lives in the workspace")
+        .to_path_buf()
+}

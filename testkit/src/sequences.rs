@@ -1,0 +1,78 @@
+//! Lock sequences run against a host over HTTP: Dapr's conformance sequence and rounds of
+//! concurrent acquirers with exactly one winner.
+
+use crate::host::{Host, agent, try_lock, unlock};
+use std::time::{Duration, Instant};
+
+/// Dapr's conformance sequence (components-contrib tests/conformance/lock), over HTTP.
+pub fn conformance_sequence(host: &Host, store: &str) {
+    let run = format!("{:x}", std::process::id() as u64 * 1_000_003 + now_nanos());
+    let (key1, key2) = (format!("key1-{run}"), format!("key2-{run}"));
+    assert_eq!(host.lock(store, &key1, "conftest", 15), Ok(true));
+    assert_eq!(host.lock(store, &key2, "conftest", 3), Ok(true));
+    let expires = Instant::now() + Duration::from_secs(3);
+    assert_eq!(
+        host.lock(store, &key1, "conftest", 15),
+        Ok(false),
+        "not reentrant"
+    );
+    assert_eq!(host.unlock(store, "nonexistent", "conftest"), Ok(1));
+    assert_eq!(host.unlock(store, &key1, "nonowner"), Ok(2));
+    assert_eq!(host.unlock(store, &key1, "conftest"), Ok(0));
+    std::thread::sleep(expires.saturating_duration_since(Instant::now()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if host.lock(store, &key2, "conftest", 3) == Ok(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "key2 never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// `count` threads each try to lock `resource` through one of `bases` at once, `rounds`
+/// times; exactly one wins every round, and then releases.
+pub fn one_winner_rounds(
+    bases: &[String],
+    store: &str,
+    resource: &str,
+    count: usize,
+    rounds: usize,
+) {
+    let agents: Vec<ureq::Agent> = (0..count).map(|_| agent()).collect();
+    for round in 0..rounds {
+        let barrier = std::sync::Barrier::new(count);
+        let winners: Vec<(usize, String)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = agents
+                .iter()
+                .enumerate()
+                .map(|(i, agent)| {
+                    let base = &bases[i % bases.len()];
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let owner = format!("owner-{round}-{i}");
+                        barrier.wait();
+                        let won = try_lock(agent, base, store, resource, &owner, 30)
+                            .unwrap_or_else(|reply| panic!("TryLock failed: {reply:?}"));
+                        won.then_some((i, owner))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let (i, owner) = &winners[0];
+        let base = &bases[i % bases.len()];
+        assert_eq!(unlock(&agents[*i], base, store, resource, owner), Ok(0));
+    }
+}
