@@ -60,17 +60,22 @@ async fn connect(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-/// POSTs `body` to `path`; true when the answer is 200 with exactly `expected`.
+/// POSTs `body` to `path` (as the tenant of `token`, if any); true when the answer is 200
+/// with exactly `expected`.
 async fn post(
     sender: &mut SendRequest<Full<Bytes>>,
     path: &str,
+    token: Option<&str>,
     body: String,
     expected: &[u8],
 ) -> anyhow::Result<bool> {
-    let request = hyper::Request::post(path)
+    let mut request = hyper::Request::post(path)
         .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))?;
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("dapr-api-token", token);
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
     sender.ready().await?;
     let response = sender.send_request(request).await?;
     let status = response.status();
@@ -80,16 +85,26 @@ async fn post(
 
 /// One TryLock on a new connection; true when it was granted.
 pub async fn try_lock_once(address: &str, store: &str) -> anyhow::Result<bool> {
+    try_lock(address, store, None).await
+}
+
+/// One TryLock on a new connection as the tenant of `token`; true when it was granted.
+pub async fn try_lock_as(address: &str, store: &str, token: &str) -> anyhow::Result<bool> {
+    try_lock(address, store, Some(token)).await
+}
+
+async fn try_lock(address: &str, store: &str, token: Option<&str>) -> anyhow::Result<bool> {
     let mut sender = connect(address).await?;
     let body = r#"{"resourceId":"first","lockOwner":"me","expiryInSeconds":30}"#.to_string();
     let path = format!("/v1.0-alpha1/lock/{store}");
-    post(&mut sender, &path, body, br#"{"success":true}"#).await
+    post(&mut sender, &path, token, body, br#"{"success":true}"#).await
 }
 
 /// One connection's lock and unlock calls on its own resource, prepared once.
 enum PairClient {
     Http {
         sender: SendRequest<Full<Bytes>>,
+        token: Option<String>,
         lock: (String, String),
         unlock: (String, String),
     },
@@ -101,10 +116,12 @@ enum PairClient {
 }
 
 impl PairClient {
-    /// Connects connection number `n` to `address` (the server's address for `protocol`).
+    /// Connects connection number `n` to `address` (the server's address for `protocol`),
+    /// as the tenant of `token` (HTTP only).
     async fn connect(
         protocol: Protocol,
         address: &str,
+        token: Option<&str>,
         store: &str,
         n: usize,
     ) -> anyhow::Result<Self> {
@@ -112,6 +129,7 @@ impl PairClient {
         Ok(match protocol {
             Protocol::Http => PairClient::Http {
                 sender: connect(address).await?,
+                token: token.map(str::to_string),
                 lock: (
                     format!("/v1.0-alpha1/lock/{store}"),
                     serde_json::json!({
@@ -153,14 +171,16 @@ impl PairClient {
         match self {
             PairClient::Http {
                 sender,
+                token,
                 lock: (lock_path, lock_body),
                 unlock: (unlock_path, unlock_body),
             } => {
-                if unlock {
-                    post(sender, unlock_path, unlock_body.clone(), br#"{"status":0}"#).await
+                let (path, body, expected) = if unlock {
+                    (unlock_path, unlock_body, &br#"{"status":0}"#[..])
                 } else {
-                    post(sender, lock_path, lock_body.clone(), br#"{"success":true}"#).await
-                }
+                    (lock_path, lock_body, &br#"{"success":true}"#[..])
+                };
+                post(sender, path, token.as_deref(), body.clone(), expected).await
             }
             PairClient::Grpc {
                 client,
@@ -185,10 +205,12 @@ impl PairClient {
 }
 
 /// `connections` connections send lock+unlock pairs on `store` for `warmup + duration`;
-/// only the last `duration` is measured. Each connection has its own resource.
+/// only the last `duration` is measured. Each connection has its own resource; connection
+/// `n` acts for the tenant of `tokens[n % tokens.len()]` (no token when `tokens` is empty).
 pub async fn lock_unlock_pairs(
     protocol: Protocol,
     address: &str,
+    tokens: &[String],
     store: &str,
     connections: usize,
     warmup: Duration,
@@ -199,7 +221,8 @@ pub async fn lock_unlock_pairs(
     let until = measure_from + duration;
     let mut tasks = Vec::new();
     for connection in 0..connections {
-        let mut client = PairClient::connect(protocol, address, store, connection).await?;
+        let token = (!tokens.is_empty()).then(|| tokens[connection % tokens.len()].as_str());
+        let mut client = PairClient::connect(protocol, address, token, store, connection).await?;
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new(3).expect("a histogram");
             let (mut requests, mut errors) = (0u64, 0u64);
@@ -266,7 +289,7 @@ pub async fn fill(
                     "resourceId": format!("fill-{i:07}"), "lockOwner": "filler", "expiryInSeconds": 3600
                 })
                 .to_string();
-                if !post(&mut sender, &path, body, br#"{"success":true}"#).await? {
+                if !post(&mut sender, &path, None, body, br#"{"success":true}"#).await? {
                     bail!("filling lock {i} was refused");
                 }
                 if i > from && i % 100_000 == 0 {
@@ -279,4 +302,36 @@ pub async fn fill(
         task.await??;
     }
     Ok(())
+}
+
+/// `connections` connections POST `path` as the tenant of `token` until `until`, as fast as
+/// answers come, whatever they are; returns how many were answered.
+pub async fn flood(
+    address: &str,
+    path: &str,
+    token: &str,
+    connections: usize,
+    until: Instant,
+) -> anyhow::Result<u64> {
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let mut sender = connect(address).await?;
+        let (path, token) = (path.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut answered = 0u64;
+            while Instant::now() < until {
+                let sent = post(&mut sender, &path, Some(&token), "{}".into(), b"").await;
+                if sent.is_err() {
+                    break;
+                }
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    let mut answered = 0;
+    for task in tasks {
+        answered += task.await?;
+    }
+    Ok(answered)
 }

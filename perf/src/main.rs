@@ -1,7 +1,7 @@
 //! `wasilock-perf`: the benchmark harness. In one run, on loopback, with one load generator
 //! and one concurrency, it measures lock+unlock pairs against the native baseline, wasilock
 //! with the in-memory store (through each HTTP export), the embedded and the Redis stores, and
-//! `redis-benchmark`; then latency with
+//! `redis-benchmark`; 1,000 tenants in one process and a noisy neighbour; then latency with
 //! many live locks, memory per lock, start-up time and the guest's size. It prints a report
 //! and writes it to `BENCHMARKS.md`.
 
@@ -9,6 +9,7 @@ mod load;
 mod native;
 mod report;
 mod servers;
+mod tenants;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -136,6 +137,7 @@ async fn measure_over(
     let measured = load::lock_unlock_pairs(
         protocol,
         address,
+        &[],
         "lockstore",
         cli.connections,
         cli.warmup,
@@ -234,6 +236,10 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
         Some("redis-server or redis-benchmark is not installed".to_string())
     };
 
+    let tenancy = tenants::tenancy(binary, cli.connections, cli.warmup, cli.duration).await?;
+    let neighbour =
+        tenants::noisy_neighbour(binary, cli.connections, cli.warmup, cli.duration).await?;
+
     let mut scale = Vec::new();
     if !cli.skip_scale {
         for store in [Store::InMemory, Store::Embedded] {
@@ -256,6 +262,8 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
         startup,
         guest_bytes,
         redis_skipped,
+        tenancy,
+        neighbour,
     })
 }
 
@@ -320,6 +328,7 @@ async fn fill_then_measure(
     let latency = load::lock_unlock_pairs(
         Protocol::Http,
         &server.address,
+        &[],
         "lockstore",
         cli.connections,
         warmup,

@@ -3,6 +3,7 @@
 
 use crate::load::Measured;
 use crate::servers::RedisBenchmark;
+use crate::tenants::{Neighbour, SPREAD, TENANTS, Tenancy};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -84,6 +85,10 @@ pub struct Report {
     pub guest_bytes: u64,
     /// Why the Redis figures are missing, if they are.
     pub redis_skipped: Option<String>,
+    /// Many tenants in one process.
+    pub tenancy: Tenancy,
+    /// A noisy neighbour beside a well-behaved tenant.
+    pub neighbour: Neighbour,
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -109,7 +114,13 @@ impl Report {
             "| setup | req/s | p50 ms | p99 ms | p99.9 ms | errors |"
         );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
-        for row in &self.rows {
+        let tenant_rows = [
+            &self.tenancy.one,
+            &self.tenancy.spread,
+            &self.neighbour.alone,
+            &self.neighbour.beside,
+        ];
+        for row in self.rows.iter().chain(tenant_rows) {
             let p999 = row.p999.map_or("n/a".to_string(), |v| format!("{v:.2}"));
             let _ = writeln!(
                 md,
@@ -165,6 +176,39 @@ impl Report {
                 );
             }
         }
+        let t = &self.tenancy;
+        let _ = writeln!(
+            md,
+            "| ≤ 1 MiB resident per idle tenant ({TENANTS} tenants) | {:.0} KiB | {} |",
+            t.rss_per_idle_tenant / 1024.0,
+            verdict(t.rss_per_idle_tenant <= 1024.0 * 1024.0)
+        );
+        let spread = t.spread.rate / t.one.rate;
+        let _ = writeln!(
+            md,
+            "| load spread over {SPREAD} tenants ≥ 0.8 × one tenant | {spread:.2} ({:.0} vs {:.0} req/s) | {} |",
+            t.spread.rate,
+            t.one.rate,
+            verdict(spread >= 0.8)
+        );
+        let _ = writeln!(
+            md,
+            "| first request of a cold tenant (median, slowest of 50) | {:.2} ms, {:.2} ms | - |",
+            t.cold_first_ms.0, t.cold_first_ms.1
+        );
+        let n = &self.neighbour;
+        let kept = n.beside.rate / n.alone.rate;
+        let _ = writeln!(
+            md,
+            "| calm tenant beside a noisy one ≥ 0.5 × alone, 0 errors | {kept:.2} ({:.0} vs {:.0} req/s; p99 {:.2} vs {:.2} ms; {} errors; the noisy tenant got {} answers) | {} |",
+            n.beside.rate,
+            n.alone.rate,
+            n.beside.p99,
+            n.alone.p99,
+            n.beside.errors,
+            n.noisy_answered,
+            verdict(kept >= 0.5 && n.beside.errors == 0)
+        );
         let startup_ms = self.startup.as_secs_f64() * 1000.0;
         let _ = writeln!(
             md,

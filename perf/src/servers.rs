@@ -23,7 +23,8 @@ impl Server {
         self.host.rss_bytes()
     }
 
-    fn start(options: Options, dirs: Vec<tempfile::TempDir>) -> anyhow::Result<Server> {
+    /// Starts the server `options` describe, keeping `dirs` until it ends.
+    pub fn start(options: Options, dirs: Vec<tempfile::TempDir>) -> anyhow::Result<Server> {
         let host = Host::try_start(options.log_level("warn")).map_err(|e| anyhow!("{e}"))?;
         Ok(Server {
             address: host.base.trim_start_matches("http://").to_string(),

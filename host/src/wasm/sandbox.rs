@@ -7,15 +7,18 @@
 //! [`Limits::requests_per_instance`] requests of the same tenant, never across tenants; an
 //! instance that failed is dropped. A call waits for one of [`Limits::max_concurrency`]
 //! places (bounded by the timeout, else [`GuestFailure::Busy`]); it yields its executor
-//! thread at every epoch tick, so a looping guest never holds up other requests, and ends at
-//! its deadline ([`Limits::timeout`]); its memory is capped ([`Limits::memory_bytes`]).
+//! thread at every epoch tick, and a call still computing after its first tick runs only one
+//! tick in ten, so a looping guest never holds up other tenants' requests; it ends at its
+//! deadline ([`Limits::timeout`]); its memory is capped ([`Limits::memory_bytes`]).
 
 use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
+use super::engine::EPOCH_TICK;
 use super::store_impl::{self, HostState};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::stores::StoreView;
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Limited};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +35,8 @@ const MAX_WARM_PER_TENANT: usize = 256;
 /// Warm instances kept in the whole process, at most: the rest of the instance pool stays
 /// for requests in flight.
 const MAX_WARM_TOTAL: usize = super::engine::MAX_INSTANCES as usize / 2;
+/// A call that runs past its first epoch tick runs one tick in this many.
+const THROTTLED_DUTY_CYCLE: u32 = 10;
 /// The largest answer body a component may give.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
@@ -229,16 +234,22 @@ impl Sandbox {
         );
         let mut store = Store::new(self.component.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        // At every tick: past the deadline the call traps, else it yields its thread.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ))
+        // At every tick of execution: past the deadline the call traps; else it yields its
+        // thread, and from its second tick on it also waits, so that a call that computes
+        // for long (a lock call takes microseconds) gets at most a tick in every
+        // `THROTTLED_DUTY_CYCLE` and cannot crowd out other tenants' calls.
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            if Instant::now() >= state.deadline {
+                return Ok(UpdateDeadline::Interrupt);
             }
+            state.ticks += 1;
+            let pause: Pin<Box<dyn Future<Output = ()> + Send>> = if state.ticks == 1 {
+                Box::pin(tokio::task::yield_now())
+            } else {
+                Box::pin(tokio::time::sleep(EPOCH_TICK * (THROTTLED_DUTY_CYCLE - 1)))
+            };
+            Ok(UpdateDeadline::YieldCustom(1, pause))
         });
         store
     }
@@ -246,6 +257,7 @@ impl Sandbox {
     /// Gives the next call on `store` the full timeout.
     fn arm_deadline(&self, store: &mut Store<HostState>) {
         store.data_mut().deadline = Instant::now() + self.limits.timeout;
+        store.data_mut().ticks = 0;
         store.set_epoch_deadline(1);
     }
 

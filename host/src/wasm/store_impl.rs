@@ -25,6 +25,8 @@ pub struct HostState {
     stores: Arc<StoreView>,
     /// When the current call must end.
     pub(crate) deadline: Instant,
+    /// Epoch ticks the current call has run through.
+    pub(crate) ticks: u32,
 }
 
 impl HostState {
@@ -50,6 +52,7 @@ impl HostState {
             },
             stores,
             deadline: Instant::now(),
+            ticks: 0,
         }
     }
 
