@@ -10,6 +10,8 @@ use wasilock_testkit as common;
 use common::{Host, Options, component, resources, scoped_component, tenant};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use wasilock::api::grpc::proto::GetMetadataRequest;
+use wasilock::api::grpc::proto::dapr_client::DaprClient;
 
 fn path(dir: &tempfile::TempDir) -> &str {
     dir.path().to_str().unwrap()
@@ -106,6 +108,33 @@ fn tokens_select_tenants_and_scopes_decide_their_stores() {
         &as_tenant("t-orders"),
     );
     assert_eq!(reply.body, r#"{"success":true}"#);
+
+    // Over gRPC the metadata token selects the tenant the same way.
+    let ids = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{}", host.grpc))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut client = DaprClient::new(channel);
+            let mut ids = Vec::new();
+            for token in ["t-orders", "t-billing", "t-nobody"] {
+                let mut request = tonic::Request::new(GetMetadataRequest {});
+                request
+                    .metadata_mut()
+                    .insert("dapr-api-token", token.parse().unwrap());
+                ids.push(match client.get_metadata(request).await {
+                    Ok(metadata) => metadata.into_inner().id,
+                    Err(status) => format!("{:?}", status.code()),
+                });
+            }
+            ids
+        });
+    assert_eq!(ids, ["orders", "billing", "Unauthenticated"]);
 }
 
 #[test]
