@@ -211,8 +211,8 @@ async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
         ),
     ];
 
-    let redis_skipped = if servers::available("redis-server")
-        && servers::available("redis-benchmark")
+    let redis_skipped = if wasilock_testkit::available("redis-server")
+        && wasilock_testkit::available("redis-benchmark")
     {
         let redis = RedisServer::start().context("redis-server did not start")?;
         let (wasilock, _) = servers::start_wasilock(binary, Store::Redis(&redis.address()), &[])?;

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use wasilock_testkit::{Host, Options, component, resources};
 
 /// A server process, ready on `/v1.0/healthz`, killed on drop.
@@ -83,16 +83,6 @@ pub fn start_native() -> anyhow::Result<Server> {
         .program(&std::env::current_exe()?)
         .args(["serve-native"]);
     Server::start(options, Vec::new())
-}
-
-/// Whether a program can be run.
-pub fn available(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// What `redis-benchmark` reported for one command.

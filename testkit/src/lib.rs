@@ -22,6 +22,17 @@ pub use resources::{component, resources, scoped_component, tenant};
 pub use sequences::{conformance_sequence, one_winner_rounds};
 
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Whether `program --version` runs and succeeds.
+pub fn available(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
 /// The workspace's root directory.
 pub fn workspace() -> PathBuf {

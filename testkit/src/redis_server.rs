@@ -5,7 +5,7 @@
 //! `apt-get`); failing that, [`RedisServer::start`] fails the test under `CI=true` and
 //! otherwise returns `None` after saying so on stderr.
 
-use crate::apt;
+use crate::{apt, available};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -96,22 +96,14 @@ impl RedisServer {
     }
 }
 
-fn redis_server_runs() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Whether `redis-server` can be run, installing it with `apt-get` once when possible.
 fn ensure_installed() -> bool {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
     *INSTALLED.get_or_init(|| {
-        if redis_server_runs() {
+        if available("redis-server") {
             return true;
         }
-        apt::install(&["redis-server"], "for the Redis tests") && redis_server_runs()
+        apt::install(&["redis-server"], "for the Redis tests") && available("redis-server")
     })
 }
 

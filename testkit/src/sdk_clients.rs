@@ -20,17 +20,17 @@ pub fn clients_dir() -> PathBuf {
 /// The venv's `python` with the pinned `dapr` package, installed on first use.
 pub fn python() -> Option<PathBuf> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    available(PYTHON.get_or_init(install_python), "the Python SDK")
+    installed_or_skipped(PYTHON.get_or_init(install_python), "the Python SDK")
 }
 
 /// A folder with the pinned `@dapr/dapr` in `node_modules` and the JS test script, installed
 /// on first use.
 pub fn node() -> Option<PathBuf> {
     static NODE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    available(NODE.get_or_init(install_node), "the JavaScript SDK")
+    installed_or_skipped(NODE.get_or_init(install_node), "the JavaScript SDK")
 }
 
-fn available(installed: &Result<PathBuf, String>, what: &str) -> Option<PathBuf> {
+fn installed_or_skipped(installed: &Result<PathBuf, String>, what: &str) -> Option<PathBuf> {
     match installed {
         Ok(path) => Some(path.clone()),
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
@@ -46,16 +46,6 @@ fn available(installed: &Result<PathBuf, String>, what: &str) -> Option<PathBuf>
 /// Whether `works`, after installing `packages` from Debian's if it did not.
 fn installed(works: impl Fn() -> bool, packages: &[&str], why: &str) -> bool {
     works() || (apt::install(packages, why) && works())
-}
-
-/// Whether `program --version` runs.
-fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn install_python() -> Result<PathBuf, String> {
@@ -96,7 +86,7 @@ fn install_python() -> Result<PathBuf, String> {
 }
 
 fn install_node() -> Result<PathBuf, String> {
-    let node_works = || runs("node") && runs("npm");
+    let node_works = || crate::available("node") && crate::available("npm");
     if !installed(
         node_works,
         &["nodejs", "npm"],
