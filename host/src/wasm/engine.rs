@@ -8,7 +8,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 /// How often the shared epoch ticker advances: the resolution of deadlines, and how long a
 /// guest may run before it yields its executor thread to other requests.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Guest instances that can exist at once in the process, warm or busy, across tenants.
 pub const MAX_INSTANCES: u32 = 1000;
 

@@ -7,9 +7,10 @@
 //! [`Limits::requests_per_instance`] requests of the same tenant, never across tenants; an
 //! instance that failed is dropped. A call waits for one of [`Limits::max_concurrency`]
 //! places (bounded by the timeout, else [`GuestFailure::Busy`]); it yields its executor
-//! thread at every epoch tick, and a call still computing after its first tick runs only one
-//! tick in ten, so a looping guest never holds up other tenants' requests; it ends at its
-//! deadline ([`Limits::timeout`]); its memory is capped ([`Limits::memory_bytes`]).
+//! thread at every epoch tick, and calls still computing after their first tick take turns in
+//! their tenant's slow lane, one tick per ten, so a looping guest never holds up other
+//! tenants' requests; it ends at its deadline ([`Limits::timeout`]); its memory is capped
+//! ([`Limits::memory_bytes`]).
 
 use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
 use super::engine::EPOCH_TICK;
@@ -18,7 +19,6 @@ use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::stores::StoreView;
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Limited};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,8 +35,9 @@ const MAX_WARM_PER_TENANT: usize = 256;
 /// Warm instances kept in the whole process, at most: the rest of the instance pool stays
 /// for requests in flight.
 const MAX_WARM_TOTAL: usize = super::engine::MAX_INSTANCES as usize / 2;
-/// A call that runs past its first epoch tick runs one tick in this many.
-const THROTTLED_DUTY_CYCLE: u32 = 10;
+/// How long a call that computes past its first epoch tick holds its tenant's slow lane
+/// before its next tick: such calls of one tenant run one tick per this pause, together.
+const SLOW_LANE_PAUSE: Duration = Duration::from_millis(9 * EPOCH_TICK.as_millis() as u64);
 /// The largest answer body a component may give.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
@@ -143,6 +144,7 @@ pub struct Sandbox {
     max_body_size: u64,
     warm: Mutex<Vec<WarmInstance>>,
     places: Semaphore,
+    slow_lane: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// An instance that served a request without failing, kept for this tenant's next one.
@@ -203,6 +205,7 @@ impl Sandbox {
             limits,
             max_body_size,
             warm: Mutex::default(),
+            slow_lane: Arc::default(),
         }
     }
 
@@ -235,21 +238,35 @@ impl Sandbox {
         let mut store = Store::new(self.component.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         // At every tick of execution: past the deadline the call traps; else it yields its
-        // thread, and from its second tick on it also waits, so that a call that computes
-        // for long (a lock call takes microseconds) gets at most a tick in every
-        // `THROTTLED_DUTY_CYCLE` and cannot crowd out other tenants' calls.
-        store.epoch_deadline_callback(|mut store| {
+        // thread. From its second tick on, a call also waits for its tenant's slow lane and
+        // holds it for `SLOW_LANE_PAUSE`: a lock call takes microseconds, so only a guest
+        // that computes for long gets here, and all such calls of one tenant together run
+        // one tick per `SLOW_LANE_PAUSE`, however many there are. The wait ends at the
+        // deadline, so the call ends at most a tick late.
+        let lane = self.slow_lane.clone();
+        store.epoch_deadline_callback(move |mut store| {
             let state = store.data_mut();
             if Instant::now() >= state.deadline {
                 return Ok(UpdateDeadline::Interrupt);
             }
             state.ticks += 1;
-            let pause: Pin<Box<dyn Future<Output = ()> + Send>> = if state.ticks == 1 {
-                Box::pin(tokio::task::yield_now())
-            } else {
-                Box::pin(tokio::time::sleep(EPOCH_TICK * (THROTTLED_DUTY_CYCLE - 1)))
-            };
-            Ok(UpdateDeadline::YieldCustom(1, pause))
+            if state.ticks == 1 {
+                return Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ));
+            }
+            let (lane, deadline) = (lane.clone(), state.deadline);
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    let turn = async {
+                        let _turn = lane.lock().await;
+                        tokio::time::sleep(SLOW_LANE_PAUSE).await;
+                    };
+                    let _ = tokio::time::timeout_at(deadline.into(), turn).await;
+                }),
+            ))
         });
         store
     }
