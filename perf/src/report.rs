@@ -179,8 +179,8 @@ impl Report {
         let t = &self.tenancy;
         let _ = writeln!(
             md,
-            "| ≤ 1 MiB resident per idle tenant ({TENANTS} tenants) | {:.0} KiB | {} |",
-            t.rss_per_idle_tenant / 1024.0,
+            "| ≤ 1 MiB resident per idle tenant ({TENANTS} tenants) | {:.0} B | {} |",
+            t.rss_per_idle_tenant,
             verdict(t.rss_per_idle_tenant <= 1024.0 * 1024.0)
         );
         let spread = t.spread.rate / t.one.rate;

@@ -238,9 +238,9 @@ impl Sandbox {
         let mut store = Store::new(self.component.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         // At every tick of execution: past the deadline the call traps; else it yields its
-        // thread. From its second tick on, a call also waits for its tenant's slow lane and
-        // holds it for `SLOW_LANE_PAUSE`: a lock call takes microseconds, so only a guest
-        // that computes for long gets here, and all such calls of one tenant together run
+        // thread. From its second tick without a store call on, a call also waits for its
+        // tenant's slow lane and holds it for `SLOW_LANE_PAUSE`: a lock call computes for
+        // microseconds, so only a guest that computes for long gets here, and all such calls of one tenant together run
         // one tick per `SLOW_LANE_PAUSE`, however many there are. The wait ends at the
         // deadline, so the call ends at most a tick late.
         let lane = self.slow_lane.clone();

@@ -25,7 +25,8 @@ pub struct HostState {
     stores: Arc<StoreView>,
     /// When the current call must end.
     pub(crate) deadline: Instant,
-    /// Epoch ticks the current call has run through.
+    /// Epoch ticks the current call has computed through since it began or last called the
+    /// store (time spent waiting for a store is not computing).
     pub(crate) ticks: u32,
 }
 
@@ -169,6 +170,7 @@ impl wit_store::HostBucket for HostState {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit_store::Error>> {
+        self.ticks = 0;
         let bucket = self.table.get(&bucket)?.clone();
         Ok(bucket.get(&key).await.map_err(wit_store::Error::Backend))
     }
@@ -181,6 +183,7 @@ impl wit_store::HostBucket for HostState {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<CasOutcome, wit_store::Error>> {
+        self.ticks = 0;
         let bucket = self.table.get(&bucket)?.clone();
         let outcome = bucket
             .compare_and_swap(
