@@ -4,6 +4,7 @@
 use super::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend, RedisBackend, RedisSettings};
 use std::sync::Arc;
 use std::time::Duration;
+use wasilock_testkit::redis_server;
 
 const SHORT: Duration = Duration::from_millis(300);
 
@@ -137,10 +138,6 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
         assert_eq!(winners, 1, "round {round}");
     }
 }
-
-// Shared with the end-to-end tests, which also start cluster nodes.
-#[allow(dead_code)]
-use wasilock_testkit::redis_server;
 
 async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {
     absent_then_set_then_conflict(&*make()).await;
