@@ -117,13 +117,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn connect(host: &Host) -> DaprClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{}", host.grpc))
+/// A channel to the host's gRPC API.
+async fn channel(host: &Host) -> Channel {
+    Channel::from_shared(format!("http://{}", host.grpc))
         .unwrap()
         .connect()
         .await
-        .expect("connect to the gRPC API");
-    DaprClient::new(channel)
+        .expect("connect to the gRPC API")
+}
+
+async fn connect(host: &Host) -> DaprClient<Channel> {
+    DaprClient::new(channel(host).await)
 }
 
 fn in_memory_store() -> tempfile::TempDir {
@@ -352,11 +356,7 @@ fn the_api_token_is_checked_as_daprd_does() {
 fn other_methods_of_the_service_are_unimplemented() {
     let host = Host::start();
     let status = runtime().block_on(async {
-        let channel = Channel::from_shared(format!("http://{}", host.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = channel(&host).await;
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.unwrap();
         grpc.unary::<(), (), _>(
@@ -383,11 +383,7 @@ fn reflection_lists_and_describes_the_service_in_v1_and_v1alpha() {
 
     let host = Host::start();
     runtime().block_on(async {
-        let channel = Channel::from_shared(format!("http://{}", host.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = channel(&host).await;
         let ask = |message| ServerReflectionRequest {
             host: String::new(),
             message_request: Some(message),
