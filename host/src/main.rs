@@ -224,11 +224,11 @@ fn print_banner(
 ) -> Result<()> {
     let first = http_listeners[0].local_addr()?;
     let tenants = process.tenants.current();
+    let count = tenants.iter().count();
     println!(
-        "wasilock {} serving the Dapr lock API ({} tenant{}, started in {} ms)",
+        "wasilock {} serving the Dapr lock API ({count} tenant{}, started in {} ms)",
         env!("CARGO_PKG_VERSION"),
-        tenants.iter().count(),
-        if tenants.iter().count() == 1 { "" } else { "s" },
+        if count == 1 { "" } else { "s" },
         startup.as_millis()
     );
     for listener in http_listeners {

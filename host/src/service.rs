@@ -4,7 +4,7 @@
 //! the benchmark baseline); [`Tenant`] adds what a sidecar knows of its app (its id). The
 //! vocabulary is the component's own pure rules ([`wasilock_guest::lease`]): requests,
 //! unlock statuses and daprd's errors. A component's failure becomes daprd's error here, in
-//! one place ([`refusal`]); each transport renders a [`Refusal`] its own way.
+//! one place ([`Tenant::refusal`]); each transport renders a [`Refusal`] its own way.
 
 use crate::answer::HyperOutgoingBody;
 use crate::stores::StoreView;
@@ -129,7 +129,30 @@ impl<S: LockService> Tenant<S> {
     /// The answer for a call into the component that failed: `Busy` as such, anything else
     /// as daprd's `ERR_TRY_LOCK` / `ERR_UNLOCK` naming the cause in one line. Logged here.
     pub fn refusal(&self, operation: Operation, failure: &GuestFailure) -> Refusal {
-        refusal(&self.app_id, operation, failure)
+        let error = match failure {
+            GuestFailure::Busy { .. } => {
+                tracing::debug!(app_id = %self.app_id, ?operation, "the lock component is busy: {failure}");
+                return Refusal::Busy(format!(
+                    "too many requests for app {:?}: {failure}",
+                    self.app_id
+                ));
+            }
+            GuestFailure::Failed(error) => error,
+        };
+        let root = error.root_cause().to_string();
+        let summary = root.lines().next().unwrap_or_default();
+        tracing::warn!(app_id = %self.app_id, ?operation, "the lock component failed: {summary}");
+        tracing::debug!(app_id = %self.app_id, ?operation, "the lock component failed: {failure}");
+        Refusal::Lock(match operation {
+            Operation::TryLock => LockError::TryLockFailed(format!(
+                "{}the lock component failed: {summary}",
+                wasilock_guest::lease::TRY_LOCK_FAILED_PREFIX
+            )),
+            Operation::Unlock => LockError::UnlockFailed(format!(
+                "{}the lock component failed: {summary}",
+                wasilock_guest::lease::UNLOCK_FAILED_PREFIX
+            )),
+        })
     }
 }
 
@@ -173,30 +196,4 @@ pub enum Operation {
     TryLock,
     /// `UnlockAlpha1`, `POST /v1.0-alpha1/unlock/{store}`.
     Unlock,
-}
-
-/// The answer for a call into the component that failed: `Busy` as such, anything else as
-/// daprd's `ERR_TRY_LOCK` / `ERR_UNLOCK` naming the cause in one line. Logged here.
-pub fn refusal(app_id: &str, operation: Operation, failure: &GuestFailure) -> Refusal {
-    let error = match failure {
-        GuestFailure::Busy { .. } => {
-            tracing::debug!(app_id, ?operation, "the lock component is busy: {failure}");
-            return Refusal::Busy(format!("too many requests for app {app_id:?}: {failure}"));
-        }
-        GuestFailure::Failed(error) => error,
-    };
-    let root = error.root_cause().to_string();
-    let summary = root.lines().next().unwrap_or_default();
-    tracing::warn!(app_id, ?operation, "the lock component failed: {summary}");
-    tracing::debug!(app_id, ?operation, "the lock component failed: {failure}");
-    Refusal::Lock(match operation {
-        Operation::TryLock => LockError::TryLockFailed(format!(
-            "{}the lock component failed: {summary}",
-            wasilock_guest::lease::TRY_LOCK_FAILED_PREFIX
-        )),
-        Operation::Unlock => LockError::UnlockFailed(format!(
-            "{}the lock component failed: {summary}",
-            wasilock_guest::lease::UNLOCK_FAILED_PREFIX
-        )),
-    })
 }
