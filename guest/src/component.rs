@@ -6,7 +6,7 @@
 
 use crate::http::{self, Response, Route};
 use crate::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -23,6 +23,7 @@ wit_bindgen::generate!({
 use exports::wasi::http::incoming_handler::Guest as IncomingHandler;
 use exports::wasilock::lock::http_api::{self as wit_http_api, Guest as HttpApi, RequestBody};
 use exports::wasilock::lock::lock as wit_lock;
+use exports::wasilock::lock::settings::{self as wit_settings, Guest as Settings};
 use wasilock::lock::store as wit_store;
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -163,11 +164,19 @@ fn answer(route: &Route, read_body: impl FnOnce() -> Result<Vec<u8>, Response>) 
     }
 }
 
-/// The request body bound, from the host's `WASILOCK_MAX_BODY_SIZE` (read once).
+/// The request body bound: the host's through `settings.configure`, else daprd's default.
+static BODY_LIMIT: AtomicU64 = AtomicU64::new(http::DEFAULT_MAX_BODY_SIZE);
+
+impl Settings for Component {
+    fn configure(config: wit_settings::Config) {
+        let limit = config.max_body_size.unwrap_or(http::DEFAULT_MAX_BODY_SIZE);
+        BODY_LIMIT.store(limit, Ordering::Relaxed);
+    }
+}
+
+/// The request body bound in force.
 fn body_limit() -> u64 {
-    static LIMIT: OnceLock<u64> = OnceLock::new();
-    *LIMIT
-        .get_or_init(|| http::max_body_size(std::env::var(http::MAX_BODY_SIZE_ENV).ok().as_deref()))
+    BODY_LIMIT.load(Ordering::Relaxed)
 }
 
 /// Reads the whole request body, bounded by [`body_limit`].

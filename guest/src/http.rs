@@ -6,8 +6,6 @@
 use crate::body::{parse_lock_request, parse_unlock_request};
 use crate::lease::{self, LockError, LockStore};
 
-/// The WASI environment variable through which the host sets the request body bound.
-pub const MAX_BODY_SIZE_ENV: &str = "WASILOCK_MAX_BODY_SIZE";
 /// The body bound when the host sets none: daprd's default `--max-body-size` (4Mi).
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 4 * 1024 * 1024;
 
@@ -120,13 +118,6 @@ pub fn body_unreadable(reason: &str) -> Response {
             &format!("failed deserializing HTTP body: {reason}"),
         ),
     }
-}
-
-/// The body bound from the host's setting, or daprd's default when unset or invalid.
-pub fn max_body_size(setting: Option<&str>) -> u64 {
-    setting
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(DEFAULT_MAX_BODY_SIZE)
 }
 
 /// The typed error as daprd's HTTP answer.
@@ -392,10 +383,8 @@ mod tests {
     }
 
     #[test]
-    fn body_bound_setting_and_answer() {
-        assert_eq!(max_body_size(None), 4 * 1024 * 1024);
-        assert_eq!(max_body_size(Some("1024")), 1024);
-        assert_eq!(max_body_size(Some("junk")), DEFAULT_MAX_BODY_SIZE);
+    fn body_bound_answer() {
+        assert_eq!(DEFAULT_MAX_BODY_SIZE, 4 * 1024 * 1024);
         let response = body_too_large(10);
         assert_eq!(response.status, 413);
         assert!(response.body.contains("ERR_MALFORMED_REQUEST"));

@@ -144,6 +144,10 @@ impl LockError {
     }
 }
 
+/// The separator of Dapr's lock keys (`lock||<prefix>||<resourceId>`), which a resource id
+/// must not contain.
+pub const KEY_SEPARATOR: &str = "||";
+
 /// Prefix of every try-lock store failure message (daprd's `ERR_TRY_LOCK`).
 pub const TRY_LOCK_FAILED_PREFIX: &str = "failed to try acquiring lock: ";
 /// Prefix of every unlock store failure message (daprd's `ERR_UNLOCK`).
@@ -215,8 +219,8 @@ pub fn unlock<S: LockStore>(
     })
 }
 
-/// Runs the checks daprd makes before calling the store (rows 2 to 5 of its table), in its
-/// order, and returns the opened bucket.
+/// Runs the checks daprd makes before calling the store (rows 2 to 5 of its table, then the
+/// key's `||` rule), in its order, and returns the opened bucket.
 fn open_validated<S: LockStore>(
     store: &S,
     store_name: &str,
@@ -241,12 +245,19 @@ fn open_validated<S: LockStore>(
             "LockOwner is empty in lock store {store_name}"
         )));
     }
-    opened.map_err(|e| match e {
+    let bucket = opened.map_err(|e| match e {
         StoreError::NotConfigured | StoreError::NoSuchStore | StoreError::AccessDenied => {
             LockError::StoreNotFound(format!("lock store {store_name} not found"))
         }
         StoreError::Backend(message) => failure(format!("{failure_prefix}{message}")),
-    })
+    })?;
+    // daprd builds the lock key next and refuses a resource id that could forge one.
+    if resource_id.contains(KEY_SEPARATOR) {
+        return Err(failure(format!(
+            "{failure_prefix}input key/keyPrefix '{resource_id}' can't contain '{KEY_SEPARATOR}'"
+        )));
+    }
+    Ok(bucket)
 }
 
 #[cfg(test)]
@@ -420,6 +431,38 @@ mod tests {
             LockError::UnlockFailed("failed to release lock: boom".into())
         );
         assert_eq!((err.http_status(), err.error_code()), (500, "ERR_UNLOCK"));
+    }
+
+    #[test]
+    fn a_resource_id_with_the_key_separator_fails_after_the_store_checks() {
+        let store = FakeStore::new();
+        let err = try_lock(&&store, "lockstore", &lock_req("a||b", "o", 1)).unwrap_err();
+        assert_eq!(
+            err,
+            LockError::TryLockFailed(
+                "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'"
+                    .into()
+            )
+        );
+        let err = unlock(&&store, "lockstore", &unlock_req("||", "o")).unwrap_err();
+        assert_eq!(
+            err,
+            LockError::UnlockFailed(
+                "failed to release lock: input key/keyPrefix '||' can't contain '||'".into()
+            )
+        );
+        // An unknown store is named first, and the store is never called.
+        let err = try_lock(&&store, "nope", &lock_req("a||b", "o", 1)).unwrap_err();
+        assert_eq!(
+            err,
+            LockError::StoreNotFound("lock store nope not found".into())
+        );
+        assert!(store.calls.borrow().is_empty());
+        // A single `|` is an ordinary character.
+        assert_eq!(
+            try_lock(&&store, "lockstore", &lock_req("a|b", "o", 1)),
+            Ok(true)
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use sha2::Digest;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,8 +22,17 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(5);
 /// Flags follow daprd where they overlap. The API token comes from DAPR_API_TOKEN; tenants
 /// with tokens of their own come from `kind: Tenant` files in the resources path.
 #[derive(Parser, Debug)]
-#[command(name = "wasilock", version, about)]
+#[command(
+    name = "wasilock",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Something other than serving.
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// The app id of the host's own tenant: the default key prefix of lock stores, and what
     /// component `scopes` match. With Tenant resources, that tenant exists only when
     /// DAPR_API_TOKEN is set.
@@ -91,6 +101,19 @@ struct Cli {
     guest_max_concurrency: u32,
 }
 
+/// What `wasilock` does instead of serving.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Writes the built-in lock component: the exact bytes this binary runs, a
+    /// `wasm32-wasip2` component of the `wasilock:lock/lock-service` world (its contract is
+    /// the WIT in the repository's `wit/`), for other WASI hosts.
+    Component {
+        /// The file to write (`-` for stdout).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
 /// The values of `--http-export`, mapped onto [`HttpExport`].
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum HttpExportArg {
@@ -119,6 +142,13 @@ impl LogLevel {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Component { out }) = &cli.command {
+        if let Err(e) = write_component(out) {
+            eprintln!("wasilock: error: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
             "wasilock={0},wasilock_guest={0},warn",
@@ -199,6 +229,29 @@ async fn run(cli: Cli) -> Result<()> {
     }
     watcher.await.context("the reload watcher failed")??;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Writes the built-in component to `out` (`-` for stdout), and says what it wrote on stderr.
+fn write_component(out: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let bytes = wasilock::wasm::EMBEDDED_GUEST;
+    if out.as_os_str() == "-" {
+        std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .context("cannot write the component to stdout")?;
+        return Ok(());
+    }
+    std::fs::write(out, bytes)
+        .with_context(|| format!("cannot write the component to {}", out.display()))?;
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    eprintln!(
+        "wrote the wasilock lock component ({} bytes, sha256 {hex}) to {}",
+        bytes.len(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 //! tenants' requests; it ends at its deadline ([`Limits::timeout`]); its memory is capped
 //! ([`Limits::memory_bytes`]).
 
-use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
+use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock, settings};
 use super::engine::EPOCH_TICK;
 use super::store_impl::{self, HostState};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
@@ -75,6 +75,8 @@ pub struct LinkedComponent {
     pre: InstancePre<HostState>,
     http: HttpEntry,
     typed: typed_lock::GuestIndices,
+    /// `wasilock:lock/settings`, which components built against WIT 0.1.0 lack.
+    settings: Option<settings::GuestIndices>,
 }
 
 /// The export through which HTTP requests enter the component.
@@ -119,11 +121,13 @@ impl LinkedComponent {
         let typed = typed_lock::GuestIndices::new(&pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasilock:lock/lock")?;
+        let settings = settings::GuestIndices::new(&pre).ok();
         Ok(LinkedComponent {
             name: name.to_string(),
             pre,
             http,
             typed,
+            settings,
         })
     }
 
@@ -230,11 +234,7 @@ impl Sandbox {
     }
 
     fn new_store(&self) -> Store<HostState> {
-        let state = HostState::new(
-            self.stores.clone(),
-            self.limits.memory_bytes,
-            self.max_body_size,
-        );
+        let state = HostState::new(self.stores.clone(), self.limits.memory_bytes);
         let mut store = Store::new(self.component.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         // At every tick of execution: past the deadline the call traps; else it yields its
@@ -322,7 +322,7 @@ impl Sandbox {
         let called = async {
             let (instance, served) = match warm {
                 Some(warm) => warm,
-                None => (self.component.pre.instantiate_async(&mut store).await?, 0),
+                None => (self.instantiate(&mut store).await?, 0),
             };
             let called = call(&mut store, instance).await?;
             Ok::<_, wasmtime::Error>((instance, served + 1, called))
@@ -337,6 +337,21 @@ impl Sandbox {
             }
             Err(e) => Err(self.failure(store.data().memory_cap_reached(), e)),
         }
+    }
+
+    /// A fresh instance, configured through `wasilock:lock/settings` when it exports it.
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        let instance = self.component.pre.instantiate_async(&mut *store).await?;
+        if let Some(settings) = &self.component.settings {
+            let config = settings::Config {
+                max_body_size: Some(self.max_body_size),
+            };
+            settings
+                .load(&mut *store, &instance)?
+                .call_configure(&mut *store, config)
+                .await?;
+        }
+        Ok(instance)
     }
 
     /// Serves one HTTP request through the component.

@@ -32,16 +32,10 @@ pub struct HostState {
 
 impl HostState {
     /// State for an instance of a tenant that sees `stores`, with at most `memory_bytes` of
-    /// linear memory; `max_body_size` is the request body bound the component applies on
-    /// the `wasi:http` path. Only stderr is inherited from the host.
-    pub fn new(stores: Arc<StoreView>, memory_bytes: usize, max_body_size: u64) -> Self {
-        let wasi = WasiCtx::builder()
-            .env(
-                wasilock_guest::http::MAX_BODY_SIZE_ENV,
-                max_body_size.to_string(),
-            )
-            .inherit_stderr()
-            .build();
+    /// linear memory. Only stderr is inherited from the host; no environment variables are
+    /// set (settings reach the component through the WIT `settings` export).
+    pub fn new(stores: Arc<StoreView>, memory_bytes: usize) -> Self {
+        let wasi = WasiCtx::builder().inherit_stderr().build();
         HostState {
             wasi,
             http: WasiHttpCtx::new(),
