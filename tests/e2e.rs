@@ -703,3 +703,35 @@ fn read_response(socket: &mut TcpStream) -> (u16, String) {
     socket.read_exact(&mut body).unwrap();
     (status, String::from_utf8(body).unwrap())
 }
+
+/// A component built against WIT 0.1.0 (`tests/fixtures/`, as released before `settings`
+/// existed) still runs in this host and answers every case exactly as the built-in one,
+/// through both HTTP exports.
+#[test]
+fn a_component_built_against_wit_0_1_0_answers_like_the_built_in_one() {
+    let fixture = common::workspace().join("tests/fixtures/wasilock-lock-0.1.0.wasm");
+    let dir = resources(&[(
+        "lockstore.yaml",
+        &component("lockstore", "lock.in-memory", &[]),
+    )]);
+    let cases = common::http_cases::http_cases();
+    for (setting, export) in HTTP_EXPORTS {
+        let options = || Options::new().args(["--resources-path", path(&dir)]);
+        let built_in = start_through(setting, export, options());
+        let old = start_through(
+            setting,
+            export,
+            options().args(["--component", fixture.to_str().unwrap()]),
+        );
+        assert!(
+            old.banner().contains("wasilock-lock-0.1.0.wasm"),
+            "{}",
+            old.banner()
+        );
+        let expected = common::http_cases::replay(&built_in.base, &cases);
+        let answers = common::http_cases::replay(&old.base, &cases);
+        for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
+            assert_eq!(answer, expected, "{case:?}");
+        }
+    }
+}

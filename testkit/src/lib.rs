@@ -5,12 +5,16 @@
 //! - [`resources`]: Component and Tenant YAML for `--resources-path`;
 //! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
 //! - [`redis_server`]: a throwaway `redis-server`;
+//! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
+//! - [`installs`]: pinned Python and npm packages, installed by the tests;
 //! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
 //! - [`guests`]: lock components built for tests.
 
 mod apt;
 pub mod guests;
 pub mod host;
+pub mod http_cases;
+pub mod installs;
 pub mod redis_server;
 pub mod resources;
 pub mod sdk_clients;
