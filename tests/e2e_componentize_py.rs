@@ -1,0 +1,1 @@
+//! End-to-end: a lock component written in Python (componentize-py) running in our host.

@@ -1,0 +1,1 @@
+//! End-to-end: Node.js (jco) hosting the lock component.

@@ -1,0 +1,1 @@
+//! End-to-end: Python (wasmtime-py) hosting the lock component.
