@@ -7,6 +7,7 @@
 //! - [`redis_server`]: a throwaway `redis-server`;
 //! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
+//! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
 //! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
 //! - [`guests`]: lock components built for tests.
 
@@ -15,6 +16,7 @@ pub mod guests;
 pub mod host;
 pub mod http_cases;
 pub mod installs;
+pub mod python_host;
 pub mod redis_server;
 pub mod resources;
 pub mod sdk_clients;

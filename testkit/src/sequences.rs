@@ -1,28 +1,66 @@
-//! Lock sequences run against a host over HTTP: Dapr's conformance sequence and rounds of
-//! concurrent acquirers with exactly one winner.
+//! Lock sequences run against a host: Dapr's conformance sequence (over HTTP, or through any
+//! [`LockClient`]) and rounds of concurrent acquirers with exactly one winner.
 
-use crate::host::{Host, agent, try_lock, unlock};
+use crate::host::{Host, Reply, agent, try_lock, unlock};
+use std::fmt::Debug;
 use std::time::{Duration, Instant};
+
+/// Something that takes and releases locks: a host over HTTP, or a component's typed API.
+pub trait LockClient {
+    /// What a refused call gives.
+    type Error: Debug + PartialEq;
+    /// `TryLock`: `Ok(success)`, or the refusal.
+    fn try_lock(
+        &self,
+        store: &str,
+        resource: &str,
+        owner: &str,
+        expiry: i32,
+    ) -> Result<bool, Self::Error>;
+    /// `Unlock`: `Ok(status)` numbered as Dapr's `UnlockResponse.Status`, or the refusal.
+    fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<i64, Self::Error>;
+}
+
+impl LockClient for Host {
+    type Error = Reply;
+    fn try_lock(
+        &self,
+        store: &str,
+        resource: &str,
+        owner: &str,
+        expiry: i32,
+    ) -> Result<bool, Reply> {
+        self.lock(store, resource, owner, expiry)
+    }
+    fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<i64, Reply> {
+        Host::unlock(self, store, resource, owner)
+    }
+}
 
 /// Dapr's conformance sequence (components-contrib tests/conformance/lock), over HTTP.
 pub fn conformance_sequence(host: &Host, store: &str) {
+    conformance_sequence_with(host, store);
+}
+
+/// Dapr's conformance sequence through `client`, including a 3 s wait for a lock to expire.
+pub fn conformance_sequence_with<C: LockClient + ?Sized>(client: &C, store: &str) {
     let run = format!("{:x}", std::process::id() as u64 * 1_000_003 + now_nanos());
     let (key1, key2) = (format!("key1-{run}"), format!("key2-{run}"));
-    assert_eq!(host.lock(store, &key1, "conftest", 15), Ok(true));
-    assert_eq!(host.lock(store, &key2, "conftest", 3), Ok(true));
+    assert_eq!(client.try_lock(store, &key1, "conftest", 15), Ok(true));
+    assert_eq!(client.try_lock(store, &key2, "conftest", 3), Ok(true));
     let expires = Instant::now() + Duration::from_secs(3);
     assert_eq!(
-        host.lock(store, &key1, "conftest", 15),
+        client.try_lock(store, &key1, "conftest", 15),
         Ok(false),
         "not reentrant"
     );
-    assert_eq!(host.unlock(store, "nonexistent", "conftest"), Ok(1));
-    assert_eq!(host.unlock(store, &key1, "nonowner"), Ok(2));
-    assert_eq!(host.unlock(store, &key1, "conftest"), Ok(0));
+    assert_eq!(client.unlock(store, "nonexistent", "conftest"), Ok(1));
+    assert_eq!(client.unlock(store, &key1, "nonowner"), Ok(2));
+    assert_eq!(client.unlock(store, &key1, "conftest"), Ok(0));
     std::thread::sleep(expires.saturating_duration_since(Instant::now()));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if host.lock(store, &key2, "conftest", 3) == Ok(true) {
+        if client.try_lock(store, &key2, "conftest", 3) == Ok(true) {
             break;
         }
         assert!(Instant::now() < deadline, "key2 never expired");
