@@ -7,7 +7,7 @@ use hyper::Response;
 pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// A body that is complete in memory, written in one go.
-pub fn full_body(bytes: Bytes) -> HyperOutgoingBody {
+pub(crate) fn full_body(bytes: Bytes) -> HyperOutgoingBody {
     Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()

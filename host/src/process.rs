@@ -93,7 +93,7 @@ impl Process {
     }
 
     /// Reloads on SIGHUP, and when a resource file or a tenant's component file is added,
-    /// removed or changed (checked every [`WATCH_INTERVAL`]), until `stopped` turns true. A
+    /// removed or changed (checked every `WATCH_INTERVAL`), until `stopped` turns true. A
     /// failed reload is logged and keeps the running configuration.
     pub async fn watch(&self, mut stopped: watch::Receiver<bool>) -> Result<()> {
         use tokio::signal::unix::{SignalKind, signal};

@@ -23,7 +23,7 @@ pub mod proto {
     tonic::include_proto!("dapr.proto.runtime.v1");
 
     /// The encoded descriptors of `host/proto`, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
+    pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/dapr_descriptor.bin"));
 }
 
@@ -170,7 +170,7 @@ impl<S: LockService> Dapr for DaprApi<S> {
 
 /// Daprd's gRPC status for a refused request (spec §1, gRPC column); `RESOURCE_EXHAUSTED`
 /// for a busy tenant.
-pub fn status(refusal: Refusal) -> Status {
+pub(crate) fn status(refusal: Refusal) -> Status {
     let error = match refusal {
         Refusal::Lock(error) => error,
         Refusal::Busy(message) => return Status::resource_exhausted(message),

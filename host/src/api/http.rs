@@ -99,7 +99,7 @@ pub async fn handle<S: LockService>(
 }
 
 /// Daprd's answer for a refused request: its error JSON, or `429` for a busy tenant.
-pub fn refusal_response(refusal: &Refusal) -> Response<HyperOutgoingBody> {
+pub(crate) fn refusal_response(refusal: &Refusal) -> Response<HyperOutgoingBody> {
     match refusal {
         Refusal::Lock(error) => {
             let answer = wasilock_guest::http::error_response(error);
@@ -114,7 +114,7 @@ pub fn refusal_response(refusal: &Refusal) -> Response<HyperOutgoingBody> {
 
 /// `GET /v1.0/metadata` as daprd writes it (its keys in its order), with what a lock sidecar
 /// has: empty lists and objects where daprd would list actors, subscriptions and the like.
-pub fn metadata_json(metadata: &Metadata) -> String {
+pub(crate) fn metadata_json(metadata: &Metadata) -> String {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Body<'a> {

@@ -4,11 +4,11 @@
 //! Every `*.yaml`/`*.yml` file of each directory is read, with any number of `---`
 //! documents; documents of other kinds are skipped. Errors name the file, then the component
 //! or tenant and the field.
-//! - [`components`]: lock stores from Dapr component YAML;
+//! - `components`: lock stores from Dapr component YAML;
 //! - [`tenants`]: tenants (app id, token, component, limits);
 //! - [`quantity`]: byte sizes as daprd writes them (`4Mi`).
 
-pub mod components;
+pub(crate) mod components;
 pub mod quantity;
 pub mod tenants;
 
@@ -29,7 +29,7 @@ pub struct Resources {
 
 /// `metadata` of a document: its name.
 #[derive(Deserialize, Default)]
-pub struct ObjectMeta {
+pub(crate) struct ObjectMeta {
     name: Option<String>,
 }
 
@@ -49,7 +49,7 @@ pub fn load(dirs: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Re
 }
 
 /// Adds the lock stores and tenants of one file's documents to `resources`.
-pub fn parse_file(
+pub(crate) fn parse_file(
     text: &str,
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
@@ -85,7 +85,7 @@ pub fn parse_file(
 }
 
 /// Adds `tenant` unless its app id or token is taken; the error names the other file.
-pub fn add_tenant(tenants: &mut Vec<TenantSpec>, tenant: TenantSpec) -> Result<()> {
+pub(crate) fn add_tenant(tenants: &mut Vec<TenantSpec>, tenant: TenantSpec) -> Result<()> {
     let origin = |t: &TenantSpec| match &t.source {
         Some(file) => file.display().to_string(),
         None => "--app-id with DAPR_API_TOKEN".to_string(),

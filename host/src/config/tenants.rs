@@ -56,7 +56,7 @@ pub struct LimitOverrides {
 /// A `kind: Tenant` document.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Document {
+pub(crate) struct Document {
     api_version: Option<String>,
     #[serde(default)]
     metadata: super::ObjectMeta,
@@ -88,7 +88,7 @@ struct Limits {
 }
 
 /// The tenant a `kind: Tenant` document declares.
-pub fn tenant_spec(
+pub(crate) fn tenant_spec(
     document: Document,
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,

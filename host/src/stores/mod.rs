@@ -94,6 +94,20 @@ impl StoreSet {
         Ok(StoreSet { stores })
     }
 
+    /// Adds the store `spec` with its data in `backend` (an embedder's own) instead of the
+    /// backend its type names, which then only says how the store is listed; a store of the
+    /// same name is replaced.
+    pub fn insert(&mut self, spec: StoreSpec, backend: Arc<dyn Backend>) {
+        let store = LockStore {
+            name: spec.name.clone(),
+            store_type: spec.store_type,
+            location: "a backend of the embedder".into(),
+            spec,
+            backend,
+        };
+        self.stores.insert(store.name.clone(), Arc::new(store));
+    }
+
     /// The stores, by name.
     pub fn iter(&self) -> impl Iterator<Item = &LockStore> {
         self.stores.values().map(|s| &**s)
@@ -363,6 +377,31 @@ pub(crate) mod tests {
                 .compare_and_swap("a||b", None, Some(b"o"), None)
                 .await,
             Err("input key/keyPrefix 'a||b' can't contain '||'".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inserted_backend_serves_its_store_with_the_key_layout() {
+        let mut set = open(&specs(&["configured"], &[])).await;
+        let backend = Arc::new(MemoryBackend::new());
+        let mut spec = StoreSpec::new("own", StoreType::Redis);
+        spec.scopes = vec!["owner".into()];
+        set.insert(spec, backend.clone());
+        let names: Vec<_> = set.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["configured", "own"]);
+        set.view("owner")
+            .bucket("own")
+            .unwrap()
+            .compare_and_swap("r", None, Some(b"o"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.get("lock||owner||r").await.unwrap(),
+            Some(b"o".to_vec())
+        );
+        assert_eq!(
+            set.view("other").bucket("own").err(),
+            Some(OpenError::AccessDenied)
         );
     }
 

@@ -53,6 +53,20 @@ pub struct StoreSpec {
 }
 
 impl StoreSpec {
+    /// A store named `name` of type `store_type`, as a component with only a name and a type
+    /// declares it: keys prefixed by the app id, no metadata, seen by every app id.
+    pub fn new(name: &str, store_type: StoreType) -> Self {
+        StoreSpec {
+            name: name.into(),
+            store_type,
+            key_prefix: KeyPrefix::AppId,
+            metadata: BTreeMap::new(),
+            source: None,
+            ignore_errors: false,
+            scopes: Vec::new(),
+        }
+    }
+
     /// Whether the app `app_id` sees this store.
     pub fn visible_to(&self, app_id: &str) -> bool {
         self.scopes.is_empty() || self.scopes.iter().any(|s| s == app_id)
@@ -61,13 +75,5 @@ impl StoreSpec {
 
 /// The default with no `--resources-path`: one `lock.embedded` store named `lockstore`.
 pub fn default_store() -> StoreSpec {
-    StoreSpec {
-        name: "lockstore".into(),
-        store_type: StoreType::Embedded,
-        key_prefix: KeyPrefix::AppId,
-        metadata: BTreeMap::new(),
-        source: None,
-        ignore_errors: false,
-        scopes: Vec::new(),
-    }
+    StoreSpec::new("lockstore", StoreType::Embedded)
 }

@@ -2,12 +2,13 @@
 //! import, and each tenant's sandbox (its component, limits and warm instances).
 //!
 //! - [`engine`]: the process's wasmtime `Engine` (pooling allocator, one epoch ticker);
-//! - [`store_impl`]: per-call state and the WIT `store` import, with [`store_impl::add_to_linker`];
+//! - `store_impl`: per-call state and the host side of the WIT `store` import (crate-private:
+//!   [`sandbox::LinkedComponent`] links it);
 //! - [`sandbox`]: a tenant's component and the one call helper every entry goes through.
 
 pub mod engine;
 pub mod sandbox;
-pub mod store_impl;
+pub(crate) mod store_impl;
 
 /// Host bindings for the `lock-api` world (the `store` import, the typed `lock` and the
 /// `http-api` exports).

@@ -1,5 +1,5 @@
 //! A tenant's sandbox: its lock component, its limits, its warm instances, and the one call
-//! helper ([`Sandbox::call`]) that every entry into the component goes through (HTTP through
+//! helper (`Sandbox::call`) that every entry into the component goes through (HTTP through
 //! `http-api` or `wasi:http`, gRPC through the typed `lock` export).
 //!
 //! Instances of the pre-linked component ([`LinkedComponent`], compiled once and shared by
@@ -43,6 +43,27 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// Warm instances kept across every sandbox of the process.
 static WARM_TOTAL: AtomicUsize = AtomicUsize::new(0);
+
+/// A request body [`Sandbox::handle_http`] reads: hyper's `Incoming`, or any body of bytes
+/// whose error converts as `wasi:http` needs (`String` and `Full<Bytes>` never fail).
+pub trait HttpRequestBody:
+    hyper::body::Body<Data = bytes::Bytes, Error: Into<wasmtime_wasi_http::Error> + Into<BoxError>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> HttpRequestBody for B where
+    B: hyper::body::Body<
+            Data = bytes::Bytes,
+            Error: Into<wasmtime_wasi_http::Error> + Into<BoxError>,
+        > + Send
+        + 'static
+{
+}
+
+/// The error type bodies are read with.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Which export of the component answers HTTP requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,6 +207,8 @@ impl std::fmt::Display for GuestFailure {
         }
     }
 }
+
+impl std::error::Error for GuestFailure {}
 
 impl From<wasmtime::Error> for GuestFailure {
     fn from(e: wasmtime::Error) -> Self {
@@ -354,13 +377,14 @@ impl Sandbox {
         Ok(instance)
     }
 
-    /// Serves one HTTP request through the component.
+    /// Serves one HTTP request through the component: a request as a hyper server receives
+    /// it, or one made in memory (with a `String` or `Full<Bytes>` body).
     ///
     /// The call runs in the caller's task and the whole answer is gathered (it is small), so
     /// the server writes it in one go.
-    pub async fn handle_http(
+    pub async fn handle_http<B: HttpRequestBody>(
         &self,
-        request: hyper::Request<hyper::body::Incoming>,
+        request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         match &self.component.http {
             HttpEntry::Api(api) => self.handle_with_api(api, request).await,
@@ -369,10 +393,10 @@ impl Sandbox {
     }
 
     /// Serves one request with a single call of `wasilock:lock/http-api#handle`.
-    async fn handle_with_api(
+    async fn handle_with_api<B: HttpRequestBody>(
         &self,
         api: &http_api::GuestIndices,
-        request: hyper::Request<hyper::body::Incoming>,
+        request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let (head, body) = request.into_parts();
         let request = http_api::Request {
@@ -409,10 +433,10 @@ impl Sandbox {
     /// The answer is gathered while the call runs (the guest may write more than a stream's
     /// buffer before it returns) and must be complete within the timeout. An answer given in
     /// full before the call failed stands, but the instance is not kept.
-    async fn handle_with_wasi_http(
+    async fn handle_with_wasi_http<B: HttpRequestBody>(
         &self,
         proxy: &ProxyIndices,
-        request: hyper::Request<hyper::body::Incoming>,
+        request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let timeout = self.limits.timeout;
         self.call(async |store, instance| {
@@ -590,9 +614,8 @@ impl<T> Called<T> {
 }
 
 /// Reads a request body for `http-api`, at most `limit` bytes.
-async fn read_body(body: hyper::body::Incoming, limit: u64) -> http_api::RequestBody {
+async fn read_body<B: HttpRequestBody>(body: B, limit: u64) -> http_api::RequestBody {
     use http_body_util::LengthLimitError;
-    use hyper::body::Body;
     if body.size_hint().lower() > limit {
         return http_api::RequestBody::TooLarge;
     }

@@ -2,8 +2,8 @@
 //!
 //! [`add_to_linker`] adds everything a lock component may import: WASI 0.2 (with outgoing
 //! HTTP denied) and `wasilock:lock/store`, whose buckets are opened on the calling tenant's
-//! [`StoreView`], so a component reaches only its tenant's stores and keys. An embedder can
-//! reuse it with a [`HostState`] of its own making ([`HostState::new`]).
+//! [`StoreView`], so a component reaches only its tenant's stores and keys.
+//! [`super::sandbox::LinkedComponent`] links it for every component.
 
 use super::bindings::wasilock::lock::store::{self as wit_store, CasOutcome};
 use crate::stores::{Bucket, OpenError, StoreView};
