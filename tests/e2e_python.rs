@@ -102,7 +102,8 @@ fn concurrent_callers_over_http_get_one_winner_per_round() {
     let Some(python) = python() else { return };
     let (_dir, wasm) = lock_component();
     let host = PythonHttpHost::start(&python, &wasm, &[]);
-    common::one_winner_rounds(&[host.base.clone()], "lockstore", "contended", 8, 5);
+    let bases = std::slice::from_ref(&host.base);
+    common::one_winner_rounds(bases, "lockstore", "contended", 8, 5);
 }
 
 /// POSTs `body` to `path` with `Connection: close` on a raw socket, with a `Content-Length`
