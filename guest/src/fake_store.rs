@@ -1,4 +1,5 @@
-//! A [`LockStore`] fake for the unit tests: values without expiry, scripted failures.
+//! A [`LockStore`] fake for the unit tests and, behind the feature `test-support`, the fuzz
+//! target: values without expiry, scripted failures.
 
 use crate::lease::{CasOutcome, LockBucket, LockStore, StoreError};
 use std::cell::RefCell;
@@ -29,6 +30,22 @@ impl FakeStore {
             stores: vec!["lockstore"],
             ..Default::default()
         }
+    }
+
+    /// One fake per situation an answer depends on: a store `lockstore` where `r` is held by
+    /// `o` (beside a denied store `secret`), no store configured, and a failing backend.
+    pub fn scenarios() -> [FakeStore; 3] {
+        let held = FakeStore {
+            values: RefCell::new(HashMap::from([("r".to_owned(), b"o".to_vec())])),
+            stores: vec!["lockstore", "secret"],
+            denied: vec!["secret"],
+            ..FakeStore::default()
+        };
+        let failing = FakeStore {
+            failure: Some("backend <down> & out".to_owned()),
+            ..FakeStore::new()
+        };
+        [held, FakeStore::default(), failing]
     }
 }
 

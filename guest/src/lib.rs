@@ -14,8 +14,8 @@ pub mod body;
 pub mod http;
 pub mod lease;
 
-#[cfg(test)]
-mod fake_store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake_store;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
