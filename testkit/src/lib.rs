@@ -9,13 +9,15 @@
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
 //! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
 //! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
-//! - [`guests`]: lock components built for tests.
+//! - [`guests`]: lock components built for tests;
+//! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does.
 
 mod apt;
 pub mod guests;
 pub mod host;
 pub mod http_cases;
 pub mod installs;
+pub mod node_host;
 pub mod python_host;
 pub mod redis_server;
 pub mod resources;
