@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wasilock::api;
+use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
 use wasilock::config::quantity::parse_bytes;
 use wasilock::process::{Process, Settings};
 use wasilock::wasm::sandbox::{HttpExport, Limits};
@@ -99,6 +100,23 @@ struct Cli {
     /// timeout, and then get 429.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     guest_max_concurrency: u32,
+
+    /// How long a client may take to send a request's head: counted from connecting for a
+    /// connection's first request (on gRPC, its first call), and on HTTP from the first byte
+    /// for the next ones. As daprd's HTTP server. `0` disables it.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    read_header_timeout: Duration,
+
+    /// How long a connection (HTTP keep-alive or gRPC) stays open with no request in flight.
+    /// `0` keeps idle connections open for good, as daprd does.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+
+    /// Connections open at once, HTTP and gRPC together; more wait in the listen backlog
+    /// until one closes. [default: 10000, or the descriptor limit (`ulimit -n`, raised to
+    /// its hard limit at start-up) less 64 when that is lower]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 /// What `wasilock` does instead of serving.
@@ -187,6 +205,10 @@ async fn run(cli: Cli) -> Result<()> {
             HttpExportArg::WasiHttp => HttpExport::WasiHttp,
         },
     };
+    let limits = requested_limits(&cli);
+    let connections = Connections::new(
+        limits.fit_descriptor_limit(descriptors::raise_limit(), cli.max_connections.is_some()),
+    );
     let process = Arc::new(Process::start(settings).await?);
 
     let http_listeners = bind(&cli.dapr_listen_addresses, cli.dapr_http_port, "HTTP").await?;
@@ -206,16 +228,24 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let mut servers = tokio::task::JoinSet::new();
     for listener in http_listeners {
-        servers.spawn(api::http::serve(
-            listener,
+        let (tenants, connections, stopped) = (
             process.tenants.clone(),
+            connections.clone(),
             stopped.clone(),
-        ));
+        );
+        servers.spawn(async move {
+            api::http::serve_within(listener, tenants, &connections, stopped).await;
+        });
     }
     for listener in grpc_listeners {
-        let (tenants, stopped) = (process.tenants.clone(), stopped.clone());
+        let (tenants, connections, stopped) = (
+            process.tenants.clone(),
+            connections.clone(),
+            stopped.clone(),
+        );
         servers.spawn(async move {
-            if let Err(e) = api::grpc::serve(listener, tenants, stopped).await {
+            if let Err(e) = api::grpc::serve_within(listener, tenants, &connections, stopped).await
+            {
                 tracing::error!("the gRPC server stopped: {e:#}");
             }
         });
@@ -230,6 +260,21 @@ async fn run(cli: Cli) -> Result<()> {
     watcher.await.context("the reload watcher failed")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection limits the flags ask for (`0` disables a timeout), before they are
+/// fitted to the descriptor limit.
+fn requested_limits(cli: &Cli) -> ConnectionLimits {
+    let enabled = |timeout: Duration| (!timeout.is_zero()).then_some(timeout);
+    ConnectionLimits {
+        read_header_timeout: enabled(cli.read_header_timeout),
+        idle_timeout: enabled(cli.idle_timeout),
+        max_connections: cli
+            .max_connections
+            .map_or(ConnectionLimits::MAX_CONNECTIONS, |max| {
+                usize::try_from(max).unwrap_or(usize::MAX)
+            }),
+    }
 }
 
 /// Writes the built-in component to `out` (`-` for stdout), and says what it wrote on stderr.
@@ -356,4 +401,28 @@ async fn shutdown_signal() -> Result<()> {
         _ = terminate.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_flags_default_to_the_library_defaults_and_0_disables_a_timeout() {
+        let defaults = Cli::parse_from(["wasilock"]);
+        assert_eq!(requested_limits(&defaults), ConnectionLimits::default());
+        let set = Cli::parse_from([
+            "wasilock",
+            "--read-header-timeout",
+            "0",
+            "--idle-timeout",
+            "0s",
+            "--max-connections",
+            "7",
+        ]);
+        let limits = requested_limits(&set);
+        assert_eq!(limits.read_header_timeout, None);
+        assert_eq!(limits.idle_timeout, None);
+        assert_eq!(limits.max_connections, 7);
+    }
 }

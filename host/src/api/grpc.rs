@@ -5,7 +5,9 @@
 //! The `dapr-api-token` metadata selects the tenant; a missing or unknown token is
 //! `UNAUTHENTICATED` with daprd's `ErrorInfo`. Errors are daprd's: a plain status whose code
 //! and message follow its validation rows; a busy tenant is `RESOURCE_EXHAUSTED`.
+//! Connections are bounded and timed by [`super::connections`], as for HTTP.
 
+use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
 use crate::service::{LockError, LockRequest, LockService, Refusal, Tenant, UnlockRequest};
 use crate::tenants::Registry;
 use std::collections::HashMap;
@@ -13,7 +15,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -29,10 +30,24 @@ pub mod proto {
 
 use proto::dapr_server::{Dapr, DaprServer};
 
-/// Serves the gRPC API on `listener` until `shutdown` turns true.
+/// Serves the gRPC API on `listener` with the default [`ConnectionLimits`] until `shutdown`
+/// turns true.
 pub async fn serve<S: LockService>(
     listener: TcpListener,
     tenants: Arc<Registry<S>>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let connections = Connections::new(ConnectionLimits::default());
+    serve_within(listener, tenants, &connections, shutdown).await
+}
+
+/// Serves the gRPC API on `listener` within `connections` (a bound shared with other
+/// listeners; the first call within the request head timeout of connecting, then the idle
+/// timeout between calls) until `shutdown` turns true.
+pub async fn serve_within<S: LockService>(
+    listener: TcpListener,
+    tenants: Arc<Registry<S>>,
+    connections: &Arc<Connections>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -42,6 +57,7 @@ pub async fn serve<S: LockService>(
         .build_v1alpha()?;
     let reflection_v1 = reflection.build_v1()?;
     tonic::transport::Server::builder()
+        .layer(TrackRequestsLayer)
         .layer(tonic::service::InterceptorLayer::new(
             move |request: Request<()>| select_tenant(&tenants, request),
         ))
@@ -49,7 +65,7 @@ pub async fn serve<S: LockService>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            connections.acceptor(listener).into_stream(Protocol::Http2),
             async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             },

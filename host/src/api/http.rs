@@ -1,7 +1,9 @@
 //! The HTTP/1.1 API: daprd's health checks in the host; then the `dapr-api-token` selects the
 //! tenant (daprd's 401 when none matches), whose metadata the host answers and whose lock
-//! component answers the lock routes (and daprd's answer to every other path).
+//! component answers the lock routes (and daprd's answer to every other path). Connections
+//! are bounded and timed by [`super::connections`].
 
+use super::connections::{ConnectionLimits, Connections, Protocol};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
     DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent,
@@ -23,34 +25,48 @@ use tokio::sync::watch;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves `listener` until `shutdown` turns true, then lets in-flight requests finish.
+/// Serves `listener` with the default [`ConnectionLimits`] until `shutdown` turns true, then
+/// lets in-flight requests finish.
 pub async fn serve<S: LockService>(
     listener: TcpListener,
     tenants: Arc<Registry<S>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let connections = Connections::new(ConnectionLimits::default());
+    serve_within(listener, tenants, &connections, shutdown).await;
+}
+
+/// Serves `listener` within `connections` (a bound shared with other listeners, request
+/// head and idle timeouts) until `shutdown` turns true, then lets in-flight requests finish.
+pub async fn serve_within<S: LockService>(
+    listener: TcpListener,
+    tenants: Arc<Registry<S>>,
+    connections: &Arc<Connections>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let mut acceptor = connections.acceptor(listener);
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let admitted = tokio::select! {
+            admitted = acceptor.accept() => admitted,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let (socket, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                continue;
-            }
-        };
-        let _ = socket.set_nodelay(true);
+        let peer = admitted.peer;
+        let connection = admitted.watch(Protocol::Http1);
+        let activity = connection.activity().clone();
         let tenants = tenants.clone();
         let service = hyper::service::service_fn(move |request| {
             let tenants = tenants.clone();
-            async move { Ok::<_, Infallible>(handle(&tenants, request).await) }
+            let busy = activity.begin();
+            async move {
+                let response = handle(&tenants, request).await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = http1::Builder::new()
             .keep_alive(true)
-            .serve_connection(TokioIo::new(socket), service);
+            .serve_connection(TokioIo::new(connection), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -1,7 +1,10 @@
 //! The Dapr API's transports; both select the tenant by its token
 //! ([`crate::tenants::Registry`]) and answer through its [`crate::service::Tenant`]:
 //! - [`http`]: HTTP/1.1 (health, token, metadata, the lock routes through the component);
-//! - [`grpc`]: gRPC (`dapr.proto.runtime.v1.Dapr`: locks and metadata, with reflection).
+//! - [`grpc`]: gRPC (`dapr.proto.runtime.v1.Dapr`: locks and metadata, with reflection);
+//! - [`connections`]: what both accept: a bound on open connections, request head and idle
+//!   timeouts, and `accept` failures retried with a back-off.
 
+pub mod connections;
 pub mod grpc;
 pub mod http;
