@@ -416,19 +416,36 @@ fn body_bound(host: &Host) {
 
 #[test]
 fn one_connection_serves_many_requests() {
-    let host = Host::start();
-    let address = host.base.trim_start_matches("http://");
-    let mut socket = TcpStream::connect(address).unwrap();
-    let body = r#"{"resourceId":"k","lockOwner":"a","expiryInSeconds":5}"#;
-    for expected in [r#"{"success":true}"#, r#"{"success":false}"#] {
-        write!(
-            socket,
-            "POST {LOCK} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let (status, body) = read_response(&mut socket);
-        assert_eq!((status, body.as_str()), (200, expected));
+    for (setting, export) in HTTP_EXPORTS {
+        let host = start_through(setting, export, Options::new());
+        let address = host.base.trim_start_matches("http://");
+        let mut socket = TcpStream::connect(address).unwrap();
+        let body = r#"{"resourceId":"k","lockOwner":"a","expiryInSeconds":5}"#;
+        // A request daprd does not route, with a body the answer does not need, in between:
+        // its body is drained, so the connection goes on.
+        let steps = [
+            (LOCK, 200, r#"{"success":true}"#),
+            ("/v1.0/nowhere", 404, ""),
+            ("/v1.0-alpha1/lock/%zz", 400, ""),
+            (LOCK, 200, r#"{"success":false}"#),
+        ];
+        for (path, status, expected) in steps {
+            write!(
+                socket,
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            // The body follows the head in a separate write, as many clients send it.
+            socket.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            socket.write_all(body.as_bytes()).unwrap();
+            let (got_status, got_body) = read_response(&mut socket);
+            assert_eq!(got_status, status, "{setting}: {path}: {got_body}");
+            if !expected.is_empty() {
+                assert_eq!(got_body, expected, "{setting}: {path}");
+            }
+        }
     }
 }
 

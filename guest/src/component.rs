@@ -146,8 +146,9 @@ impl IncomingHandler for Component {
     }
 }
 
-/// The answer to a routed request, whichever export it came through; the body is read
-/// only for the lock routes.
+/// The answer to a routed request, whichever export it came through. The body is read for
+/// every route, as daprd does: a body left unread would make the server close the
+/// connection after the answer, failing the client's next request on it.
 fn answer(route: &Route, read_body: impl FnOnce() -> Result<Vec<u8>, Response>) -> Response {
     #[cfg(feature = "fault-injection")]
     if let Route::TryLock(store) | Route::Unlock(store) = route
@@ -160,7 +161,11 @@ fn answer(route: &Route, read_body: impl FnOnce() -> Result<Vec<u8>, Response>) 
             Ok(body) => http::respond(&HostStore, route, &body),
             Err(response) => response,
         },
-        Route::NotFound | Route::BadEscape => http::respond(&HostStore, route, b""),
+        Route::NotFound | Route::BadEscape => {
+            // Drained and dropped: these answers do not depend on it.
+            let _ = read_body();
+            http::respond(&HostStore, route, b"")
+        }
     }
 }
 
