@@ -1,12 +1,13 @@
 //! End-to-end tests of `lock.redis`: Dapr's conformance sequence, key compatibility with Dapr
 //! sidecars (read and written with a plain Redis client), one round trip per call, two hosts
-//! on one Redis, Redis going away under load, and start-up errors.
+//! on one Redis, Redis going away under load, start-up errors, metadata the host refuses or
+//! ignores (with a log line), and TLS with certificate verification and a client certificate.
 
 use wasilock_testkit as common;
 use wasilock_testkit::redis_server;
 
 use common::{Host, Options, component, conformance_sequence, resources};
-use redis_server::RedisServer;
+use redis_server::{RedisServer, TlsFiles};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -419,4 +420,130 @@ fn a_redis_cluster_serves_locks_on_every_slot() {
         assert_eq!(host.unlock("shared", &format!("r{i}"), "p"), Ok(2), "r{i}");
         assert_eq!(host.unlock("shared", &format!("r{i}"), "o"), Ok(0), "r{i}");
     }
+}
+
+#[test]
+fn metadata_the_host_cannot_honour_stops_start_up_and_ignored_metadata_is_logged() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let refused = |extra: &[(&str, &str)]| {
+        let dir = resources(&[("redis.yaml", &redis_component("shared", &server, extra))]);
+        let args = ["--resources-path", dir.path().to_str().unwrap()];
+        let failure = Host::try_start(Options::new().args(args))
+            .err()
+            .expect("start-up must fail");
+        assert!(!failure.status.success());
+        failure.stderr
+    };
+    // Each refusal names the file, the component and the property.
+    for (extra, property) in [
+        (&[("useEntraID", "true")][..], "useEntraID"),
+        (&[("sentinelMasterName", "mymaster")], "sentinelMasterName"),
+        (&[("failover", "true")], "sentinelMasterName"),
+        (&[("redisType", "sentinel")], "redisType"),
+        (&[("clientCert", "PEM")], "clientCert"),
+        (&[("redisDB", "two")], "redisDB"),
+    ] {
+        let stderr = refused(extra);
+        for needle in ["redis.yaml", r#"component "shared""#, property] {
+            assert!(stderr.contains(needle), "{extra:?}: {needle}: {stderr}");
+        }
+    }
+
+    // Tuning knobs and names Dapr does not read are accepted, each with a log line.
+    let (host, _dir) = host_on(
+        &server,
+        "tuned",
+        &[
+            ("poolSize", "20"),
+            ("idleCheckFrequency", "1m"),
+            ("redisHots", "typo"),
+        ],
+    );
+    assert_eq!(host.lock("shared", "r", "o", 5), Ok(true));
+    let stderr = host.stderr.lock().unwrap().clone();
+    for line in [
+        "metadata property poolSize is ignored: this host keeps one multiplexed connection",
+        "metadata property idleCheckFrequency is ignored",
+        "metadata property redisHots is not one Dapr's lock.redis reads",
+    ] {
+        assert!(stderr.contains(line), "{line}: {stderr}");
+    }
+}
+
+#[test]
+fn tls_verifies_the_server_and_presents_the_client_certificate() {
+    let Some(tls) = TlsFiles::generate() else {
+        return;
+    };
+    let Some(server) = RedisServer::start_tls(&tls) else {
+        return;
+    };
+    let ca = tls.ca_file();
+    let (cert, key) = (tls.client_cert(), tls.client_key());
+    let yaml = |extra: &str| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shared\nspec:\n  type: lock.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: \"{}\"\n  - name: enableTLS\n    value: \"true\"\n  - name: dialTimeout\n    value: 2s\n{extra}",
+            server.address()
+        )
+    };
+    let certificates = "  - name: clientCert\n    envRef: TEST_CLIENT_CERT\n  - name: clientKey\n    envRef: TEST_CLIENT_KEY\n";
+    let start = |yaml: &str, trust_ca: bool| {
+        let dir = resources(&[("redis.yaml", yaml)]);
+        let mut options = Options::new()
+            .args([
+                "--app-id",
+                "tls",
+                "--resources-path",
+                dir.path().to_str().unwrap(),
+            ])
+            .env("TEST_CLIENT_CERT", &cert)
+            .env("TEST_CLIENT_KEY", &key);
+        if trust_ca {
+            options = options.env("SSL_CERT_FILE", ca.to_str().unwrap());
+        }
+        (Host::try_start(options), dir)
+    };
+    let cannot_connect = format!("cannot connect to Redis at {}", server.address());
+
+    // The server's certificate is verified: an unknown authority stops start-up ...
+    let (failure, _dir) = start(&yaml(certificates), false);
+    let failure = failure.err().expect("an unknown authority: no start");
+    assert!(
+        failure
+            .stderr
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{}",
+        failure.stderr
+    );
+    assert!(
+        failure.stderr.contains(&cannot_connect),
+        "{}",
+        failure.stderr
+    );
+    // ... unless verification is turned off, as Dapr's insecureSkipTLSVerify does.
+    let skip = format!("{certificates}  - name: insecureSkipTLSVerify\n    value: \"true\"\n");
+    let (host, _dir) = start(&yaml(&skip), false);
+    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    assert_eq!(host.lock("shared", "skip", "o", 5), Ok(true));
+    drop(host);
+
+    // The server asks for a client certificate: without one, no start.
+    let (failure, _dir) = start(&yaml(""), true);
+    let failure = failure.err().expect("no client certificate: no start");
+    assert!(
+        failure.stderr.contains("CertificateRequired"),
+        "{}",
+        failure.stderr
+    );
+    assert!(
+        failure.stderr.contains(&cannot_connect),
+        "{}",
+        failure.stderr
+    );
+
+    let (host, _dir) = start(&yaml(certificates), true);
+    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    conformance_sequence(&host, "shared");
 }

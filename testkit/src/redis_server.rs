@@ -4,10 +4,14 @@
 //! is not installed, it is installed from Debian's packages if this user can (root with
 //! `apt-get`); failing that, [`RedisServer::start`] fails the test under `CI=true` and
 //! otherwise returns `None` after saying so on stderr.
+//!
+//! A server can be a replica of another ([`RedisServer::start_replica_of`]), serve TLS only
+//! ([`RedisServer::start_tls`], with certificates from [`TlsFiles`], made by `openssl`), and
+//! be watched by a [`RedisSentinel`] (`redis-server --sentinel`, in the same package).
 
 use crate::{apt, available};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,6 +23,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
+    tls: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -32,7 +37,33 @@ impl RedisServer {
         Self::start_with(&["--cluster-enabled", "yes"])
     }
 
-    fn start_with(extra_args: &[&str]) -> Option<Self> {
+    /// Starts a server with extra `redis-server` arguments, which override the defaults (no
+    /// snapshots, no append-only file); e.g. `["--appendonly", "yes", "--appendfsync",
+    /// "always"]` keeps every acknowledged write across [`RedisServer::restart`].
+    pub fn start_with(extra_args: &[&str]) -> Option<Self> {
+        Self::start_configured(extra_args, None)
+    }
+
+    /// Starts a replica of `master` (`--replicaof`), over TLS when `master` serves TLS.
+    pub fn start_replica_of(master: &RedisServer) -> Option<Self> {
+        Self::start_replica_with(master, &[])
+    }
+
+    /// Starts a replica of `master` with extra arguments (such as `--masterauth`).
+    pub fn start_replica_with(master: &RedisServer, extra_args: &[&str]) -> Option<Self> {
+        let port = master.port.to_string();
+        let args = [&["--replicaof", "127.0.0.1", &port][..], extra_args].concat();
+        Self::start_configured(&args, master.tls.clone())
+    }
+
+    /// Starts a server that speaks TLS only, with the certificates of `tls`; clients must
+    /// present a certificate of its authority (`tls-auth-clients yes`).
+    pub fn start_tls(tls: &TlsFiles) -> Option<Self> {
+        Self::start_configured(&[], Some(tls.dir().to_path_buf()))
+    }
+
+    /// Starts a server; `tls` is a directory of [`TlsFiles`] when it serves TLS only.
+    fn start_configured(extra_args: &[&str], tls: Option<PathBuf>) -> Option<Self> {
         if !ensure_installed() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -41,10 +72,7 @@ impl RedisServer {
             eprintln!("SKIPPED: redis-server is not installed (install it to run the Redis tests)");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("wasilock-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create a directory for redis-server");
@@ -53,6 +81,7 @@ impl RedisServer {
             port,
             dir,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            tls,
         };
         server.restart();
         Some(server)
@@ -63,7 +92,7 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Stops the server (SIGKILL); its data is gone.
+    /// Stops the server (SIGKILL): only what it had already persisted survives.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -74,8 +103,22 @@ impl RedisServer {
     /// Starts the server again on the same port and waits until it answers.
     pub fn restart(&mut self) {
         self.stop();
+        let port = self.port.to_string();
+        let listen = match &self.tls {
+            None => vec!["--port".to_string(), port],
+            Some(dir) => [
+                &["--port", "0", "--tls-port", &port][..],
+                &["--tls-replication", "yes"],
+            ]
+            .concat()
+            .into_iter()
+            .map(str::to_string)
+            .chain(tls_server_args(dir))
+            .collect(),
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&listen)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(&self.dir)
             .args(&self.extra_args)
@@ -84,15 +127,200 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        wait_for_port(self.port, "redis-server");
+    }
+}
+
+/// Waits until something listens on the loopback `port`.
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// `redis-server` arguments for the certificates in `dir` (see [`TlsFiles`]); the server's
+/// certificate is also its client certificate towards a master or the servers it watches.
+fn tls_server_args(dir: &Path) -> Vec<String> {
+    [
+        ("--tls-cert-file", "server.crt"),
+        ("--tls-key-file", "server.key"),
+        ("--tls-ca-cert-file", "ca.crt"),
+    ]
+    .into_iter()
+    .flat_map(|(flag, file)| [flag.to_string(), dir.join(file).display().to_string()])
+    .collect()
+}
+
+/// A certificate authority, a server certificate for `127.0.0.1` and a client certificate,
+/// made with `openssl` (P-256 keys, valid two days) in a temporary directory.
+pub struct TlsFiles {
+    dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    /// Makes the files; when `openssl` is missing and cannot be installed, fails the test
+    /// under `CI=true` and otherwise returns `None` after saying so on stderr.
+    pub fn generate() -> Option<Self> {
+        let runs = || {
+            Command::new("openssl")
+                .arg("version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let installed = runs() || (apt::install(&["openssl"], "for the TLS tests") && runs());
+        if !installed {
             assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
+                std::env::var("CI").as_deref() != Ok("true"),
+                "openssl is not installed: .ci/run installs it; under CI=true a missing openssl is a failure"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            eprintln!("SKIPPED: openssl is not installed (install it to run the TLS tests)");
+            return None;
         }
+        let dir = tempfile::tempdir().expect("a directory for certificates");
+        // Each command is a line of words without spaces inside them.
+        let openssl = |command: &str| {
+            let out = Command::new("openssl")
+                .args(command.split_whitespace())
+                .current_dir(dir.path())
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {command}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        openssl(&format!(
+            "req -x509 -days 2 -subj /CN=wasilock-test-ca {new_key} -keyout ca.key -out ca.crt \
+             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign"
+        ));
+        for (name, extensions) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let extensions = format!("basicConstraints=CA:FALSE\n{extensions}");
+            std::fs::write(dir.path().join(format!("{name}.ext")), extensions)
+                .expect("write an extensions file");
+            openssl(&format!(
+                "req -new -subj /CN=wasilock-test-{name} {new_key} -keyout {name}.key -out {name}.csr"
+            ));
+            openssl(&format!(
+                "x509 -req -days 2 -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                 -out {name}.crt -extfile {name}.ext"
+            ));
+        }
+        Some(TlsFiles { dir })
+    }
+
+    /// The directory of the files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The authority's certificate file (for `SSL_CERT_FILE`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir().join("ca.crt")
+    }
+
+    /// The client certificate, PEM (for `clientCert`).
+    pub fn client_cert(&self) -> String {
+        std::fs::read_to_string(self.dir().join("client.crt")).expect("read client.crt")
+    }
+
+    /// The client certificate's private key, PEM (for `clientKey`).
+    pub fn client_key(&self) -> String {
+        std::fs::read_to_string(self.dir().join("client.key")).expect("read client.key")
+    }
+}
+
+/// A Redis Sentinel (`redis-server --sentinel`) watching one master, stopped on drop.
+///
+/// Quorum 1, so this one Sentinel fails over alone: it considers the master down after one
+/// second without an answer, and promotes a replica.
+pub struct RedisSentinel {
+    child: Child,
+    /// The loopback port it listens on.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl RedisSentinel {
+    /// Starts a Sentinel that monitors `master` as `master_name`, over TLS when `master`
+    /// serves TLS; replicas already attached to `master` are found at once.
+    pub fn start(master_name: &str, master: &RedisServer) -> Self {
+        Self::start_with(master_name, master, &[])
+    }
+
+    /// Starts a Sentinel as [`RedisSentinel::start`] does, with more lines of configuration
+    /// (such as `requirepass`, or `sentinel auth-pass <name> <password>`).
+    pub fn start_with(master_name: &str, master: &RedisServer, extra_config: &[&str]) -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("wasilock-sentinel-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a directory for redis-sentinel");
+        let mut config = vec![
+            "bind 127.0.0.1".to_string(),
+            format!("dir {}", dir.display()),
+            format!("sentinel monitor {master_name} 127.0.0.1 {} 1", master.port),
+            format!("sentinel down-after-milliseconds {master_name} 1000"),
+            format!("sentinel failover-timeout {master_name} 10000"),
+        ];
+        match &master.tls {
+            None => config.push(format!("port {port}")),
+            Some(tls) => {
+                config.extend([
+                    "port 0".to_string(),
+                    format!("tls-port {port}"),
+                    "tls-replication yes".to_string(),
+                ]);
+                for pair in tls_server_args(tls).chunks(2) {
+                    config.push(format!("{} {}", pair[0].trim_start_matches("--"), pair[1]));
+                }
+            }
+        }
+        config.extend(extra_config.iter().map(|line| line.to_string()));
+        let file = dir.join("sentinel.conf");
+        std::fs::write(&file, config.join("\n") + "\n").expect("write sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&file)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server --sentinel");
+        wait_for_port(port, "redis-server --sentinel");
+        RedisSentinel { child, port, dir }
+    }
+
+    /// `host:port`, for `redisHost`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

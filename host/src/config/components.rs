@@ -1,8 +1,11 @@
 //! Lock stores from Dapr component YAML, read the way daprd reads them.
 //!
 //! An unknown `lock.*` type, a missing name, a bad version or a duplicate name is an error
-//! that names the file and the component. Components of a non-lock type are skipped.
+//! that names the file and the component, and so is `lock.redis` metadata this host cannot
+//! honour (naming the property too); `lock.redis` metadata accepted without effect is
+//! logged. Components of a non-lock type are skipped.
 
+use crate::stores::backend::RedisSettings;
 use crate::stores::keys::KeyPrefix;
 use crate::stores::{StoreSpec, StoreType};
 use anyhow::{Context, Result, bail};
@@ -92,6 +95,9 @@ pub fn store_spec(
         .map(|(_, v)| v.as_str());
     let key_prefix = KeyPrefix::from_metadata(key_prefix)
         .map_err(|e| anyhow::anyhow!("component {name:?}: {e}"))?;
+    if store_type == StoreType::Redis {
+        check_redis_metadata(&name, &metadata, file)?;
+    }
     Ok(Some(StoreSpec {
         name,
         store_type,
@@ -101,6 +107,25 @@ pub fn store_spec(
         ignore_errors: document.spec.ignore_errors,
         scopes: document.scopes,
     }))
+}
+
+/// Refuses `lock.redis` metadata this host cannot honour (the error names the component and
+/// the property), and logs each property it accepts without effect.
+fn check_redis_metadata(
+    component: &str,
+    metadata: &BTreeMap<String, String>,
+    file: &Path,
+) -> Result<()> {
+    RedisSettings::from_metadata(metadata)
+        .map_err(|e| anyhow::anyhow!("component {component:?}: {e:#}"))?;
+    for unused in RedisSettings::unused(metadata) {
+        if unused.is_unknown() {
+            tracing::warn!(file = %file.display(), component, "{unused}");
+        } else {
+            tracing::info!(file = %file.display(), component, "{unused}");
+        }
+    }
+    Ok(())
 }
 
 /// Metadata values as strings, `envRef` read from the environment.
@@ -203,6 +228,35 @@ spec: { type: lock.embedded, ignoreErrors: true }
         assert!(!store.visible_to("web"));
         let open = "kind: Component\nmetadata: {name: s}\nspec: {type: lock.in-memory}\n";
         assert!(parse(open).unwrap().stores[0].visible_to("anyone"));
+    }
+
+    #[test]
+    fn redis_metadata_is_checked_when_the_file_is_read() {
+        let redis = |extra: &str| {
+            format!(
+                "kind: Component\nmetadata: {{name: shared}}\nspec:\n  type: lock.redis\n  metadata:\n  - name: redisHost\n    value: localhost:6379\n{extra}"
+            )
+        };
+        let refused = parse(&redis("  - name: failover\n    value: true\n")).unwrap_err();
+        assert_eq!(
+            format!("{refused:#}"),
+            r#"component "shared": metadata property failover is true but sentinelMasterName is empty: name the master the Sentinels monitor"#
+        );
+        let refused = parse(&redis("  - name: UseEntraID\n    value: true\n")).unwrap_err();
+        assert!(
+            format!("{refused:#}")
+                .starts_with(r#"component "shared": metadata property useEntraID is true"#),
+            "{refused:#}"
+        );
+        // Ignored and unknown properties are accepted (and logged).
+        let accepted = parse(&redis(
+            "  - name: poolSize\n    value: 20\n  - name: redisHots\n    value: x\n",
+        ))
+        .unwrap();
+        assert_eq!(accepted.stores[0].metadata["poolSize"], "20");
+        // Other lock types do not read Redis properties.
+        let memory = "kind: Component\nmetadata: {name: m}\nspec:\n  type: lock.in-memory\n  metadata:\n  - name: failover\n    value: true\n";
+        assert!(parse(memory).is_ok());
     }
 
     #[test]

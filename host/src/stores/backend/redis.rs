@@ -5,15 +5,27 @@
 //! Redis. Acquire is one `SET key owner PX ms NX GET` (Redis 7 or newer); every other swap,
 //! release included, is one Lua script (`EVALSHA`, loaded on first use) that reads and
 //! writes atomically, like Dapr's unlock script. One round trip per operation.
+//!
+//! - [`settings`]: the component metadata, name by name;
+//! - [`failover`]: the master of a Sentinel-watched Redis, followed across failovers.
+
+mod failover;
+mod settings;
+
+pub use settings::RedisSettings;
 
 use super::{Backend, CasOutcome};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
+use failover::FailoverConnection;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script, Value};
-use std::collections::BTreeMap;
+use redis::{
+    ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
+    Script, TlsCertificates, TlsMode, Value,
+};
+use settings::{Secret, TlsSettings, Topology};
 use std::time::Duration;
 
 /// Compare-and-swap in one script. KEYS[1] = key; ARGV = expected given ("1"/"0"), expected,
@@ -39,126 +51,88 @@ end
 return {1}
 "#;
 
-/// Settings from the component's metadata, with Dapr's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSettings {
-    /// `redisHost`: `host:port`.
-    pub host: String,
-    /// The port part of `redisHost` (6379 when it has none).
-    pub port: u16,
-    /// `redisUsername`.
-    pub username: Option<String>,
-    /// `redisPassword`.
-    pub password: Option<String>,
-    /// `redisDB`.
-    pub db: i64,
-    /// `enableTLS`: TLS without certificate verification, as Dapr does.
-    pub tls: bool,
-    /// `redisType: cluster`.
-    pub cluster: bool,
-    /// `dialTimeout`.
-    pub dial_timeout: Duration,
-    /// `readTimeout`/`writeTimeout`: the bound on one request's answer.
-    pub response_timeout: Duration,
-}
-
-const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
-
-impl RedisSettings {
-    /// Reads Dapr's metadata names (case-insensitive, as Dapr's metadata decoder).
-    pub fn from_metadata(metadata: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let get = |name: &str| {
-            metadata
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(address) = get("redisHost") else {
-            bail!("metadata property redisHost is empty");
-        };
-        let (host, port) = match address.rsplit_once(':') {
-            Some((host, port)) => (
-                host,
-                port.parse()
-                    .with_context(|| format!("redisHost {address:?}: invalid port"))?,
-            ),
-            None => (address, 6379),
-        };
-        let duration = |name: &str, default: Duration| -> anyhow::Result<Duration> {
-            get(name).map_or(Ok(default), |v| {
-                parse_duration(v).with_context(|| format!("metadata property {name} {v:?}"))
-            })
-        };
-        let flag = |name: &str| -> anyhow::Result<bool> {
-            get(name).map_or(Ok(false), |v| {
-                v.to_lowercase().parse().with_context(|| {
-                    format!("metadata property {name} {v:?}: expected true or false")
-                })
-            })
-        };
-        let cluster = match get("redisType").map(str::to_lowercase).as_deref() {
-            None | Some("node") => false,
-            Some("cluster") => true,
-            Some(other) => bail!("metadata property redisType {other:?}: expected node or cluster"),
-        };
-        let read = duration("readTimeout", DEFAULT_RESPONSE_TIMEOUT)?;
-        let write = duration("writeTimeout", DEFAULT_RESPONSE_TIMEOUT)?;
-        Ok(RedisSettings {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-            username: get("redisUsername").map(str::to_string),
-            password: get("redisPassword").map(str::to_string),
-            db: get("redisDB").map_or(Ok(0), |v| {
-                v.parse()
-                    .with_context(|| format!("metadata property redisDB {v:?}"))
-            })?,
-            tls: flag("enableTLS")?,
-            cluster,
-            dial_timeout: duration("dialTimeout", DEFAULT_DIAL_TIMEOUT)?,
-            response_timeout: read.max(write),
-        })
-    }
-
-    fn connection_info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
-        let addr = if self.tls {
-            ConnectionAddr::TcpTls {
-                host: self.host.clone(),
-                port: self.port,
-                insecure: true,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(self.host.clone(), self.port)
-        };
-        let mut redis = RedisConnectionInfo::default().set_db(self.db);
-        if let Some(username) = &self.username {
-            redis = redis.set_username(username);
-        }
-        if let Some(password) = &self.password {
-            redis = redis.set_password(password);
-        }
-        Ok(addr.into_connection_info()?.set_redis_settings(redis))
-    }
-}
-
-/// A Go-style duration (`5s`, `500ms`, `1m30s`), or a bare number of milliseconds.
-fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    if let Ok(ms) = text.parse::<u64>() {
-        return Ok(Duration::from_millis(ms));
-    }
-    Ok(humantime::parse_duration(text)?)
-}
-
-/// One connection, to a single node or to a cluster; both reconnect by themselves.
-#[derive(Clone)]
+/// One connection per store: to a server, a cluster, or the master the Sentinels name.
+/// Each finds its server again after a failure by itself.
 enum Connection {
     Node(ConnectionManager),
     Cluster(ClusterConnection),
+    Failover(Box<FailoverConnection>),
+}
+
+/// The client certificate of `tls`, in the form the `redis` crate takes it.
+fn client_certificates(tls: &TlsSettings) -> Option<TlsCertificates> {
+    tls.client.as_ref().map(|client| TlsCertificates {
+        client_tls: Some(ClientTlsConfig {
+            client_cert: client.cert.as_bytes().to_vec(),
+            client_key: client.key.0.as_bytes().to_vec(),
+        }),
+        root_cert: None,
+    })
+}
+
+/// The address of the server (or Sentinel) at `host:port`, over TLS when `tls` is set.
+fn server_address(tls: Option<&TlsSettings>, host: &str, port: u16) -> ConnectionAddr {
+    match tls {
+        Some(tls) => ConnectionAddr::TcpTls {
+            host: host.to_string(),
+            port,
+            insecure: !tls.verify,
+            tls_params: None,
+        },
+        None => ConnectionAddr::Tcp(host.to_string(), port),
+    }
+}
+
+/// `AUTH` credentials.
+fn credentials(username: Option<&str>, password: Option<&Secret>) -> RedisConnectionInfo {
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(username) = username {
+        redis = redis.set_username(username);
+    }
+    if let Some(password) = password {
+        redis = redis.set_password(&password.0);
+    }
+    redis
+}
+
+/// How to reach and log in to the data server at `host:port` (not a Sentinel).
+fn connection_info(
+    settings: &RedisSettings,
+    host: &str,
+    port: u16,
+) -> redis::RedisResult<ConnectionInfo> {
+    let redis = credentials(settings.username.as_deref(), settings.password.as_ref());
+    Ok(server_address(settings.tls.as_ref(), host, port)
+        .into_connection_info()?
+        .set_redis_settings(redis.set_db(settings.db)))
+}
+
+/// A client for `info` that presents the client certificate of `tls`, if there is one.
+fn client(info: ConnectionInfo, tls: Option<&TlsSettings>) -> redis::RedisResult<redis::Client> {
+    match tls.and_then(client_certificates) {
+        Some(certificates) => redis::Client::build_with_tls(info, certificates),
+        None => redis::Client::open(info),
+    }
+}
+
+/// Refuses a server with replicas, as Dapr's `lock.redis` does without `failover`: a lock
+/// the master acknowledged can be lost when a replica takes over.
+async fn refuse_replicas(connection: &mut ConnectionManager) -> anyhow::Result<()> {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(connection)
+        .await?;
+    let replicas = info
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    if replicas > 0 {
+        bail!(
+            "it has {replicas} connected replica(s): replication is not supported without failover (as in Dapr), since a replica that takes over can lack locks the master acknowledged; use failover: true with Redis Sentinel"
+        );
+    }
+    Ok(())
 }
 
 /// A lock store in Redis.
@@ -169,32 +143,59 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects; fails when Redis cannot be reached within the dial timeout.
+    /// Connects; fails when Redis cannot be reached within the dial timeout, and when a
+    /// server reached without `failover` has replicas (as Dapr's `lock.redis`).
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let address = format!("{}:{}", settings.host, settings.port);
-        let info = settings.connection_info()?;
+        let address = settings.describe();
         let connect = async {
-            Ok::<_, redis::RedisError>(if settings.cluster {
-                let client = ClusterClientBuilder::new(vec![info])
-                    .connection_timeout(settings.dial_timeout)
-                    .response_timeout(settings.response_timeout)
-                    .build()?;
-                Connection::Cluster(client.get_async_connection().await?)
-            } else {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(settings.dial_timeout))
-                    .set_response_timeout(Some(settings.response_timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_secs(1));
-                let client = redis::Client::open(info)?;
-                Connection::Node(ConnectionManager::new_with_config(client, config).await?)
+            Ok::<_, redis::RedisError>(match &settings.topology {
+                Topology::Node => {
+                    let info = connection_info(settings, &settings.host, settings.port)?;
+                    let client = client(info, settings.tls.as_ref())?;
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(settings.dial_timeout))
+                        .set_response_timeout(settings.response_timeout)
+                        .set_number_of_retries(1)
+                        .set_max_delay(Duration::from_secs(1));
+                    Connection::Node(ConnectionManager::new_with_config(client, config).await?)
+                }
+                Topology::Cluster => {
+                    let nodes = settings
+                        .addresses()
+                        .map(|(host, port)| connection_info(settings, host, port))
+                        .collect::<redis::RedisResult<Vec<_>>>()?;
+                    let mut builder =
+                        ClusterClientBuilder::new(nodes).connection_timeout(settings.dial_timeout);
+                    if let Some(timeout) = settings.response_timeout {
+                        builder = builder.response_timeout(timeout);
+                    }
+                    if let Some(tls) = &settings.tls {
+                        builder = builder.tls(if tls.verify {
+                            TlsMode::Secure
+                        } else {
+                            TlsMode::Insecure
+                        });
+                        if let Some(certificates) = client_certificates(tls) {
+                            builder = builder.certs(certificates);
+                        }
+                    }
+                    Connection::Cluster(builder.build()?.get_async_connection().await?)
+                }
+                Topology::Sentinel(_) => {
+                    Connection::Failover(Box::new(FailoverConnection::connect(settings).await?))
+                }
             })
         };
-        let connection = tokio::time::timeout(settings.dial_timeout, connect)
+        let mut connection = tokio::time::timeout(settings.dial_timeout, connect)
             .await
             .map_err(|_| anyhow::anyhow!("timed out after {:?}", settings.dial_timeout))
             .and_then(|r| r.map_err(anyhow::Error::from))
             .with_context(|| format!("cannot connect to Redis at {address}"))?;
+        if let Connection::Node(manager) = &mut connection {
+            refuse_replicas(manager)
+                .await
+                .with_context(|| format!("Redis at {address}"))?;
+        }
         Ok(RedisBackend {
             connection,
             cas: Script::new(CAS_SCRIPT),
@@ -203,9 +204,13 @@ impl RedisBackend {
     }
 
     async fn query(&self, cmd: &Cmd) -> anyhow::Result<Value> {
-        let result = match self.connection.clone() {
-            Connection::Node(mut c) => c.req_packed_command(cmd).await,
-            Connection::Cluster(mut c) => c.req_packed_command(cmd).await,
+        let result = match &self.connection {
+            Connection::Node(c) => c.clone().req_packed_command(cmd).await,
+            Connection::Cluster(c) => c.clone().req_packed_command(cmd).await,
+            Connection::Failover(f) => match f.master().await {
+                Ok(mut master) => master.req_packed_command(cmd).await,
+                Err(e) => Err(e),
+            },
         };
         result.with_context(|| format!("Redis at {}", self.address))
     }
@@ -215,9 +220,13 @@ impl RedisBackend {
         for arg in args {
             invocation.arg(arg);
         }
-        let result = match self.connection.clone() {
-            Connection::Node(mut c) => invocation.invoke_async(&mut c).await,
-            Connection::Cluster(mut c) => invocation.invoke_async(&mut c).await,
+        let result = match &self.connection {
+            Connection::Node(c) => invocation.invoke_async(&mut c.clone()).await,
+            Connection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+            Connection::Failover(f) => match f.master().await {
+                Ok(mut master) => invocation.invoke_async(&mut master).await,
+                Err(e) => Err(e),
+            },
         };
         result.with_context(|| format!("Redis at {}", self.address))
     }
@@ -287,72 +296,5 @@ impl Backend for RedisBackend {
     async fn purge_expired(&self) -> anyhow::Result<usize> {
         // Redis expires keys itself.
         Ok(0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn metadata(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn settings_from_daprs_metadata_names() {
-        let s = RedisSettings::from_metadata(&metadata(&[
-            ("redisHost", "localhost:6380"),
-            ("redisPassword", "secret"),
-            ("RedisUsername", "app"),
-            ("redisDB", "3"),
-            ("enableTLS", "True"),
-            ("redisType", "cluster"),
-            ("dialTimeout", "2s"),
-            ("readTimeout", "750"),
-            ("writeTimeout", "500ms"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            s,
-            RedisSettings {
-                host: "localhost".into(),
-                port: 6380,
-                username: Some("app".into()),
-                password: Some("secret".into()),
-                db: 3,
-                tls: true,
-                cluster: true,
-                dial_timeout: Duration::from_secs(2),
-                response_timeout: Duration::from_millis(750),
-            }
-        );
-        let defaults = RedisSettings::from_metadata(&metadata(&[("redisHost", "redis")])).unwrap();
-        assert_eq!(
-            (defaults.port, defaults.db, defaults.tls, defaults.cluster),
-            (6379, 0, false, false)
-        );
-        assert_eq!(defaults.password, None);
-    }
-
-    #[test]
-    fn settings_errors_are_clear() {
-        let err = |pairs: &[(&str, &str)]| {
-            format!(
-                "{:#}",
-                RedisSettings::from_metadata(&metadata(pairs)).unwrap_err()
-            )
-        };
-        assert_eq!(err(&[]), "metadata property redisHost is empty");
-        assert_eq!(
-            err(&[("redisHost", "")]),
-            "metadata property redisHost is empty"
-        );
-        assert!(err(&[("redisHost", "h:port")]).contains("invalid port"));
-        assert!(err(&[("redisHost", "h:1"), ("redisType", "sentinel")]).contains("redisType"));
-        assert!(err(&[("redisHost", "h:1"), ("enableTLS", "yes")]).contains("enableTLS"));
-        assert!(err(&[("redisHost", "h:1"), ("dialTimeout", "soon")]).contains("dialTimeout"));
     }
 }
