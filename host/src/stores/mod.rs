@@ -192,10 +192,7 @@ async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<LockSto
         }
         StoreType::Redis => {
             let settings = RedisSettings::from_metadata(&spec.metadata)?;
-            let location = format!(
-                "redis://{}:{}/{}",
-                settings.host, settings.port, settings.db
-            );
+            let location = format!("redis {} db {}", settings.describe(), settings.db);
             (Arc::new(RedisBackend::connect(&settings).await?), location)
         }
     };
