@@ -139,7 +139,6 @@ fn body_cases() -> Vec<HttpCase> {
         "\"s\"",
         "5",
         "true",
-        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
         r#"{"expiryInSeconds":1e400}"#,
         r#"{"expiryInSeconds":1e20}"#,
         r#"{"expiryInSeconds":1e16}"#,
@@ -172,9 +171,51 @@ fn body_cases() -> Vec<HttpCase> {
         r#"{"storeName":3}"#,
         r#"{"resourceId":"\ud83d\ude00 <&>","lockOwner":"o","expiryInSeconds":"7"}"#,
         r#"{"resourceId":"x","lockOwner":"o","expiryInSeconds":7,"resourceId":"y"}"#,
+        r#"{"lockOwner":"a","lock_owner":1e400}"#,
+        // Unknown members are scanned, not read: other errors, and no limits on numbers or
+        // nesting; their strings are checked for UTF-8 and lone surrogates afterwards.
+        r#"{"x":1e400,"resourceId":"big","lockOwner":"o","expiryInSeconds":5}"#,
+        r#"{"x":[1,]}"#,
+        r#"{"x":[1 2]}"#,
+        r#"{"x":{"a":1,}}"#,
+        r#"{"x":{"a" 1}}"#,
+        r#"{"x":{"a":1 "b":2}}"#,
+        r#"{"x":{1:2}}"#,
+        r#"{"x":-}"#,
+        r#"{"x":-"#,
+        r#"{"x":1.}"#,
+        r#"{"x":1.e5}"#,
+        r#"{"x":1e}"#,
+        r#"{"x":1e+"#,
+        r#"{"x":01}"#,
+        r#"{"x":tru}"#,
+        "{\"x\":\"\t\"}",
+        r#"{"x":"\q"}"#,
+        r#"{"x":"\u12"}"#,
+        r#"{"x":"abc"#,
+        r#"{"x":"#,
+        r#"{"x":["#,
+        r#"{"x":{"#,
+        r#"{"x":{"a""#,
+        r#"{"x":"\ud800"}"#,
+        r#"{"x":"ok \ud83d\ude00 \udc00"}"#,
+        r#"{"x":"\\ud800"}"#,
+        r#"{"x":"\ud800","y":[}"#,
     ]
     .into_iter()
-    .map(lock_body)
+    .map(String::from)
+    .chain([
+        // serde_json's nesting limit (128) in a value that is read, none in one that is not.
+        "[".repeat(128),
+        format!(r#"{{"resourceId":{}}}"#, "[".repeat(127)),
+        format!(
+            r#"{{"resourceId":{}1{}}}"#,
+            "[".repeat(126),
+            "]".repeat(126)
+        ),
+        format!(r#"{{"x":{}1{}}}"#, "[".repeat(300), "]".repeat(300)),
+    ])
+    .map(|body| lock_body(&body))
     .collect()
 }
 

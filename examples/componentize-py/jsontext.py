@@ -6,7 +6,9 @@ and column, numbers must become the same values (serde_json's own float arithmet
 Python's correctly rounded one), and a value quoted in an error message must be written the
 same way (keys sorted, floats in its shortest form with `e+N`/`e-N` outside 1e-5..1e16).
 
-`read(text)` gives None, bool, int, float, str, list or dict; `show(value)` writes one back.
+`read(text)` gives None, bool, int, float, str, list or dict; `read_members(text, member)`
+reads a top-level object member by member, skipping the values it is not asked for (as
+serde_json skips ignored fields: scanned, not converted); `show(value)` writes a value back.
 """
 
 import json
@@ -159,7 +161,10 @@ class Reader:
                     raise self.peek_error(EOF_VALUE)
             items.append(self.value())
 
-    def object(self):
+    def object(self, member=None):
+        """The rest of an object whose `{` has been read, as a dict; with `member`, only the
+        members for which `member(key)` gives a function are read (it gets the value) and the
+        others are skipped (`skip`), and the dict stays empty."""
         fields = {}
         first = True
         while True:
@@ -189,7 +194,115 @@ class Reader:
             if byte != ord(":"):
                 raise self.peek_error(EXPECTED_COLON)
             self.i += 1
-            fields[key] = self.value()
+            if member is None:
+                fields[key] = self.value()
+                continue
+            take = member(key)
+            if take is None:
+                self.skip()
+            else:
+                take(self.value())
+
+    def skip(self):
+        """Scans one value without reading it, as serde_json skips an ignored member: numbers
+        are not converted (any size passes), strings not decoded, nesting not limited; and
+        some errors differ from `value`'s."""
+        open_frames = []
+        enclosing = None
+        while True:
+            byte = self.skip_whitespace()
+            if byte is None:
+                raise self.peek_error(EOF_VALUE)
+            frame = None
+            if byte in IDENTS:
+                self.i += 1
+                self.ident(IDENTS[byte][0])
+            elif byte == ord("-"):
+                self.i += 1
+                self.skip_number()
+            elif byte in DIGITS:
+                self.skip_number()
+            elif byte == ord('"'):
+                self.i += 1
+                self.skip_string()
+            elif byte in b"[{":
+                if enclosing is not None:
+                    open_frames.append(enclosing)
+                    enclosing = None
+                self.i += 1
+                frame = byte
+            else:
+                raise self.peek_error(EXPECTED_VALUE)
+            accept_comma = frame is None
+            if frame is None:
+                if enclosing is not None:
+                    frame, enclosing = enclosing, None
+                elif open_frames:
+                    frame = open_frames.pop()
+                else:
+                    return
+            while True:
+                byte = self.skip_whitespace()
+                if byte == ord(",") and accept_comma:
+                    self.i += 1
+                    break
+                if byte is None:
+                    raise self.peek_error(EOF_LIST if frame == ord("[") else EOF_OBJECT)
+                if byte != (ord("]") if frame == ord("[") else ord("}")):
+                    if accept_comma:
+                        raise self.peek_error(
+                            EXPECTED_LIST_COMMA_OR_END
+                            if frame == ord("[")
+                            else EXPECTED_OBJECT_COMMA_OR_END
+                        )
+                    break
+                self.i += 1
+                if not open_frames:
+                    return
+                frame = open_frames.pop()
+                accept_comma = True
+            if frame == ord("{"):
+                byte = self.skip_whitespace()
+                if byte is None:
+                    raise self.peek_error(EOF_OBJECT)
+                if byte != ord('"'):
+                    raise self.peek_error(KEY_MUST_BE_A_STRING)
+                self.i += 1
+                self.skip_string()
+                byte = self.skip_whitespace()
+                if byte is None:
+                    raise self.peek_error(EOF_OBJECT)
+                if byte != ord(":"):
+                    raise self.peek_error(EXPECTED_COLON)
+                self.i += 1
+            enclosing = frame
+
+    def skip_number(self):
+        """Scans a number (after its `-`) without converting it."""
+        byte = self.next_byte()
+        if byte == ord("0"):
+            if self.peek_or_null() in DIGITS:
+                raise self.peek_error(INVALID_NUMBER)
+        elif byte is not None and byte in DIGITS:
+            while self.peek_or_null() in DIGITS:
+                self.i += 1
+        else:
+            raise self.error(INVALID_NUMBER)
+        if self.peek_or_null() == ord("."):
+            self.i += 1
+            if self.peek_or_null() not in DIGITS:
+                raise self.peek_error(INVALID_NUMBER)
+            while self.peek_or_null() in DIGITS:
+                self.i += 1
+        if self.peek_or_null() in b"eE":
+            self.i += 1
+            if self.peek_or_null() in b"+-":
+                self.i += 1
+            byte = self.next_byte()
+            if byte is None or byte not in DIGITS:
+                raise self.error(INVALID_NUMBER)
+            while self.peek_or_null() in DIGITS:
+                self.i += 1
 
     def string(self):
         """The rest of a string whose opening quote has been read."""
@@ -239,6 +352,31 @@ class Reader:
         if not 0xDC00 <= low <= 0xDFFF:
             raise self.error(LONE_SURROGATE)
         out += chr(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)).encode("utf-8")
+
+    def skip_string(self):
+        """Scans the rest of a string without decoding it: escapes are checked for form only
+        (a lone surrogate passes), and the bytes are not checked to be UTF-8."""
+        while True:
+            stop = STRING_STOP.search(self.data, self.i)
+            if stop is None:
+                self.i = len(self.data)
+                raise self.error(EOF_STRING)
+            at = stop.start()
+            byte = self.data[at]
+            if byte == ord('"'):
+                self.i = at + 1
+                return
+            if byte != ord("\\"):
+                self.i = at
+                raise self.error(CONTROL_CHARACTER)
+            self.i = at + 1
+            escape = self.next_byte()
+            if escape is None:
+                raise self.error(EOF_STRING)
+            if escape == ord("u"):
+                self.hex_escape()
+            elif escape not in SIMPLE_ESCAPES:
+                raise self.error(INVALID_ESCAPE)
 
     def hex_escape(self):
         digits = self.data[self.i : self.i + 4]
@@ -378,6 +516,19 @@ def read(data):
     value = reader.value()
     reader.end()
     return value
+
+
+def read_members(data, member):
+    """Reads the JSON text `data` (bytes), an object, member by member: `member(key)` gives a
+    function that gets the member's value, or None to skip the value unread (`Reader.skip`).
+    Raises JsonError when the text is malformed; the caller has checked that its first
+    non-whitespace byte is `{`."""
+    reader = Reader(data)
+    reader.skip_whitespace()
+    reader.i += 1
+    reader.depth = 1
+    reader.object(member)
+    reader.end()
 
 
 def is_number(value):
