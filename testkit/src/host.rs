@@ -96,7 +96,15 @@ pub struct Host {
     /// Everything printed on stderr so far.
     pub stderr: Arc<Mutex<String>>,
     agent: ureq::Agent,
+    launch: Launch,
     _data_dir: Option<tempfile::TempDir>,
+}
+
+/// How a host's process is started: again the same way by [`Host::kill9_and_restart`].
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// A new HTTP client with keep-alive, that reports every status as a reply.
@@ -145,65 +153,61 @@ impl Host {
             .clone()
             .unwrap_or_else(|| temp.as_ref().unwrap().path().to_path_buf());
         let (http_port, grpc_port) = (free_port(), free_port());
-        let program = options.program.clone().unwrap_or_else(binary);
-        let mut command = Command::new(&program);
         let log_level = options.log_level.as_deref().unwrap_or("debug");
-        command
-            .args(&options.args)
-            .args(["--dapr-http-port", &http_port.to_string()])
-            .args(["--dapr-grpc-port", &grpc_port.to_string()])
-            .args(["--log-level", log_level, "--data-dir"])
-            .arg(&data_dir)
-            .env_remove("DAPR_API_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in &options.env {
-            command.env(name, value);
-        }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let mut args = options.args.clone();
+        args.extend([
+            "--dapr-http-port".into(),
+            http_port.to_string(),
+            "--dapr-grpc-port".into(),
+            grpc_port.to_string(),
+            "--log-level".into(),
+            log_level.into(),
+            "--data-dir".into(),
+            data_dir.to_string_lossy().into_owned(),
+        ]);
+        let launch = Launch {
+            program: options.program.clone().unwrap_or_else(binary),
+            args,
+            env: options.env.clone(),
+        };
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        drain(child.stdout.take().unwrap(), stdout.clone());
-        drain(child.stderr.take().unwrap(), stderr.clone());
         let base = format!("http://127.0.0.1:{http_port}");
         let agent = agent();
-        let deadline = Instant::now() + START_TIMEOUT;
+        let child = launch.run(&base, &agent, &stdout, &stderr)?;
+        Ok(Host {
+            child,
+            base,
+            grpc: format!("127.0.0.1:{grpc_port}"),
+            stdout,
+            stderr,
+            agent,
+            launch,
+            _data_dir: temp,
+        })
+    }
+
+    /// Kills the process with SIGKILL (nothing is flushed or closed by the host) and starts
+    /// it again with the same arguments, ports and data directory; returns once it answers
+    /// `GET /v1.0/healthz`. Its output is appended to [`Host::stdout`] and [`Host::stderr`].
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut attempts = 0;
         loop {
-            let ready = agent
-                .get(&format!("{base}/v1.0/healthz"))
-                .call()
-                .is_ok_and(|r| r.status() == 204);
-            if ready {
-                return Ok(Host {
-                    child,
-                    base,
-                    grpc: format!("127.0.0.1:{grpc_port}"),
-                    stdout,
-                    stderr,
-                    agent,
-                    _data_dir: temp,
-                });
+            attempts += 1;
+            let (base, agent) = (&self.base, &self.agent);
+            match self.launch.run(base, agent, &self.stdout, &self.stderr) {
+                Ok(child) => {
+                    self.child = child;
+                    return;
+                }
+                // The port may be held for a moment (a client's connection attempt to it).
+                Err(failure) if attempts < 50 && failure.stderr.contains("cannot listen") => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(failure) => panic!("wasilock did not restart: {failure}"),
             }
-            if let Some(status) = child.try_wait().expect("wait for wasilock") {
-                // Let the readers catch the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return Err(StartFailure {
-                    status,
-                    stderr: stderr.lock().unwrap().clone(),
-                });
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "{} was not ready within {START_TIMEOUT:?}; stderr:\n{}",
-                    program.display(),
-                    stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -257,7 +261,7 @@ impl Host {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        reply(&mut request.call().expect("GET"))
+        reply(&mut request.call().expect("GET")).expect("GET")
     }
 
     /// `TryLock`: `Ok(success)` on 200, the reply otherwise.
@@ -310,6 +314,63 @@ impl Drop for Host {
     }
 }
 
+impl Launch {
+    /// Starts the process, copies its output into `stdout` and `stderr`, and waits until it
+    /// answers on `base`; when it exits first, returns its status and what it printed on
+    /// stderr since this start.
+    fn run(
+        &self,
+        base: &str,
+        agent: &ureq::Agent,
+        stdout: &Arc<Mutex<String>>,
+        stderr: &Arc<Mutex<String>>,
+    ) -> Result<Child, StartFailure> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_remove("DAPR_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let printed_before = stderr.lock().unwrap().len();
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
+        drain(child.stdout.take().unwrap(), stdout.clone());
+        drain(child.stderr.take().unwrap(), stderr.clone());
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let ready = agent
+                .get(&format!("{base}/v1.0/healthz"))
+                .call()
+                .is_ok_and(|r| r.status() == 204);
+            if ready {
+                return Ok(child);
+            }
+            if let Some(status) = child.try_wait().expect("wait for wasilock") {
+                // Let the readers catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(StartFailure {
+                    status,
+                    stderr: stderr.lock().unwrap()[printed_before..].to_string(),
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "{} was not ready within {START_TIMEOUT:?}; stderr:\n{}",
+                    self.program.display(),
+                    stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// A host that exited before it listened.
 #[derive(Debug)]
 pub struct StartFailure {
@@ -352,26 +413,36 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Reply {
+fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
     let content_type = response
         .headers()
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string());
-    Reply {
+    Ok(Reply {
         status: response.status().as_u16(),
         content_type,
-        body: response.body_mut().read_to_string().expect("a text body"),
-    }
+        body: response.body_mut().read_to_string()?,
+    })
 }
 
 /// POSTs `body` to `url` with `agent`.
 pub fn post(agent: &ureq::Agent, url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    try_post(agent, url, body, headers).expect("POST")
+}
+
+/// POSTs `body` to `url` with `agent`; a connection that fails (refused, reset, timed out)
+/// before the whole answer arrived is an error.
+pub fn try_post(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<Reply, ureq::Error> {
     let mut request = agent.post(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let mut response = request.send(body).expect("POST");
-    reply(&mut response)
+    reply(&mut request.send(body)?)
 }
 
 /// `TryLock` against the host at `base`.
