@@ -88,6 +88,16 @@ pub struct Report {
     pub held_across_faults: usize,
 }
 
+impl Rule {
+    /// Every rule, in the order of the module docs.
+    pub const ALL: [Rule; 4] = [
+        Rule::TwoHolders,
+        Rule::UnlockWithoutLock,
+        Rule::LostLock,
+        Rule::UnexplainedAnswer,
+    ];
+}
+
 impl Report {
     /// How many violations break `rule`.
     pub fn count(&self, rule: Rule) -> usize {

@@ -1,5 +1,6 @@
 //! A run's figures and findings as text: one block per setup.
 
+use crate::checker::{Report, Rule};
 use crate::history::{Call, Fault, Outcome, at};
 use crate::setups::Run;
 use std::fmt::Write;
@@ -57,7 +58,7 @@ impl Figures {
 pub fn text(run: &Run) -> String {
     let f = Figures::of(run);
     let mut out = format!(
-        "== {}: {} ==\noperations {}, acknowledged locks {}, unknown outcomes {}, failed calls {}\nfaults {}, locks certainly held across a fault {}\nviolations {}, liveness oddities {}\n",
+        "== {}: {} ==\noperations {}, acknowledged locks {}, unknown outcomes {}, failed calls {}\nfaults {}, locks certainly held across a fault {}\nviolations {}{}, liveness oddities {}\n",
         run.setup.name(),
         run.setup.description(),
         f.operations,
@@ -67,6 +68,7 @@ pub fn text(run: &Run) -> String {
         f.faults,
         f.held_across_faults,
         f.violations,
+        by_rule(&run.report),
         f.oddities,
     );
     let mut kinds: Vec<(&str, Vec<&Fault>)> = Vec::new();
@@ -112,4 +114,81 @@ pub fn text(run: &Run) -> String {
         let _ = writeln!(out, "- oddity: {oddity}");
     }
     out
+}
+
+/// ` (TwoHolders 3, LostLock 1)`: the violations per rule, or nothing when there are none.
+fn by_rule(report: &Report) -> String {
+    let counts: Vec<String> = Rule::ALL
+        .iter()
+        .map(|rule| (rule, report.count(*rule)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(rule, n)| format!("{rule:?} {n}"))
+        .collect();
+    if counts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", counts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::check;
+    use crate::history::{History, Op};
+    use crate::setups::Setup;
+    use std::time::Duration;
+
+    #[test]
+    fn a_block_gives_the_figures_the_faults_by_kind_and_each_violation() {
+        let ms = Duration::from_millis;
+        let fault = |at: u64, ended: u64| Fault {
+            at: ms(at),
+            ended: ms(ended),
+            what: "kill -9 and restart of the host".into(),
+        };
+        let history = History {
+            ops: vec![
+                Op::lock("r", "a", ms(3000), (ms(0), ms(10)), Outcome::Ok(true)),
+                Op::lock("r", "b", ms(3000), (ms(500), ms(510)), Outcome::Ok(true)),
+                Op::lock("r", "c", ms(3000), (ms(600), ms(610)), Outcome::Ok(false)),
+                Op::unlock(
+                    "r",
+                    "c",
+                    (ms(700), ms(710)),
+                    Outcome::Unknown("reset".into()),
+                ),
+            ],
+            faults: vec![fault(100, 300), fault(2000, 2500)],
+            notes: vec![],
+        };
+        let report = check(&history);
+        let run = Run {
+            setup: Setup::Embedded,
+            history,
+            report,
+        };
+        let text = text(&run);
+        assert!(
+            text.contains("operations 4, acknowledged locks 2, unknown outcomes 1, failed calls 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faults 2, locks certainly held across a fault 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("violations 1 (TwoHolders 1), liveness oddities 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 x kill -9 and restart of the host, first at 0.100s, whole again after 0.20 to 0.50 s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("last fault before: kill -9 and restart of the host at 0.100s"),
+            "{text}"
+        );
+        assert_eq!(Figures::of(&run).violations, 1);
+    }
 }
