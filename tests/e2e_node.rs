@@ -8,7 +8,7 @@ use wasilock_testkit as common;
 
 use common::http_cases::{HttpCase, http_cases, replay};
 use common::node_host::NodeHost;
-use common::sequences::conformance_sequence_with;
+use common::sequences::{HttpLockClient, conformance_sequence_with};
 use common::{Host, Options, component, resources};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -93,8 +93,9 @@ fn conformance_sequence_with_the_javascript_store_and_clock() {
     let Some(node) = NodeHost::start(&["--stores", "lockstore,other"]) else {
         return;
     };
-    conformance_sequence_with(&node, "lockstore");
-    conformance_sequence_with(&node, "other");
+    let client = HttpLockClient::new(&node.base);
+    conformance_sequence_with(&client, "lockstore");
+    conformance_sequence_with(&client, "other");
 }
 
 #[test]

@@ -12,7 +12,7 @@
 use common::http_cases::{HttpAnswer, http_cases, replay};
 use common::installs::{python_venv, required};
 use common::python_host::{LockError, PythonHttpHost, PythonTypedCalls, requirements};
-use common::sequences::{LockClient, conformance_sequence_with};
+use common::sequences::{HttpLockClient, LockClient, conformance_sequence_with};
 use common::{Host, Options, component, resources};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -75,8 +75,9 @@ fn passes_daprs_conformance_sequence_over_http() {
     let Some(python) = python() else { return };
     let (_dir, wasm) = lock_component();
     let host = PythonHttpHost::start(&python, &wasm, &["--stores", "lockstore,other"]);
-    conformance_sequence_with(&host, "lockstore");
-    conformance_sequence_with(&host, "other");
+    let client = HttpLockClient::new(&host.base);
+    conformance_sequence_with(&client, "lockstore");
+    conformance_sequence_with(&client, "other");
     // daprd's health checks, answered by the host itself (as ours does).
     let (ours, _resources) = our_host(&[]);
     for path in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {

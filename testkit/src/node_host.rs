@@ -3,9 +3,8 @@
 //! [`npm_folder`](crate::installs::npm_folder), the built-in component written by
 //! `wasilock component --out`, transpiled by `npm run transpile` and served by `server.js`.
 
-use crate::host::{Reply, agent, binary, try_lock, unlock};
+use crate::host::binary;
 use crate::installs::{npm_folder, required, run};
-use crate::sequences::LockClient;
 use crate::workspace;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -29,7 +28,6 @@ pub struct NodeHost {
     pub base: String,
     /// Everything printed on stderr so far.
     pub stderr: Arc<Mutex<String>>,
-    agent: ureq::Agent,
     _app: tempfile::TempDir,
 }
 
@@ -82,25 +80,8 @@ impl NodeHost {
             child,
             base,
             stderr,
-            agent: agent(),
             _app: app,
         })
-    }
-}
-
-impl LockClient for NodeHost {
-    type Error = Reply;
-    fn try_lock(
-        &self,
-        store: &str,
-        resource: &str,
-        owner: &str,
-        expiry: i32,
-    ) -> Result<bool, Reply> {
-        try_lock(&self.agent, &self.base, store, resource, owner, expiry)
-    }
-    fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<i64, Reply> {
-        unlock(&self.agent, &self.base, store, resource, owner)
     }
 }
 

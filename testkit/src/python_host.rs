@@ -1,7 +1,6 @@
 //! The Python example host (`examples/python/host.py`, wasmtime-py) as a child process: its
 //! HTTP server on a free port, or its typed-calls mode driven line by line; killed on drop.
 
-use crate::host::{Reply, agent, try_lock, unlock};
 use crate::sequences::LockClient;
 use crate::workspace;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -55,7 +54,6 @@ pub struct PythonHttpHost {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    agent: ureq::Agent,
 }
 
 impl PythonHttpHost {
@@ -86,27 +84,7 @@ impl PythonHttpHost {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        PythonHttpHost {
-            child,
-            base,
-            agent: agent(),
-        }
-    }
-}
-
-impl LockClient for PythonHttpHost {
-    type Error = Reply;
-    fn try_lock(
-        &self,
-        store: &str,
-        resource: &str,
-        owner: &str,
-        expiry: i32,
-    ) -> Result<bool, Reply> {
-        try_lock(&self.agent, &self.base, store, resource, owner, expiry)
-    }
-    fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<i64, Reply> {
-        unlock(&self.agent, &self.base, store, resource, owner)
+        PythonHttpHost { child, base }
     }
 }
 

@@ -37,6 +37,38 @@ impl LockClient for Host {
     }
 }
 
+/// The lock API over HTTP at a base address: any host of the lock component, ours or another.
+pub struct HttpLockClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl HttpLockClient {
+    /// A client of the host at `base` (`http://HOST:PORT`), with keep-alive.
+    pub fn new(base: &str) -> Self {
+        HttpLockClient {
+            base: base.to_string(),
+            agent: agent(),
+        }
+    }
+}
+
+impl LockClient for HttpLockClient {
+    type Error = Reply;
+    fn try_lock(
+        &self,
+        store: &str,
+        resource: &str,
+        owner: &str,
+        expiry: i32,
+    ) -> Result<bool, Reply> {
+        try_lock(&self.agent, &self.base, store, resource, owner, expiry)
+    }
+    fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<i64, Reply> {
+        unlock(&self.agent, &self.base, store, resource, owner)
+    }
+}
+
 /// Dapr's conformance sequence (components-contrib tests/conformance/lock), over HTTP.
 pub fn conformance_sequence(host: &Host, store: &str) {
     conformance_sequence_with(host, store);
