@@ -7,8 +7,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a host may take to print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a host (ours, or an example host) may take to be ready.
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The `wasilock` binary cargo built beside the running test or harness (`target/PROFILE/`).
 pub fn binary() -> PathBuf {
@@ -386,8 +386,8 @@ impl std::fmt::Display for StartFailure {
     }
 }
 
-/// Copies a pipe into `sink` line by line.
-fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+/// Copies a pipe into `sink` line by line, so that the child never blocks on a full pipe.
+pub(crate) fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };

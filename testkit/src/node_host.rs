@@ -3,18 +3,15 @@
 //! [`npm_folder`](crate::installs::npm_folder), the built-in component written by
 //! `wasilock component --out`, transpiled by `npm run transpile` and served by `server.js`.
 
-use crate::host::binary;
+use crate::host::{START_TIMEOUT, binary, drain};
 use crate::installs::{npm_folder, required, run};
 use crate::workspace;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// How long `server.js` may take to print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The example's folder, `examples/node/`.
 fn example_dir() -> PathBuf {
@@ -53,7 +50,7 @@ impl NodeHost {
             .spawn()
             .expect("start node");
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stderr.take().unwrap(), stderr.clone());
+        drain(child.stderr.take().unwrap(), stderr.clone());
         let (address, printed) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -113,15 +110,4 @@ fn prepare(app: &Path, packages: &Path) -> Result<(), String> {
     run(Command::new("npm")
         .args(["run", "transpile"])
         .current_dir(app))
-}
-
-/// Copies a pipe into `sink` line by line.
-fn collect(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut sink = sink.lock().unwrap();
-            sink.push_str(&line);
-            sink.push('\n');
-        }
-    });
 }

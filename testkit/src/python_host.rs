@@ -1,17 +1,14 @@
 //! The Python example host (`examples/python/host.py`, wasmtime-py) as a child process: its
 //! HTTP server on a free port, or its typed-calls mode driven line by line; killed on drop.
 
+use crate::host::{START_TIMEOUT, drain};
 use crate::sequences::LockClient;
 use crate::workspace;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// How long the host may take to load the component and print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `examples/python/requirements.txt`: the pins of the host's venv.
 pub fn requirements() -> PathBuf {
@@ -34,21 +31,6 @@ fn host_command(python: &Path, mode: &str, component: &Path, args: &[&str]) -> C
     command
 }
 
-/// Copies `pipe` into a shared string, so that the child never blocks on a full pipe.
-fn collect(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let sink = Arc::new(Mutex::new(String::new()));
-    let writer = sink.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            let mut writer = writer.lock().unwrap();
-            writer.push_str(&line);
-            writer.push('\n');
-        }
-    });
-    sink
-}
-
 /// `host.py serve`: the lock API over HTTP, served by the component's `http-api` export.
 pub struct PythonHttpHost {
     child: Child,
@@ -65,7 +47,7 @@ impl PythonHttpHost {
         let mut child = host_command(python, "serve", component, &args)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
-        let stderr = collect(child.stderr.take().unwrap());
+        let stderr = collected_stderr(&mut child);
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let (sender, first_line) = mpsc::channel();
         std::thread::spawn(move || {
@@ -127,7 +109,7 @@ impl PythonTypedCalls {
         let mut child = host_command(python, "calls", component, args)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
-        let stderr = collect(child.stderr.take().unwrap());
+        let stderr = collected_stderr(&mut child);
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         PythonTypedCalls {
@@ -198,4 +180,11 @@ impl Drop for PythonTypedCalls {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The child's stderr, gathered as it comes.
+fn collected_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let sink = Arc::new(Mutex::new(String::new()));
+    drain(child.stderr.take().expect("a piped stderr"), sink.clone());
+    sink
 }
