@@ -8,12 +8,10 @@
 //! - [`workload`]: the client threads;
 //! - [`setups`]: the hosts, stores and faults of each setup;
 //! - [`redis_admin`]: direct commands to Redis and Sentinel, and the Sentinel's events;
-//! - [`report`]: a run's figures and findings as text;
-//! - [`program`]: the `wasilock` binary the setups start.
+//! - [`report`]: a run's figures and findings as text.
 
 pub mod checker;
 pub mod history;
-pub mod program;
 pub mod redis_admin;
 pub mod report;
 pub mod setups;

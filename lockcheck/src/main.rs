@@ -7,9 +7,9 @@ use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use wasilock_lockcheck::program::build_wasilock;
 use wasilock_lockcheck::report::text;
 use wasilock_lockcheck::setups::{self, Params, Setup};
+use wasilock_testkit::host::build_binary;
 
 /// Which setups to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,7 +55,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let program = match cli.wasilock.clone().map_or_else(build_wasilock, Ok) {
+    let program = match cli.wasilock.clone().map_or_else(build_binary, Ok) {
         Ok(program) => program,
         Err(e) => {
             eprintln!("wasilock-lockcheck: {e}");

@@ -12,16 +12,16 @@
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use wasilock_lockcheck::program::build_wasilock;
 use wasilock_lockcheck::report::{Figures, text};
 use wasilock_lockcheck::setups::{self, Params, Run, Setup};
+use wasilock_testkit::host::build_binary;
 
 /// One setup at a time: the machine is small and the runs are about timing.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn params(seconds: u64) -> Params {
     static PROGRAM: OnceLock<std::path::PathBuf> = OnceLock::new();
-    let program = PROGRAM.get_or_init(|| build_wasilock().expect("build wasilock"));
+    let program = PROGRAM.get_or_init(|| build_binary().expect("build wasilock"));
     Params {
         program: program.clone(),
         duration: Duration::from_secs(seconds),

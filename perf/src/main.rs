@@ -11,7 +11,7 @@ mod report;
 mod servers;
 mod tenants;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use load::Protocol;
 use report::{Report, Row, Scale};
@@ -78,7 +78,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(Hidden::ServeNative { dapr_http_port, .. }) = cli.command {
         return runtime.block_on(serve_native(dapr_http_port));
     }
-    let binary = build_wasilock()?;
+    eprintln!("building wasilock...");
+    let binary = wasilock_testkit::host::build_binary().map_err(anyhow::Error::msg)?;
     let report = runtime.block_on(run(&cli, &binary))?;
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let markdown = report.markdown(&report::machine(), &date);
@@ -96,28 +97,6 @@ async fn serve_native(port: u16) -> anyhow::Result<()> {
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     wasilock::api::http::serve(listener, tenants, stopped).await;
     Ok(())
-}
-
-/// Builds the `wasilock` binary (release) so that it matches the sources, and returns it.
-fn build_wasilock() -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    eprintln!("building wasilock (release)...");
-    let status = std::process::Command::new(cargo)
-        .current_dir(workspace)
-        .args(["build", "--release", "--quiet", "-p", "wasilock"])
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("building wasilock failed");
-    }
-    let binary = std::env::current_exe()?.with_file_name("wasilock");
-    anyhow::ensure!(
-        binary.exists(),
-        "no wasilock binary at {}",
-        binary.display()
-    );
-    Ok(binary)
 }
 
 async fn measure(cli: &Cli, name: &str, address: &str) -> anyhow::Result<load::Measured> {

@@ -20,6 +20,33 @@ pub fn binary() -> PathBuf {
     dir.join("wasilock")
 }
 
+/// Runs `cargo build -p wasilock` for the profile this crate was built with (`--release` in
+/// a release build), so that the binary matches the sources, and returns it ([`binary`]).
+/// For programs that start hosts outside `cargo test` of the host crate (the benchmark
+/// harness, the lock-safety checker): cargo builds another package's binaries only for that
+/// package's own tests.
+pub fn build_binary() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .current_dir(crate::workspace())
+        .args(["build", "--quiet", "-p", "wasilock"]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p wasilock failed: {status}"));
+    }
+    let binary = binary();
+    if !binary.is_file() {
+        return Err(format!("cargo built no {}", binary.display()));
+    }
+    Ok(binary)
+}
+
 /// A response: status, `Content-Type` and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
