@@ -1,7 +1,9 @@
 //! A `wasilock` process on free loopback ports with a temporary data directory, ready once
-//! it answers `GET /v1.0/healthz`; and a small HTTP client for the Dapr lock API.
+//! it answers `GET /v1.0/healthz`, optionally pinned to one CPU; and a small HTTP client for
+//! the Dapr lock API.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,10 @@ use std::time::{Duration, Instant};
 
 /// How long a host (ours, or an example host) may take to be ready.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a starting host is asked whether it is ready: short, because the benchmark
+/// harness times start-ups with it.
+const READY_POLL: Duration = Duration::from_millis(2);
 
 /// The `wasilock` binary cargo built beside the running test or harness (`target/PROFILE/`).
 pub fn binary() -> PathBuf {
@@ -71,6 +77,8 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// `--log-level`; `debug` when `None`.
     pub log_level: Option<String>,
+    /// The only CPU the process may run on; any when `None`.
+    pub cpu: Option<usize>,
 }
 
 impl Options {
@@ -109,6 +117,43 @@ impl Options {
         self.data_dir = Some(dir.to_path_buf());
         self
     }
+
+    /// Runs the process, and every thread it starts, on `cpu` only (see [`pin_command`]).
+    pub fn cpu(mut self, cpu: usize) -> Self {
+        self.cpu = Some(cpu);
+        self
+    }
+}
+
+/// Confines the calling thread to `cpu` (`sched_setaffinity`); threads and processes it
+/// starts afterwards inherit this. Called first thing in a program's `main`, it pins the
+/// whole program.
+pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: `set` is a plain bit set, zeroed, then `cpu` (checked above) is set in it;
+    // `sched_setaffinity` only reads it. No allocation, so this may run between fork and
+    // exec.
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Makes `command` run on `cpu` only: the child pins itself between fork and exec, so the
+/// program, and every thread or process it starts, runs there from its first instruction.
+pub fn pin_command(command: &mut Command, cpu: usize) {
+    // SAFETY: the hook makes one system call and allocates nothing.
+    unsafe {
+        command.pre_exec(move || pin_to_cpu(cpu));
+    }
 }
 
 /// A running `wasilock` process, killed on drop.
@@ -132,6 +177,7 @@ struct Launch {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    cpu: Option<usize>,
 }
 
 /// A new HTTP client with keep-alive, that reports every status as a reply.
@@ -196,6 +242,7 @@ impl Host {
             program: options.program.clone().unwrap_or_else(binary),
             args,
             env: options.env.clone(),
+            cpu: options.cpu,
         };
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -362,6 +409,9 @@ impl Launch {
         for (name, value) in &self.env {
             command.env(name, value);
         }
+        if let Some(cpu) = self.cpu {
+            pin_command(&mut command, cpu);
+        }
         let printed_before = stderr.lock().unwrap().len();
         let mut child = command
             .spawn()
@@ -393,7 +443,7 @@ impl Launch {
                     stderr.lock().unwrap()
                 );
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(READY_POLL);
         }
     }
 }

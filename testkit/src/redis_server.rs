@@ -7,8 +7,10 @@
 //!
 //! A server can be a replica of another ([`RedisServer::start_replica_of`]), serve TLS only
 //! ([`RedisServer::start_tls`], with certificates from [`TlsFiles`], made by `openssl`), and
-//! be watched by a [`RedisSentinel`] (`redis-server --sentinel`, in the same package).
+//! be watched by a [`RedisSentinel`] (`redis-server --sentinel`, in the same package). For
+//! benchmarks, a server can run on one CPU only ([`RedisServer::start_pinned`]).
 
+use crate::host::pin_command;
 use crate::{apt, available};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ pub struct RedisServer {
     dir: PathBuf,
     extra_args: Vec<String>,
     tls: Option<PathBuf>,
+    cpu: Option<usize>,
 }
 
 impl RedisServer {
@@ -41,7 +44,13 @@ impl RedisServer {
     /// snapshots, no append-only file); e.g. `["--appendonly", "yes", "--appendfsync",
     /// "always"]` keeps every acknowledged write across [`RedisServer::restart`].
     pub fn start_with(extra_args: &[&str]) -> Option<Self> {
-        Self::start_configured(extra_args, None)
+        Self::start_configured(extra_args, None, None)
+    }
+
+    /// Starts a server as [`RedisServer::start_with`] does, running on `cpu` only (its
+    /// background threads too), also after a [`RedisServer::restart`].
+    pub fn start_pinned(extra_args: &[&str], cpu: usize) -> Option<Self> {
+        Self::start_configured(extra_args, None, Some(cpu))
     }
 
     /// Starts a replica of `master` (`--replicaof`), over TLS when `master` serves TLS.
@@ -53,17 +62,22 @@ impl RedisServer {
     pub fn start_replica_with(master: &RedisServer, extra_args: &[&str]) -> Option<Self> {
         let port = master.port.to_string();
         let args = [&["--replicaof", "127.0.0.1", &port][..], extra_args].concat();
-        Self::start_configured(&args, master.tls.clone())
+        Self::start_configured(&args, master.tls.clone(), None)
     }
 
     /// Starts a server that speaks TLS only, with the certificates of `tls`; clients must
     /// present a certificate of its authority (`tls-auth-clients yes`).
     pub fn start_tls(tls: &TlsFiles) -> Option<Self> {
-        Self::start_configured(&[], Some(tls.dir().to_path_buf()))
+        Self::start_configured(&[], Some(tls.dir().to_path_buf()), None)
     }
 
-    /// Starts a server; `tls` is a directory of [`TlsFiles`] when it serves TLS only.
-    fn start_configured(extra_args: &[&str], tls: Option<PathBuf>) -> Option<Self> {
+    /// Starts a server; `tls` is a directory of [`TlsFiles`] when it serves TLS only, `cpu`
+    /// the only CPU it runs on, if any.
+    fn start_configured(
+        extra_args: &[&str],
+        tls: Option<PathBuf>,
+        cpu: Option<usize>,
+    ) -> Option<Self> {
         if !ensure_installed() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -82,6 +96,7 @@ impl RedisServer {
             dir,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             tls,
+            cpu,
         };
         server.restart();
         Some(server)
@@ -90,6 +105,11 @@ impl RedisServer {
     /// `host:port` for `redisHost`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Stops the server (SIGKILL): only what it had already persisted survives.
@@ -116,16 +136,19 @@ impl RedisServer {
             .chain(tls_server_args(dir))
             .collect(),
         };
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(&listen)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(&self.dir)
             .args(&self.extra_args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
+            .stderr(Stdio::null());
+        if let Some(cpu) = self.cpu {
+            pin_command(&mut command, cpu);
+        }
+        let child = command.spawn().expect("start redis-server");
         self.child = Some(child);
         wait_for_port(self.port, "redis-server");
     }
