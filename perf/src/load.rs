@@ -1,7 +1,10 @@
 //! The load generator: keep-alive HTTP/1.1 connections or gRPC (HTTP/2) channels, each
 //! sending lock+unlock pairs (or, over HTTP, only locks to fill a store), with every request's
-//! latency in a histogram.
+//! latency in a histogram and the CPU use of the server and of the generator itself.
 
+use crate::machine::{CpuMeter, CpuUse};
+use crate::servers::Server;
+use crate::stats::Sample;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -25,6 +28,17 @@ pub enum Protocol {
     Grpc,
 }
 
+/// The shape of every load run: connections, unmeasured warm-up, measured window.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Keep-alive connections (or gRPC channels).
+    pub connections: usize,
+    /// Unmeasured time before the window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+}
+
 /// What one load run measured.
 pub struct Measured {
     /// Requests answered as expected inside the measured window.
@@ -35,6 +49,8 @@ pub struct Measured {
     pub elapsed: Duration,
     /// Latency of each request, in microseconds.
     pub latency: Histogram<u64>,
+    /// CPU use of the server and of the load generator over the window.
+    pub cpu: CpuUse,
 }
 
 impl Measured {
@@ -46,6 +62,19 @@ impl Measured {
     /// A latency quantile in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// The figures of one round's row.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            rate: self.rate(),
+            p50: self.quantile_ms(0.50),
+            p99: self.quantile_ms(0.99),
+            p999: Some(self.quantile_ms(0.999)),
+            errors: self.errors,
+            server_cpu: self.cpu.server,
+            load_cpu: self.cpu.load,
+        }
     }
 }
 
@@ -204,23 +233,27 @@ impl PairClient {
     }
 }
 
-/// `connections` connections send lock+unlock pairs on `store` for `warmup + duration`;
-/// only the last `duration` is measured. Each connection has its own resource; connection
-/// `n` acts for the tenant of `tokens[n % tokens.len()]` (no token when `tokens` is empty).
+/// `settings.connections` connections send lock+unlock pairs on `server`'s store
+/// `lockstore` for the warm-up and then the measured window; only the window is measured,
+/// with the CPU use of `server` (see [`Server::pids`]) and of this process. Each connection has its own resource;
+/// connection `n` acts for the tenant of `tokens[n % tokens.len()]` (no token when `tokens`
+/// is empty).
 pub async fn lock_unlock_pairs(
+    server: &Server,
     protocol: Protocol,
-    address: &str,
     tokens: &[String],
-    store: &str,
-    connections: usize,
-    warmup: Duration,
-    duration: Duration,
+    settings: &Settings,
 ) -> anyhow::Result<Measured> {
+    let (store, duration) = ("lockstore", settings.duration);
+    let address = match protocol {
+        Protocol::Http => &server.address,
+        Protocol::Grpc => &server.grpc_address,
+    };
     let started = Instant::now();
-    let measure_from = started + warmup;
+    let measure_from = started + settings.warmup;
     let until = measure_from + duration;
     let mut tasks = Vec::new();
-    for connection in 0..connections {
+    for connection in 0..settings.connections {
         let token = (!tokens.is_empty()).then(|| tokens[connection % tokens.len()].as_str());
         let mut client = PairClient::connect(protocol, address, token, store, connection).await?;
         tasks.push(tokio::spawn(async move {
@@ -248,11 +281,15 @@ pub async fn lock_unlock_pairs(
             (requests, errors, latency)
         }));
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let meter = CpuMeter::start(server.pids());
+    tokio::time::sleep_until(until.into()).await;
     let mut total = Measured {
         requests: 0,
         errors: 0,
         elapsed: duration,
         latency: Histogram::new(3)?,
+        cpu: meter.stop(),
     };
     for task in tasks {
         let (requests, errors, latency) = task.await?;

@@ -1,24 +1,37 @@
-//! `wasilock-perf`: the benchmark harness. In one run, on loopback, with one load generator
-//! and one concurrency, it measures lock+unlock pairs against the native baseline, wasilock
-//! with the in-memory store (through each HTTP export), the embedded and the Redis stores, and
-//! `redis-benchmark`; 1,000 tenants in one process and a noisy neighbour; then latency with
-//! many live locks, memory per lock, start-up time and the guest's size. It prints a report
-//! and writes it to `BENCHMARKS.md`.
+//! `wasilock-perf`: the benchmark harness. On loopback, with the servers under test on one
+//! CPU and the load generator on another, it runs rounds of lock+unlock throughput against
+//! the native baseline, wasilock with the in-memory store (through each HTTP export and
+//! gRPC), the embedded and the Redis stores, `redis-benchmark`, 1,000 tenants in one
+//! process and a noisy neighbour; then, once, latency with many live locks, memory per lock
+//! and per idle tenant, start-up time and the guest's size. It prints a report and writes it
+//! to `BENCHMARKS.md`.
+//!
+//! Modules: [`machine`] (pinning, CPU time, the machine), [`servers`] (starting them),
+//! [`load`] (the load generator), [`native`] (the baseline server), [`setups`] (the rows and
+//! one round), [`tenants`] (the tenant setups), [`footprint`] (the figures measured once),
+//! [`stats`] (medians and spreads), [`targets`] (ratios and verdicts), [`report`] (Markdown).
 
+mod footprint;
 mod load;
+mod machine;
 mod native;
 mod report;
 mod servers;
+mod setups;
+mod stats;
+mod targets;
 mod tenants;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use load::Protocol;
-use report::{Report, Row, Scale};
-use servers::Store;
+use load::Settings;
+use machine::Pinning;
+use report::Report;
+use servers::{Launcher, Store};
+use setups::{Rounds, Row};
+use stats::{Sample, Summary};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use wasilock_testkit::redis_server::RedisServer;
+use std::time::Duration;
 
 /// Benchmarks wasilock against a native baseline and Redis, and writes BENCHMARKS.md.
 #[derive(Parser)]
@@ -38,6 +51,10 @@ struct Cli {
     /// Unmeasured time before each run.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
+
+    /// Rounds of the throughput setups (each round runs every setup once).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 
     /// Live locks of the scale runs.
     #[arg(long, default_value_t = 1_000_000)]
@@ -69,20 +86,34 @@ enum Hidden {
     },
 }
 
-/// Live locks of the small scale run.
-const SMALL_SCALE: u64 = 1_000;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
     if let Some(Hidden::ServeNative { dapr_http_port, .. }) = cli.command {
-        return runtime.block_on(serve_native(dapr_http_port));
+        // A server under test: it keeps the CPU it was started on, and builds its runtime
+        // as wasilock does.
+        return tokio::runtime::Runtime::new()?.block_on(serve_native(dapr_http_port));
     }
-    eprintln!("building wasilock...");
+    // Before any thread exists, so that every thread and child inherits the CPU.
+    let pinning = machine::pin_load_generator();
+    match &pinning {
+        Pinning::Pinned { server, load } => {
+            eprintln!("pinned: servers on CPU {server}, the load generator on CPU {load}")
+        }
+        Pinning::NotPinned(why) => eprintln!("NOT PINNED: {why}"),
+    }
+    // One core for the load generator: one thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    eprintln!("building wasilock and the fault-injection guest...");
     let binary = wasilock_testkit::host::build_binary().map_err(anyhow::Error::msg)?;
-    let report = runtime.block_on(run(&cli, &binary))?;
-    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let markdown = report.markdown(&report::machine(), &date);
+    let fault_guest = wasilock_testkit::fault_injection_guest();
+    let launcher = Launcher {
+        binary,
+        cpu: pinning.server_cpu(),
+    };
+    let report = runtime.block_on(run(&cli, launcher, fault_guest, pinning))?;
+    let markdown = report.markdown();
     println!("\n{markdown}");
     std::fs::write(&cli.output, &markdown)
         .with_context(|| format!("cannot write {}", cli.output.display()))?;
@@ -99,235 +130,79 @@ async fn serve_native(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(cli: &Cli, name: &str, address: &str) -> anyhow::Result<load::Measured> {
-    measure_over(cli, name, Protocol::Http, address).await
-}
-
-async fn measure_over(
+/// The rounds, then the figures measured once.
+async fn run(
     cli: &Cli,
-    name: &str,
-    protocol: Protocol,
-    address: &str,
-) -> anyhow::Result<load::Measured> {
-    eprintln!(
-        "measuring {name} ({:?} + {:?} warm-up)...",
-        cli.duration, cli.warmup
-    );
-    let measured = load::lock_unlock_pairs(
-        protocol,
-        address,
-        &[],
-        "lockstore",
-        cli.connections,
-        cli.warmup,
-        cli.duration,
-    )
-    .await?;
-    eprintln!(
-        "  {:.0} req/s, p99 {:.2} ms, {} errors",
-        measured.rate(),
-        measured.quantile_ms(0.99),
-        measured.errors
-    );
-    Ok(measured)
-}
-
-async fn run(cli: &Cli, binary: &Path) -> anyhow::Result<Report> {
+    launcher: Launcher,
+    fault_guest: PathBuf,
+    pinning: Pinning,
+) -> anyhow::Result<Report> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut rows = Vec::new();
-
-    let native = servers::start_native()?;
-    let a = measure(cli, "native baseline", &native.address).await?;
-    drop(native);
-    let (memory, _) = servers::start_wasilock(binary, Store::InMemory, &[])?;
-    let b = measure(cli, "wasilock, in-memory", &memory.address).await?;
-    let b_grpc = measure_over(
-        cli,
-        "wasilock, in-memory, gRPC",
-        Protocol::Grpc,
-        &memory.grpc_address,
-    )
-    .await?;
-    drop(memory);
-    let wasi_http = ["--http-export", "wasi-http"];
-    let (memory, _) = servers::start_wasilock(binary, Store::InMemory, &wasi_http)?;
-    let b_wasi_http = measure(cli, "wasilock, in-memory, wasi:http", &memory.address).await?;
-    drop(memory);
-    let (embedded, _) = servers::start_wasilock(binary, Store::Embedded, &[])?;
-    let c = measure(cli, "wasilock, embedded", &embedded.address).await?;
-    drop(embedded);
-    rows.push(Row::measured("a. native baseline (in-memory, no wasm)", &a));
-    rows.push(Row::measured("b. wasilock, lock.in-memory", &b));
-    rows.push(Row::measured(
-        "b'. b through wasi:http/incoming-handler",
-        &b_wasi_http,
-    ));
-    rows.push(Row::measured(
-        "b\". b over gRPC (TryLockAlpha1/UnlockAlpha1)",
-        &b_grpc,
-    ));
-    rows.push(Row::measured("c. wasilock, lock.embedded (durable)", &c));
-    let mut ratios = vec![
-        (
-            "b/a (wasm / native)".to_string(),
-            b.rate() / a.rate(),
-            Some(0.60),
-        ),
-        (
-            "b'/a (wasi:http export / native)".to_string(),
-            b_wasi_http.rate() / a.rate(),
-            None,
-        ),
-        (
-            "b\"/b (gRPC / HTTP, same server)".to_string(),
-            b_grpc.rate() / b.rate(),
-            None,
-        ),
-        (
-            "c/b (durable / in-memory)".to_string(),
-            c.rate() / b.rate(),
-            Some(0.50),
-        ),
-    ];
-
-    let redis_skipped = if wasilock_testkit::available("redis-server")
-        && wasilock_testkit::available("redis-benchmark")
-    {
-        let redis = RedisServer::start().context("redis-server did not start")?;
-        let (wasilock, _) = servers::start_wasilock(binary, Store::Redis(&redis.address()), &[])?;
-        let d = measure(cli, "wasilock, lock.redis", &wasilock.address).await?;
-        drop(wasilock);
-        eprintln!(
-            "running redis-benchmark SET NX EX at {} connections...",
-            cli.connections
-        );
-        let requests = (d.rate() * 4.0 * cli.duration.as_secs_f64()).max(100_000.0) as u64;
-        let baseline = servers::redis_benchmark(&redis.address(), cli.connections, requests)?;
-        rows.push(Row::measured("d. wasilock, lock.redis", &d));
-        rows.push(Row::redis("redis-benchmark SET key v NX EX 30", &baseline));
-        ratios.push((
-            "d/redis-benchmark".to_string(),
-            d.rate() / baseline.rate,
-            None,
-        ));
-        None
-    } else {
-        Some("redis-server or redis-benchmark is not installed".to_string())
+    let settings = Settings {
+        connections: cli.connections,
+        warmup: cli.warmup,
+        duration: cli.duration,
     };
+    let redis_skipped = servers::redis_missing();
+    let mut rounds = Rounds::new(launcher, settings, fault_guest, redis_skipped.is_none());
+    let mut samples: Vec<(Row, Sample)> = Vec::new();
+    let mut noisy_answered = Vec::new();
+    for round in 1..=cli.rounds {
+        eprintln!(
+            "round {round} of {} ({:?} measured after {:?} of warm-up, per setup)...",
+            cli.rounds, cli.duration, cli.warmup
+        );
+        let measured = rounds.run().await?;
+        samples.extend(measured.samples);
+        noisy_answered.push(measured.noisy_answered as f64);
+    }
+    let rows: Vec<(Row, Summary)> = Row::ALL
+        .into_iter()
+        .filter_map(|row| {
+            let of_row: Vec<Sample> = samples
+                .iter()
+                .filter(|(r, _)| *r == row)
+                .map(|(_, s)| s.clone())
+                .collect();
+            Some((row, Summary::of(&of_row)?))
+        })
+        .collect();
 
-    let tenancy = tenants::tenancy(binary, cli.connections, cli.warmup, cli.duration).await?;
-    let neighbour =
-        tenants::noisy_neighbour(binary, cli.connections, cli.warmup, cli.duration).await?;
-
+    let launcher = &rounds.launcher;
+    let footprint = tenants::footprint(launcher).await?;
     let mut scale = Vec::new();
     if !cli.skip_scale {
         for store in [Store::InMemory, Store::Embedded] {
-            scale.push(scale_run(cli, binary, store).await?);
+            scale.push(footprint::scale(launcher, store, cli.scale_locks, &settings).await?);
         }
     }
-    let startup = startup_time(binary).await?;
+    let startup = footprint::startup(launcher).await?;
     let guest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/guest-build/wasm32-wasip2/guest/wasilock_guest.wasm");
     let guest_bytes = std::fs::metadata(&guest)
         .with_context(|| format!("no guest at {}", guest.display()))?
         .len();
+
+    let ratios = targets::ratios(&rows);
+    let targets = targets::targets(&targets::Figures {
+        rows: &rows,
+        footprint: &footprint,
+        noisy_answered: stats::median(&noisy_answered).unwrap_or(0.0),
+        scale: &scale,
+        startup: &startup,
+        guest_bytes,
+    });
     Ok(Report {
         command,
-        connections: cli.connections,
-        duration: cli.duration,
-        rows,
-        ratios,
-        scale,
-        startup,
-        guest_bytes,
+        machine: machine::describe(),
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        pinning,
+        rounds: cli.rounds as usize,
+        settings,
+        rows: rows.into_iter().map(|(row, s)| (row.label(), s)).collect(),
         redis_skipped,
-        tenancy,
-        neighbour,
+        ratios,
+        targets,
+        scale,
     })
-}
-
-/// Latency with 1k and with `--scale-locks` live locks, and memory per lock.
-async fn scale_run(cli: &Cli, binary: &Path, store: Store<'_>) -> anyhow::Result<Scale> {
-    let (name, key_and_value) = match store {
-        Store::InMemory => (
-            "lock.in-memory",
-            "lock||fill-0000000".len() + "filler".len(),
-        ),
-        _ => ("lock.embedded", 0),
-    };
-    let (server, data_dir) = servers::start_wasilock(binary, store, &[])?;
-    let window = (
-        Duration::from_secs(1),
-        cli.duration.min(Duration::from_secs(5)),
-    );
-    let (small, rss_small) = fill_then_measure(cli, &server, name, 0, SMALL_SCALE, window).await?;
-    let (large, rss_large) =
-        fill_then_measure(cli, &server, name, SMALL_SCALE, cli.scale_locks, window).await?;
-    let added = (cli.scale_locks - SMALL_SCALE) as f64;
-    let rss_per_lock = rss_large.saturating_sub(rss_small) as f64 / added;
-    let extra = match store {
-        Store::InMemory => (
-            "overhead beyond key+value".to_string(),
-            rss_per_lock - key_and_value as f64,
-        ),
-        _ => {
-            let disk: u64 = std::fs::read_dir(&data_dir)?
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.len())
-                .sum();
-            (
-                "on disk per lock".to_string(),
-                disk as f64 / cli.scale_locks as f64,
-            )
-        }
-    };
-    Ok(Scale {
-        store: name.into(),
-        locks: cli.scale_locks,
-        p50_small: small.quantile_ms(0.5),
-        p50_large: large.quantile_ms(0.5),
-        rss_per_lock,
-        extra,
-    })
-}
-
-/// Takes locks `from..to` on `server`, then measures lock+unlock latency (`window`: warm-up,
-/// measured) and reads the resident memory.
-async fn fill_then_measure(
-    cli: &Cli,
-    server: &servers::Server,
-    name: &str,
-    from: u64,
-    to: u64,
-    window: (Duration, Duration),
-) -> anyhow::Result<(load::Measured, u64)> {
-    eprintln!("scale, {name}: filling up to {to} locks...");
-    load::fill(&server.address, "lockstore", cli.connections, from, to).await?;
-    let (warmup, measured) = window;
-    let latency = load::lock_unlock_pairs(
-        Protocol::Http,
-        &server.address,
-        &[],
-        "lockstore",
-        cli.connections,
-        warmup,
-        measured,
-    )
-    .await?;
-    Ok((latency, server.rss_bytes()))
-}
-
-/// Spawn to first granted TryLock, best of three.
-async fn startup_time(binary: &Path) -> anyhow::Result<Duration> {
-    let mut best = Duration::MAX;
-    for _ in 0..3 {
-        let started = Instant::now();
-        let (server, _) = servers::start_wasilock(binary, Store::InMemory, &[])?;
-        anyhow::ensure!(
-            load::try_lock_once(&server.address, "lockstore").await?,
-            "the first TryLock was refused"
-        );
-        best = best.min(started.elapsed());
-    }
-    Ok(best)
 }

@@ -1,15 +1,20 @@
-//! The servers under test, as child processes started by the shared test kit: `wasilock`
-//! with a given store, the native baseline (this binary's `serve-native`), `redis-server`,
-//! and `redis-benchmark` runs.
+//! The servers under test, as child processes started by the shared test kit, each on the
+//! servers' CPU when the run is pinned: `wasilock` with a given store, the native baseline
+//! (this binary's `serve-native`), `redis-server`; and `redis-benchmark` runs, which stay on
+//! the load generator's CPU.
 
+use crate::machine::{CpuMeter, CpuUse};
 use anyhow::{Context, anyhow, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+use wasilock_testkit::redis_server::RedisServer;
 use wasilock_testkit::{Host, Options, component, resources};
 
 /// A server process, ready on `/v1.0/healthz`, killed on drop.
 pub struct Server {
     host: Host,
+    /// Other processes serving with it (the `redis-server` of `lock.redis`).
+    helpers: Vec<u32>,
     /// `127.0.0.1:PORT` of the HTTP API.
     pub address: String,
     /// `127.0.0.1:PORT` of the gRPC API (`wasilock` only).
@@ -23,15 +28,13 @@ impl Server {
         self.host.rss_bytes()
     }
 
-    /// Starts the server `options` describe, keeping `dirs` until it ends.
-    pub fn start(options: Options, dirs: Vec<tempfile::TempDir>) -> anyhow::Result<Server> {
-        let host = Host::try_start(options.log_level("warn")).map_err(|e| anyhow!("{e}"))?;
-        Ok(Server {
-            address: host.base.trim_start_matches("http://").to_string(),
-            grpc_address: host.grpc.clone(),
-            host,
-            _dirs: dirs,
-        })
+    /// The processes whose CPU use is the server's: its own, and that of the processes
+    /// serving with it (`redis-server` for `lock.redis`).
+    pub fn pids(&self) -> Vec<u32> {
+        [self.host.pid()]
+            .into_iter()
+            .chain(self.helpers.iter().copied())
+            .collect()
     }
 }
 
@@ -42,47 +45,107 @@ pub enum Store<'a> {
     InMemory,
     /// The default `lock.embedded` store.
     Embedded,
-    /// `lock.redis` at this address.
-    Redis(&'a str),
+    /// `lock.redis` on this server.
+    Redis(&'a RedisServer),
 }
 
-/// Starts `wasilock` (`binary`) with one store named `lockstore` and the extra `args`;
-/// returns with its data directory.
-pub fn start_wasilock(
-    binary: &Path,
-    store: Store,
-    args: &[&str],
-) -> anyhow::Result<(Server, PathBuf)> {
-    let data = tempfile::tempdir()?;
-    let data_path = data.path().to_path_buf();
-    let mut options = Options::new()
-        .program(binary)
-        .args(args.iter().copied())
-        .data_dir(&data_path);
-    let yaml = match store {
-        Store::Embedded => None,
-        Store::InMemory => Some(component("lockstore", "lock.in-memory", &[])),
-        Store::Redis(address) => Some(component(
-            "lockstore",
-            "lock.redis",
-            &[("redisHost", address)],
-        )),
-    };
-    let mut dirs = vec![data];
-    if let Some(yaml) = yaml {
-        let dir = resources(&[("lockstore.yaml", &yaml)]);
-        options = options.args(["--resources-path", dir.path().to_str().context("a path")?]);
-        dirs.push(dir);
+/// How Redis keeps its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persistence {
+    /// Nothing on disk (no snapshots, no append-only file).
+    None,
+    /// `--appendonly yes --appendfsync always`: every write is on disk before its answer.
+    AppendFsyncAlways,
+}
+
+/// Starts every server of a run: the `wasilock` binary under test, and all of them on one
+/// CPU when the run is pinned.
+pub struct Launcher {
+    /// The `wasilock` binary.
+    pub binary: PathBuf,
+    /// The CPU servers run on, if pinned.
+    pub cpu: Option<usize>,
+}
+
+impl Launcher {
+    /// Starts the server `options` describe (logging warnings only), keeping `dirs` until
+    /// it ends.
+    pub fn start(&self, options: Options, dirs: Vec<tempfile::TempDir>) -> anyhow::Result<Server> {
+        let mut options = options.log_level("warn");
+        if let Some(cpu) = self.cpu {
+            options = options.cpu(cpu);
+        }
+        let host = Host::try_start(options).map_err(|e| anyhow!("{e}"))?;
+        Ok(Server {
+            address: host.base.trim_start_matches("http://").to_string(),
+            grpc_address: host.grpc.clone(),
+            host,
+            helpers: Vec::new(),
+            _dirs: dirs,
+        })
     }
-    Ok((Server::start(options, dirs)?, data_path))
-}
 
-/// Starts this binary's native baseline server.
-pub fn start_native() -> anyhow::Result<Server> {
-    let options = Options::new()
-        .program(&std::env::current_exe()?)
-        .args(["serve-native"]);
-    Server::start(options, Vec::new())
+    /// Starts `wasilock` with one store named `lockstore` and the extra `args`; returns with
+    /// its data directory.
+    pub fn wasilock(&self, store: Store, args: &[&str]) -> anyhow::Result<(Server, PathBuf)> {
+        let data = tempfile::tempdir()?;
+        let data_path = data.path().to_path_buf();
+        let mut options = Options::new()
+            .program(&self.binary)
+            .args(args.iter().copied())
+            .data_dir(&data_path);
+        let yaml = match store {
+            Store::Embedded => None,
+            Store::InMemory => Some(component("lockstore", "lock.in-memory", &[])),
+            Store::Redis(redis) => Some(component(
+                "lockstore",
+                "lock.redis",
+                &[("redisHost", &redis.address())],
+            )),
+        };
+        let mut dirs = vec![data];
+        if let Some(yaml) = yaml {
+            let dir = resources(&[("lockstore.yaml", &yaml)]);
+            options = options.args(["--resources-path", dir.path().to_str().context("a path")?]);
+            dirs.push(dir);
+        }
+        let mut server = self.start(options, dirs)?;
+        if let Store::Redis(redis) = store {
+            server.helpers.extend(redis.pid());
+        }
+        Ok((server, data_path))
+    }
+
+    /// Starts `wasilock` with the resource files `files` (name, YAML).
+    pub fn wasilock_with(&self, files: &[(&str, &str)]) -> anyhow::Result<Server> {
+        let dir = resources(files);
+        let options = Options::new()
+            .program(&self.binary)
+            .args(["--resources-path", dir.path().to_str().context("a path")?]);
+        self.start(options, vec![dir])
+    }
+
+    /// Starts this binary's native baseline server.
+    pub fn native(&self) -> anyhow::Result<Server> {
+        let options = Options::new()
+            .program(&std::env::current_exe()?)
+            .args(["serve-native"]);
+        self.start(options, Vec::new())
+    }
+
+    /// Starts `redis-server` keeping its data as `persistence` says, in a temporary
+    /// directory.
+    pub fn redis(&self, persistence: Persistence) -> anyhow::Result<RedisServer> {
+        let args: &[&str] = match persistence {
+            Persistence::None => &[],
+            Persistence::AppendFsyncAlways => &["--appendonly", "yes", "--appendfsync", "always"],
+        };
+        let server = match self.cpu {
+            Some(cpu) => RedisServer::start_pinned(args, cpu),
+            None => RedisServer::start_with(args),
+        };
+        server.context("redis-server did not start")
+    }
 }
 
 /// What `redis-benchmark` reported for one command.
@@ -96,26 +159,33 @@ pub struct RedisBenchmark {
     pub p99_ms: f64,
 }
 
-/// Runs `redis-benchmark` with `SET <random key> v NX EX 30` at `connections`.
+/// Runs `redis-benchmark` with `SET <random key> v NX EX 30`, `requests` times over
+/// `connections`, against `redis`; returns what it reported and the CPU use of `redis` and
+/// of `redis-benchmark` meanwhile.
 pub fn redis_benchmark(
-    address: &str,
+    redis: &RedisServer,
     connections: usize,
     requests: u64,
-) -> anyhow::Result<RedisBenchmark> {
-    let (host, port) = address.rsplit_once(':').context("host:port")?;
+) -> anyhow::Result<(RedisBenchmark, CpuUse)> {
+    let meter = CpuMeter::start(redis.pid().into_iter().collect());
     let output = Command::new("redis-benchmark")
-        .args(["-h", host, "-p", port, "-c", &connections.to_string()])
+        .args(["-h", "127.0.0.1", "-p", &redis.port.to_string()])
+        .args(["-c", &connections.to_string()])
         .args(["-n", &requests.to_string(), "-r", "1000000", "--csv"])
         .args(["SET", "__rand_int__", "v", "NX", "EX", "30"])
         .output()
         .context("cannot run redis-benchmark")?;
+    let cpu = meter.stop();
     if !output.status.success() {
         bail!(
             "redis-benchmark failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    parse_redis_benchmark_csv(&String::from_utf8_lossy(&output.stdout))
+    Ok((
+        parse_redis_benchmark_csv(&String::from_utf8_lossy(&output.stdout))?,
+        cpu,
+    ))
 }
 
 /// Reads `redis-benchmark --csv`: a header naming the columns, then one row.
@@ -147,6 +217,15 @@ pub fn parse_redis_benchmark_csv(csv: &str) -> anyhow::Result<RedisBenchmark> {
         p50_ms: column("p50_latency_ms")?,
         p99_ms: column("p99_latency_ms")?,
     })
+}
+
+/// Why the Redis rows cannot run, if they cannot: they need `redis-server` and
+/// `redis-benchmark`.
+pub fn redis_missing() -> Option<String> {
+    ["redis-server", "redis-benchmark"]
+        .into_iter()
+        .find(|program| !wasilock_testkit::available(program))
+        .map(|program| format!("{program} is not installed"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,236 @@
+//! The throughput setups and one round of them: every setup once, in [`Row::ALL`]'s order,
+//! each on a server started for it, so that drift over a run hits every setup alike.
+
+use crate::load::{self, Protocol, Settings};
+use crate::servers::{Launcher, Persistence, Server, Store, redis_benchmark};
+use crate::stats::Sample;
+use crate::tenants::{self, FLOOD_CONNECTIONS, SPREAD, TENANTS};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasilock_testkit::redis_server::RedisServer;
+
+/// One row of the throughput table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Row {
+    /// a. The guest's rules compiled natively behind the host's HTTP server.
+    Native,
+    /// b. wasilock with `lock.in-memory`.
+    InMemory,
+    /// b'. b through the `wasi:http/incoming-handler` export.
+    WasiHttp,
+    /// b". b over gRPC.
+    Grpc,
+    /// c. wasilock with `lock.embedded`.
+    Embedded,
+    /// d. wasilock with `lock.redis`.
+    Redis,
+    /// d'. d on a Redis that fsyncs every write.
+    RedisAof,
+    /// `redis-benchmark` on the Redis of d.
+    RedisBenchmark,
+    /// `redis-benchmark` on the Redis of d'.
+    RedisBenchmarkAof,
+    /// e. [`TENANTS`] tenants, load on one.
+    TenantsOne,
+    /// e'. [`TENANTS`] tenants, load spread over [`SPREAD`].
+    TenantsSpread,
+    /// f. The calm tenant alone.
+    CalmAlone,
+    /// f'. The calm tenant beside a noisy one.
+    CalmBeside,
+}
+
+impl Row {
+    /// Every row, in the order of each round and of the table.
+    pub const ALL: [Row; 13] = [
+        Row::Native,
+        Row::InMemory,
+        Row::WasiHttp,
+        Row::Grpc,
+        Row::Embedded,
+        Row::Redis,
+        Row::RedisAof,
+        Row::RedisBenchmark,
+        Row::RedisBenchmarkAof,
+        Row::TenantsOne,
+        Row::TenantsSpread,
+        Row::CalmAlone,
+        Row::CalmBeside,
+    ];
+
+    /// The row's name in the report.
+    pub fn label(self) -> String {
+        match self {
+            Row::Native => "a. native baseline (in-memory, no wasm)".into(),
+            Row::InMemory => "b. wasilock, lock.in-memory".into(),
+            Row::WasiHttp => "b'. b through wasi:http/incoming-handler".into(),
+            Row::Grpc => "b\". b over gRPC (TryLockAlpha1/UnlockAlpha1)".into(),
+            Row::Embedded => "c. wasilock, lock.embedded (durable)".into(),
+            Row::Redis => "d. wasilock, lock.redis".into(),
+            Row::RedisAof => "d'. wasilock, lock.redis on Redis with appendfsync always".into(),
+            Row::RedisBenchmark => "redis-benchmark SET key v NX EX 30".into(),
+            Row::RedisBenchmarkAof => {
+                "redis-benchmark SET key v NX EX 30, Redis with appendfsync always".into()
+            }
+            Row::TenantsOne => format!("e. {TENANTS} tenants, load on one"),
+            Row::TenantsSpread => format!("e'. {TENANTS} tenants, load spread over {SPREAD}"),
+            Row::CalmAlone => "f. calm tenant alone".into(),
+            Row::CalmBeside => format!(
+                "f'. calm tenant beside a tenant flooding a looping component ({FLOOD_CONNECTIONS} connections)"
+            ),
+        }
+    }
+}
+
+/// What one round measured.
+pub struct Round {
+    /// Each row's figures, in [`Row::ALL`]'s order (without the Redis rows when skipped).
+    pub samples: Vec<(Row, Sample)>,
+    /// Requests the noisy tenant had answered during f'.
+    pub noisy_answered: u64,
+}
+
+/// The first `redis-benchmark` run on a kind of Redis, to learn its rate.
+const PROBE_REQUESTS: u64 = 1_000;
+/// The fewest requests of a `redis-benchmark` run.
+const MIN_REQUESTS: u64 = 1_000;
+
+/// Runs rounds, and keeps what one round tells the next.
+pub struct Rounds {
+    /// Starts the servers.
+    pub launcher: Launcher,
+    /// The shape of every load run.
+    settings: Settings,
+    /// The guest with its `fault-injection` feature, for the noisy neighbour.
+    fault_guest: PathBuf,
+    /// Whether the Redis rows run.
+    redis: bool,
+    /// The rate `redis-benchmark` last reached on each kind of Redis, to size its runs to the
+    /// warm-up and the window of the other rows.
+    redis_rates: HashMap<Persistence, f64>,
+}
+
+impl Rounds {
+    /// Rounds of every setup (the Redis ones only when `redis`).
+    pub fn new(launcher: Launcher, settings: Settings, fault_guest: PathBuf, redis: bool) -> Self {
+        Rounds {
+            launcher,
+            settings,
+            fault_guest,
+            redis,
+            redis_rates: HashMap::new(),
+        }
+    }
+
+    /// Runs every setup once.
+    pub async fn run(&mut self) -> anyhow::Result<Round> {
+        let launcher = &self.launcher;
+        let mut samples = Vec::new();
+        let native = launcher.native()?;
+        samples.push(self.measure(Row::Native, &native, Protocol::Http).await?);
+        drop(native);
+        for (row, args, protocol) in [
+            (Row::InMemory, &[][..], Protocol::Http),
+            (
+                Row::WasiHttp,
+                &["--http-export", "wasi-http"][..],
+                Protocol::Http,
+            ),
+            (Row::Grpc, &[][..], Protocol::Grpc),
+        ] {
+            let (server, _) = launcher.wasilock(Store::InMemory, args)?;
+            samples.push(self.measure(row, &server, protocol).await?);
+        }
+        let (embedded, _) = launcher.wasilock(Store::Embedded, &[])?;
+        samples.push(
+            self.measure(Row::Embedded, &embedded, Protocol::Http)
+                .await?,
+        );
+        drop(embedded);
+
+        if self.redis {
+            let plain = launcher.redis(Persistence::None)?;
+            let aof = launcher.redis(Persistence::AppendFsyncAlways)?;
+            for (row, redis) in [(Row::Redis, &plain), (Row::RedisAof, &aof)] {
+                let (server, _) = launcher.wasilock(Store::Redis(redis), &[])?;
+                samples.push(self.measure(row, &server, Protocol::Http).await?);
+            }
+            for (row, redis, persistence) in [
+                (Row::RedisBenchmark, &plain, Persistence::None),
+                (Row::RedisBenchmarkAof, &aof, Persistence::AppendFsyncAlways),
+            ] {
+                let rate = self.redis_rates.get(&persistence).copied();
+                let sample = redis_benchmark_row(redis, rate, &self.settings)?;
+                self.redis_rates.insert(persistence, sample.rate);
+                samples.push(progress(row, sample));
+            }
+        }
+
+        let spread = tenants::spread_load(launcher, &self.settings).await?;
+        samples.push(progress(Row::TenantsOne, spread.one.sample()));
+        samples.push(progress(Row::TenantsSpread, spread.spread.sample()));
+        let neighbour =
+            tenants::noisy_neighbour(launcher, &self.settings, &self.fault_guest).await?;
+        samples.push(progress(Row::CalmAlone, neighbour.alone.sample()));
+        samples.push(progress(Row::CalmBeside, neighbour.beside.sample()));
+        Ok(Round {
+            samples,
+            noisy_answered: neighbour.noisy_answered,
+        })
+    }
+
+    /// Measures lock+unlock pairs on `server` for `row`.
+    async fn measure(
+        &self,
+        row: Row,
+        server: &Server,
+        protocol: Protocol,
+    ) -> anyhow::Result<(Row, Sample)> {
+        let measured = load::lock_unlock_pairs(server, protocol, &[], &self.settings).await?;
+        Ok(progress(row, measured.sample()))
+    }
+}
+
+/// `redis-benchmark` on `redis` for about the warm-up (unmeasured), then for about the
+/// measured window, each run sized by `rate`, the rate last seen on this kind of Redis
+/// (first found with a short run).
+fn redis_benchmark_row(
+    redis: &RedisServer,
+    rate: Option<f64>,
+    settings: &Settings,
+) -> anyhow::Result<Sample> {
+    let connections = settings.connections;
+    let rate = match rate {
+        Some(rate) => rate,
+        None => redis_benchmark(redis, connections, PROBE_REQUESTS)?.0.rate,
+    };
+    let requests = |window: Duration| ((rate * window.as_secs_f64()) as u64).max(MIN_REQUESTS);
+    redis_benchmark(redis, connections, requests(settings.warmup))?;
+    let (measured, cpu) = redis_benchmark(redis, connections, requests(settings.duration))?;
+    Ok(Sample {
+        rate: measured.rate,
+        p50: measured.p50_ms,
+        p99: measured.p99_ms,
+        p999: None,
+        errors: 0,
+        server_cpu: cpu.server,
+        load_cpu: cpu.load,
+    })
+}
+
+/// Says on stderr what `row` measured, and passes it on.
+fn progress(row: Row, sample: Sample) -> (Row, Sample) {
+    let percent =
+        |share: Option<f64>| share.map_or("n/a".into(), |s| format!("{:.0} %", s * 100.0));
+    eprintln!(
+        "  {}: {:.0} req/s, p99 {:.2} ms, {} errors, server CPU {}, load CPU {}",
+        row.label(),
+        sample.rate,
+        sample.p99,
+        sample.errors,
+        percent(sample.server_cpu),
+        percent(sample.load_cpu)
+    );
+    (row, sample)
+}
