@@ -121,10 +121,21 @@ impl LinkedComponent {
         let component = Component::new(engine, component)
             .map_err(anyhow::Error::from)
             .context("cannot compile the lock component")?;
+        Self::from_component(engine, name, &component, http_export)
+    }
+
+    /// Links a component already compiled for `engine` (one loaded from a cache of compiled
+    /// components, say), as [`LinkedComponent::new`] does after compiling.
+    pub fn from_component(
+        engine: &Engine,
+        name: &str,
+        component: &Component,
+        http_export: HttpExport,
+    ) -> Result<Self> {
         let mut linker = Linker::<HostState>::new(engine);
         store_impl::add_to_linker(&mut linker)?;
         let pre = linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .context("the component does not fit the lock-service world")?;
         let api = match http_export {
