@@ -13,6 +13,7 @@ use wasilock::api;
 use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
 use wasilock::config::quantity::parse_bytes;
 use wasilock::process::{Process, Settings};
+use wasilock::wasm::compile_cache::CompileCache;
 use wasilock::wasm::sandbox::{HttpExport, Limits};
 
 /// How often expired locks are purged from the stores.
@@ -75,6 +76,13 @@ struct Cli {
     /// `wasi:http/incoming-handler`).
     #[arg(long)]
     component: Option<PathBuf>,
+
+    /// Where compiled components are kept between runs, so that a start with the same
+    /// component and the same wasmtime settings loads its machine code instead of compiling
+    /// it (`off`: compile at every start). The directory must be this user's and writable by
+    /// nobody else. [default: $XDG_CACHE_HOME/wasilock, else $HOME/.cache/wasilock]
+    #[arg(long, value_name = "DIR|off")]
+    compile_cache: Option<PathBuf>,
 
     /// Which export of the component answers HTTP: `auto` makes one `wasilock:lock/http-api`
     /// call per request when the component has it; `wasi-http` always goes through
@@ -204,6 +212,7 @@ async fn run(cli: Cli) -> Result<()> {
             HttpExportArg::Auto => HttpExport::Auto,
             HttpExportArg::WasiHttp => HttpExport::WasiHttp,
         },
+        compile_cache: compile_cache_dir(&cli),
     };
     let limits = requested_limits(&cli);
     let connections = Connections::new(
@@ -274,6 +283,16 @@ fn requested_limits(cli: &Cli) -> ConnectionLimits {
             .map_or(ConnectionLimits::MAX_CONNECTIONS, |max| {
                 usize::try_from(max).unwrap_or(usize::MAX)
             }),
+    }
+}
+
+/// The directory `--compile-cache` names: none for `off`, the user's cache directory when
+/// the flag is absent.
+fn compile_cache_dir(cli: &Cli) -> Option<PathBuf> {
+    match &cli.compile_cache {
+        Some(off) if off.as_os_str() == "off" => None,
+        Some(dir) => Some(dir.clone()),
+        None => CompileCache::default_dir(),
     }
 }
 
@@ -424,5 +443,18 @@ mod tests {
         assert_eq!(limits.read_header_timeout, None);
         assert_eq!(limits.idle_timeout, None);
         assert_eq!(limits.max_connections, 7);
+    }
+
+    #[test]
+    fn the_compile_cache_is_on_by_default_and_off_turns_it_off() {
+        let defaults = Cli::parse_from(["wasilock"]);
+        assert_eq!(compile_cache_dir(&defaults), CompileCache::default_dir());
+        let off = Cli::parse_from(["wasilock", "--compile-cache", "off"]);
+        assert_eq!(compile_cache_dir(&off), None);
+        let dir = Cli::parse_from(["wasilock", "--compile-cache", "/var/cache/wasilock"]);
+        assert_eq!(
+            compile_cache_dir(&dir),
+            Some(PathBuf::from("/var/cache/wasilock"))
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::stores::StoreSet;
 use crate::stores::default_store;
 use crate::tenants::{Registry, Tenants};
 use crate::wasm::EMBEDDED_GUEST;
+use crate::wasm::compile_cache::CompileCache;
 use crate::wasm::engine::new_engine;
 use crate::wasm::sandbox::{HttpExport, Limits, LinkedComponent, Sandbox};
 use anyhow::{Context, Result, bail};
@@ -49,12 +50,16 @@ pub struct Settings {
     pub max_body_size: u64,
     /// `--http-export`.
     pub http_export: HttpExport,
+    /// `--compile-cache`: where compiled components are kept between runs; `None` compiles
+    /// every component at every start.
+    pub compile_cache: Option<PathBuf>,
 }
 
 /// The process: its engine, its stores and its tenants.
 pub struct Process {
     settings: Settings,
     engine: Engine,
+    compile_cache: Option<CompileCache>,
     stores: Mutex<Arc<StoreSet>>,
     components: Mutex<HashMap<Option<PathBuf>, Compiled>>,
     /// The tenants in force, as the APIs select them.
@@ -72,6 +77,7 @@ impl Process {
     pub async fn start(settings: Settings) -> Result<Self> {
         let engine = new_engine(settings.limits.memory_bytes)?;
         let process = Process {
+            compile_cache: settings.compile_cache.clone().map(CompileCache::new),
             settings,
             engine,
             stores: Mutex::default(),
@@ -261,7 +267,8 @@ impl Process {
         })
     }
 
-    /// The component at `path` (the built-in one for `None`), compiled once per content.
+    /// The component at `path` (the built-in one for `None`), compiled once per content (or
+    /// loaded from the compile cache).
     fn component(&self, path: Option<&PathBuf>) -> Result<Arc<LinkedComponent>> {
         let bytes = match path {
             None => EMBEDDED_GUEST.to_vec(),
@@ -281,8 +288,17 @@ impl Process {
             return Ok(compiled.linked.clone());
         }
         let name = path.map_or("built-in".to_string(), |p| p.display().to_string());
-        let linked = LinkedComponent::new(&self.engine, &name, &bytes, self.settings.http_export)
-            .with_context(|| format!("spec.component {name}"))?;
+        let http_export = self.settings.http_export;
+        let linked = match &self.compile_cache {
+            None => LinkedComponent::new(&self.engine, &name, &bytes, http_export),
+            Some(cache) => cache
+                .compile(&self.engine, &bytes)
+                .context("cannot compile the lock component")
+                .and_then(|(component, _)| {
+                    LinkedComponent::from_component(&self.engine, &name, &component, http_export)
+                }),
+        }
+        .with_context(|| format!("spec.component {name}"))?;
         let linked = Arc::new(linked);
         cache.insert(
             key,

@@ -2,10 +2,12 @@
 //! import, and each tenant's sandbox (its component, limits and warm instances).
 //!
 //! - [`engine`]: the process's wasmtime `Engine` (pooling allocator, one epoch ticker);
+//! - [`compile_cache`]: compiled components kept on disk, so a start-up need not compile;
 //! - `store_impl`: per-call state and the host side of the WIT `store` import (crate-private:
 //!   [`sandbox::LinkedComponent`] links it);
 //! - [`sandbox`]: a tenant's component and the one call helper every entry goes through.
 
+pub mod compile_cache;
 pub mod engine;
 pub mod sandbox;
 pub(crate) mod store_impl;
