@@ -6,6 +6,8 @@
 
 use crate::http::{self, Response, Route};
 use crate::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 wit_bindgen::generate!({
@@ -38,15 +40,30 @@ export!(Component);
 /// The host's `store` import as a [`LockStore`].
 struct HostStore;
 
+thread_local! {
+    /// The buckets this instance opened, by store name: a bucket stays valid for the
+    /// instance's life, so each store is opened once, not on every request (two calls into
+    /// the host saved per request). Only stores that opened are kept, so this holds at most
+    /// the tenant's configured stores.
+    static OPENED: RefCell<Vec<(String, Rc<wit_store::Bucket>)>> = const { RefCell::new(Vec::new()) };
+}
+
 impl LockStore for HostStore {
-    type Bucket = wit_store::Bucket;
+    type Bucket = Rc<wit_store::Bucket>;
 
     fn open(&self, name: &str) -> Result<Self::Bucket, StoreError> {
-        wit_store::Bucket::open(name).map_err(StoreError::from)
+        OPENED.with_borrow_mut(|opened| {
+            if let Some((_, bucket)) = opened.iter().find(|(n, _)| n == name) {
+                return Ok(bucket.clone());
+            }
+            let bucket = Rc::new(wit_store::Bucket::open(name)?);
+            opened.push((name.to_owned(), bucket.clone()));
+            Ok(bucket)
+        })
     }
 }
 
-impl LockBucket for wit_store::Bucket {
+impl LockBucket for Rc<wit_store::Bucket> {
     fn compare_and_swap(
         &self,
         key: &str,
