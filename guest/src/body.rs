@@ -16,8 +16,8 @@ pub fn parse_lock_request(body: &[u8]) -> Result<LockRequest, String> {
     let fields = parse_fields(body)?;
     check_store_name(&fields)?;
     Ok(LockRequest {
-        resource_id: string_field(&fields.resource_id, "resourceId")?,
-        lock_owner: string_field(&fields.lock_owner, "lockOwner")?,
+        resource_id: string_field(fields.resource_id, "resourceId")?,
+        lock_owner: string_field(fields.lock_owner, "lockOwner")?,
         expiry_in_seconds: int32_field(&fields.expiry_in_seconds, "expiryInSeconds")?,
     })
 }
@@ -27,15 +27,20 @@ pub fn parse_unlock_request(body: &[u8]) -> Result<UnlockRequest, String> {
     let fields = parse_fields(body)?;
     check_store_name(&fields)?;
     Ok(UnlockRequest {
-        resource_id: string_field(&fields.resource_id, "resourceId")?,
-        lock_owner: string_field(&fields.lock_owner, "lockOwner")?,
+        resource_id: string_field(fields.resource_id, "resourceId")?,
+        lock_owner: string_field(fields.lock_owner, "lockOwner")?,
     })
 }
 
 /// `storeName` is a field of both proto messages: it is type-checked, then the URL's store
 /// name wins, as in daprd.
 fn check_store_name(fields: &Fields) -> Result<(), String> {
-    string_field(&fields.store_name, "storeName").map(drop)
+    match &fields.store_name {
+        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        Some(other) => Err(format!(
+            "proto: invalid value for string field storeName: {other}"
+        )),
+    }
 }
 
 /// The known fields of a body (of either message), their values parsed.
@@ -47,6 +52,8 @@ struct Fields {
     store_name: Option<Value>,
     /// The proto name of the first field given twice.
     duplicate: Option<&'static str>,
+    /// Whether a value was skipped unparsed (an unknown or a repeated field).
+    skipped: bool,
 }
 
 /// The top-level JSON object's known fields; an empty body or `null` has none.
@@ -65,10 +72,13 @@ fn parse_fields(body: &[u8]) -> Result<Fields, String> {
             Err(e) => Err(syntax(&e)),
         };
     };
-    // Skipped values were only scanned: check what protojson checks in every string.
-    let text = std::str::from_utf8(body).map_err(|_| syntax(&"invalid UTF-8 in string"))?;
-    if let Some(escape) = lone_surrogate(text) {
-        return Err(syntax(&format!("invalid escape code {escape:?} in string")));
+    // Skipped values were only scanned: check what protojson checks in every string. (The
+    // parsed ones were checked by the parser: UTF-8, and no lone surrogate escape.)
+    if fields.skipped {
+        let text = std::str::from_utf8(body).map_err(|_| syntax(&"invalid UTF-8 in string"))?;
+        if let Some(escape) = lone_surrogate(text) {
+            return Err(syntax(&format!("invalid escape code {escape:?} in string")));
+        }
     }
     match fields.duplicate {
         Some(name) => Err(format!("proto: duplicate field {name:?}")),
@@ -94,27 +104,63 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
         let mut fields = Fields::default();
-        while let Some(key) = map.next_key::<String>()? {
-            let (slot, proto_name) = match key.as_str() {
-                "resourceId" | "resource_id" => (&mut fields.resource_id, "resource_id"),
-                "lockOwner" | "lock_owner" => (&mut fields.lock_owner, "lock_owner"),
-                "expiryInSeconds" | "expiry_in_seconds" => {
-                    (&mut fields.expiry_in_seconds, "expiry_in_seconds")
-                }
-                "storeName" | "store_name" => (&mut fields.store_name, "store_name"),
-                _ => {
+        while let Some(key) = map.next_key::<Key>()? {
+            let (slot, proto_name) = match key {
+                Key::ResourceId => (&mut fields.resource_id, "resource_id"),
+                Key::LockOwner => (&mut fields.lock_owner, "lock_owner"),
+                Key::ExpiryInSeconds => (&mut fields.expiry_in_seconds, "expiry_in_seconds"),
+                Key::StoreName => (&mut fields.store_name, "store_name"),
+                Key::Unknown => {
+                    fields.skipped = true;
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
             };
             if slot.is_some() {
                 fields.duplicate.get_or_insert(proto_name);
+                fields.skipped = true;
                 map.next_value::<IgnoredAny>()?;
             } else {
                 *slot = Some(map.next_value()?);
             }
         }
         Ok(fields)
+    }
+}
+
+/// A top-level key, by either of its names; read without copying it.
+enum Key {
+    ResourceId,
+    LockOwner,
+    ExpiryInSeconds,
+    StoreName,
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Names a [`Key`] from the parser's text (borrowed or transient; never kept).
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "resourceId" | "resource_id" => Key::ResourceId,
+            "lockOwner" | "lock_owner" => Key::LockOwner,
+            "expiryInSeconds" | "expiry_in_seconds" => Key::ExpiryInSeconds,
+            "storeName" | "store_name" => Key::StoreName,
+            _ => Key::Unknown,
+        })
     }
 }
 
@@ -147,10 +193,10 @@ fn lone_surrogate(text: &str) -> Option<&str> {
 }
 
 /// A string field; absent or `null` is the empty string.
-fn string_field(value: &Option<Value>, json_name: &str) -> Result<String, String> {
+fn string_field(value: Option<Value>, json_name: &str) -> Result<String, String> {
     match value {
         None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => Ok(s),
         Some(other) => Err(format!(
             "proto: invalid value for string field {json_name}: {other}"
         )),
