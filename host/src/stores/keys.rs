@@ -59,10 +59,16 @@ impl KeyPrefix {
             KeyPrefix::None => None,
             KeyPrefix::Custom(prefix) => Some(prefix.as_str()),
         };
-        Ok(match prefix {
-            Some(prefix) => format!("{LOCK_PREFIX}{prefix}{SEPARATOR}{resource_id}"),
-            None => format!("{LOCK_PREFIX}{resource_id}"),
-        })
+        // Built by appending, not `format!`: this runs on every lock call.
+        let prefix_len = prefix.map_or(0, |p| p.len() + SEPARATOR.len());
+        let mut key = String::with_capacity(LOCK_PREFIX.len() + prefix_len + resource_id.len());
+        key.push_str(LOCK_PREFIX);
+        if let Some(prefix) = prefix {
+            key.push_str(prefix);
+            key.push_str(SEPARATOR);
+        }
+        key.push_str(resource_id);
+        Ok(key)
     }
 }
 
