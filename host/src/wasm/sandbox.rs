@@ -6,11 +6,12 @@
 //! the tenants that run it) are kept warm and reused for up to
 //! [`Limits::requests_per_instance`] requests of the same tenant, never across tenants; an
 //! instance that failed is dropped. A call waits for one of [`Limits::max_concurrency`]
-//! places (bounded by the timeout, else [`GuestFailure::Busy`]); it yields its executor
-//! thread at every epoch tick, and calls still computing after their first tick take turns in
-//! their tenant's slow lane, one tick per ten, so a looping guest never holds up other
-//! tenants' requests; it ends at its deadline ([`Limits::timeout`]); its memory is capped
-//! ([`Limits::memory_bytes`]).
+//! places (bounded by the timeout, else [`GuestFailure::Busy`]); once it has computed for a
+//! full epoch tick it yields its executor thread at every tick, and calls still computing
+//! after that take turns in their tenant's slow lane, one tick per ten, so a looping guest
+//! never holds up other tenants' requests; it ends at its deadline ([`Limits::timeout`]);
+//! its memory is capped ([`Limits::memory_bytes`]). An instance's exports are looked up
+//! once, when it is made.
 
 use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock, settings};
 use super::engine::EPOCH_TICK;
@@ -24,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
-use wasmtime::component::{Component, Instance, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyIndices;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyIndices};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 /// Warm instances kept for reuse by one tenant, at most.
@@ -186,8 +187,23 @@ pub struct Sandbox {
 /// An instance that served a request without failing, kept for this tenant's next one.
 struct WarmInstance {
     store: Store<HostState>,
-    instance: Instance,
+    exports: Exports,
     served: u32,
+}
+
+/// An instance's exports, looked up and type-checked once, when it is made: a call then
+/// goes straight to its function.
+struct Exports {
+    http: HttpExports,
+    typed: typed_lock::Guest,
+}
+
+/// The export of an instance through which HTTP requests enter.
+enum HttpExports {
+    /// `wasilock:lock/http-api`.
+    Api(http_api::Guest),
+    /// `wasi:http/incoming-handler`.
+    WasiHttp(Proxy),
 }
 
 /// Why a call into a component gave no answer.
@@ -271,12 +287,14 @@ impl Sandbox {
         let state = HostState::new(self.stores.clone(), self.limits.memory_bytes);
         let mut store = Store::new(self.component.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        // At every tick of execution: past the deadline the call traps; else it yields its
-        // thread. From its second tick without a store call on, a call also waits for its
-        // tenant's slow lane and holds it for `SLOW_LANE_PAUSE`: a lock call computes for
-        // microseconds, so only a guest that computes for long gets here, and all such calls of one tenant together run
-        // one tick per `SLOW_LANE_PAUSE`, however many there are. The wait ends at the
-        // deadline, so the call ends at most a tick late.
+        // At every tick of execution: past the deadline the call traps. Counting ticks
+        // without a store call: at the first the call goes on (it may have begun just
+        // before it), at the second it yields its thread, and from the third on it also
+        // waits for its tenant's slow lane and holds it for `SLOW_LANE_PAUSE`. A lock call
+        // computes for microseconds, so only a guest that computes for long gets that far,
+        // and all such calls of one tenant together run one tick per `SLOW_LANE_PAUSE`,
+        // however many there are. The wait ends at the deadline, so the call ends at most a
+        // tick late.
         let lane = self.slow_lane.clone();
         store.epoch_deadline_callback(move |mut store| {
             let state = store.data_mut();
@@ -284,11 +302,19 @@ impl Sandbox {
                 return Ok(UpdateDeadline::Interrupt);
             }
             state.ticks += 1;
-            if state.ticks == 1 {
-                return Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ));
+            match state.ticks {
+                // The first tick may come right after the call began: a lock call computes
+                // for microseconds, and yielding it would send it behind every other
+                // request on this thread, into the latency tail, for nothing.
+                1 => return Ok(UpdateDeadline::Continue(1)),
+                // A full tick of computing: let other requests run.
+                2 => {
+                    return Ok(UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(tokio::task::yield_now()),
+                    ));
+                }
+                _ => {}
             }
             let (lane, deadline) = (lane.clone(), state.deadline);
             Ok(UpdateDeadline::YieldCustom(
@@ -322,7 +348,7 @@ impl Sandbox {
     /// dropped. A failure names the limit it broke.
     async fn call<T>(
         &self,
-        call: impl AsyncFnOnce(&mut Store<HostState>, Instance) -> wasmtime::Result<Called<T>>,
+        call: impl AsyncFnOnce(&mut Store<HostState>, &Exports) -> wasmtime::Result<Called<T>>,
     ) -> Result<T, GuestFailure> {
         // A free place is taken at once; only a call that must wait sets a timer.
         let _place = match self.places.try_acquire() {
@@ -344,28 +370,28 @@ impl Sandbox {
         let (mut store, warm) = match warm {
             Some(WarmInstance {
                 store,
-                instance,
+                exports,
                 served,
             }) => {
                 WARM_TOTAL.fetch_sub(1, Ordering::Relaxed);
-                (store, Some((instance, served)))
+                (store, Some((exports, served)))
             }
             None => (self.new_store(), None),
         };
         self.arm_deadline(&mut store);
         let called = async {
-            let (instance, served) = match warm {
+            let (exports, served) = match warm {
                 Some(warm) => warm,
                 None => (self.instantiate(&mut store).await?, 0),
             };
-            let called = call(&mut store, instance).await?;
-            Ok::<_, wasmtime::Error>((instance, served + 1, called))
+            let called = call(&mut store, &exports).await?;
+            Ok::<_, wasmtime::Error>((exports, served + 1, called))
         }
         .await;
         match called {
-            Ok((instance, served, Called { value, reusable })) => {
+            Ok((exports, served, Called { value, reusable })) => {
                 if reusable {
-                    self.keep_warm(store, instance, served);
+                    self.keep_warm(store, exports, served);
                 }
                 Ok(value)
             }
@@ -373,8 +399,9 @@ impl Sandbox {
         }
     }
 
-    /// A fresh instance, configured through `wasilock:lock/settings` when it exports it.
-    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+    /// A fresh instance, configured through `wasilock:lock/settings` when it exports it;
+    /// returns its exports.
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
         let instance = self.component.pre.instantiate_async(&mut *store).await?;
         if let Some(settings) = &self.component.settings {
             let config = settings::Config {
@@ -385,7 +412,12 @@ impl Sandbox {
                 .call_configure(&mut *store, config)
                 .await?;
         }
-        Ok(instance)
+        let http = match &self.component.http {
+            HttpEntry::Api(api) => HttpExports::Api(api.load(&mut *store, &instance)?),
+            HttpEntry::WasiHttp(proxy) => HttpExports::WasiHttp(proxy.load(&mut *store, &instance)?),
+        };
+        let typed = self.component.typed.load(&mut *store, &instance)?;
+        Ok(Exports { http, typed })
     }
 
     /// Serves one HTTP request through the component: a request as a hyper server receives
@@ -398,15 +430,14 @@ impl Sandbox {
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         match &self.component.http {
-            HttpEntry::Api(api) => self.handle_with_api(api, request).await,
-            HttpEntry::WasiHttp(proxy) => self.handle_with_wasi_http(proxy, request).await,
+            HttpEntry::Api(_) => self.handle_with_api(request).await,
+            HttpEntry::WasiHttp(_) => self.handle_with_wasi_http(request).await,
         }
     }
 
     /// Serves one request with a single call of `wasilock:lock/http-api#handle`.
     async fn handle_with_api<B: HttpRequestBody>(
         &self,
-        api: &http_api::GuestIndices,
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let (head, body) = request.into_parts();
@@ -419,11 +450,11 @@ impl Sandbox {
                 .to_owned(),
             body: read_body(body, self.max_body_size).await,
         };
-        self.call(async |store, instance| {
-            let response = api
-                .load(&mut *store, &instance)?
-                .call_handle(&mut *store, &request)
-                .await?;
+        self.call(async |store, exports| {
+            let HttpExports::Api(api) = &exports.http else {
+                return Err(wasmtime::Error::msg("the instance lacks wasilock:lock/http-api"));
+            };
+            let response = api.call_handle(&mut *store, &request).await?;
             let status = response.status;
             if response.body.len() > MAX_ANSWER_BYTES {
                 return Err(wasmtime::Error::msg(format!(
@@ -446,11 +477,15 @@ impl Sandbox {
     /// full before the call failed stands, but the instance is not kept.
     async fn handle_with_wasi_http<B: HttpRequestBody>(
         &self,
-        proxy: &ProxyIndices,
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let timeout = self.limits.timeout;
-        self.call(async |store, instance| {
+        self.call(async |store, exports| {
+            let HttpExports::WasiHttp(proxy) = &exports.http else {
+                return Err(wasmtime::Error::msg(
+                    "the instance lacks wasi:http/incoming-handler",
+                ));
+            };
             let (sender, receiver) = tokio::sync::oneshot::channel();
             let request = store
                 .data_mut()
@@ -461,7 +496,6 @@ impl Sandbox {
             tokio::pin!(answer);
             let mut answered = None;
             let called = {
-                let proxy = proxy.load(&mut *store, &instance)?;
                 let call = proxy.wasi_http_incoming_handler().call_handle(
                     &mut *store,
                     request,
@@ -513,7 +547,7 @@ impl Sandbox {
 
     /// Keeps an instance that served `served` requests cleanly, unless it has served enough
     /// or the tenant's or the process's warm pool is full.
-    fn keep_warm(&self, store: Store<HostState>, instance: Instance, served: u32) {
+    fn keep_warm(&self, store: Store<HostState>, exports: Exports, served: u32) {
         if served >= self.limits.requests_per_instance {
             return;
         }
@@ -526,7 +560,7 @@ impl Sandbox {
         if room && pool.len() < MAX_WARM_PER_TENANT {
             pool.push(WarmInstance {
                 store,
-                instance,
+                exports,
                 served,
             });
         } else if room {
@@ -545,9 +579,11 @@ impl Sandbox {
             lock_owner: request.lock_owner,
             expiry_in_seconds: request.expiry_in_seconds,
         };
-        self.call(async |store, instance| {
-            let typed = self.component.typed.load(&mut *store, &instance)?;
-            let outcome = typed.call_try_lock(store, store_name, &request).await?;
+        self.call(async |store, exports| {
+            let outcome = exports
+                .typed
+                .call_try_lock(store, store_name, &request)
+                .await?;
             Ok(Called::reusable(outcome.map_err(rule_error)))
         })
         .await
@@ -563,9 +599,8 @@ impl Sandbox {
             resource_id: request.resource_id,
             lock_owner: request.lock_owner,
         };
-        self.call(async |store, instance| {
-            let typed = self.component.typed.load(&mut *store, &instance)?;
-            let outcome = typed.call_unlock(store, store_name, &request).await?;
+        self.call(async |store, exports| {
+            let outcome = exports.typed.call_unlock(store, store_name, &request).await?;
             Ok(Called::reusable(
                 outcome.map(rule_status).map_err(rule_error),
             ))
