@@ -4,7 +4,7 @@
 //! the [`Response`] it returns.
 
 use crate::body::{parse_lock_request, parse_unlock_request};
-use crate::lease::{self, LockError, LockStore};
+use crate::lease::{self, LockError, LockStore, UnlockStatus};
 
 /// The body bound when the host sets none: daprd's default `--max-body-size` (4Mi).
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 4 * 1024 * 1024;
@@ -62,11 +62,26 @@ pub fn respond<S: LockStore>(store: &S, route: &Route, body: &[u8]) -> Response 
         Route::TryLock(name) => parse_lock_request(body)
             .map_err(malformed_body)
             .and_then(|request| lease::try_lock(store, name, &request))
-            .map(|acquired| format!(r#"{{"success":{acquired}}}"#)),
+            .map(|acquired| {
+                let body = if acquired {
+                    r#"{"success":true}"#
+                } else {
+                    r#"{"success":false}"#
+                };
+                body.to_owned()
+            }),
         Route::Unlock(name) => parse_unlock_request(body)
             .map_err(malformed_body)
             .and_then(|request| lease::unlock(store, name, &request))
-            .map(|status| format!(r#"{{"status":{}}}"#, status as u8)),
+            .map(|status| {
+                let body = match status {
+                    UnlockStatus::Success => r#"{"status":0}"#,
+                    UnlockStatus::LockDoesNotExist => r#"{"status":1}"#,
+                    UnlockStatus::LockBelongsToOthers => r#"{"status":2}"#,
+                    UnlockStatus::InternalError => r#"{"status":3}"#,
+                };
+                body.to_owned()
+            }),
         Route::NotFound => return not_found(),
         Route::BadEscape => return bad_escape(),
     };
