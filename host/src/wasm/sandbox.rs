@@ -28,8 +28,8 @@ use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus}
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyIndices};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyIndices};
 
 /// Warm instances kept for reuse by one tenant, at most.
 const MAX_WARM_PER_TENANT: usize = 256;
@@ -414,7 +414,9 @@ impl Sandbox {
         }
         let http = match &self.component.http {
             HttpEntry::Api(api) => HttpExports::Api(api.load(&mut *store, &instance)?),
-            HttpEntry::WasiHttp(proxy) => HttpExports::WasiHttp(proxy.load(&mut *store, &instance)?),
+            HttpEntry::WasiHttp(proxy) => {
+                HttpExports::WasiHttp(proxy.load(&mut *store, &instance)?)
+            }
         };
         let typed = self.component.typed.load(&mut *store, &instance)?;
         Ok(Exports { http, typed })
@@ -600,7 +602,10 @@ impl Sandbox {
             lock_owner: request.lock_owner,
         };
         self.call(async |store, exports| {
-            let outcome = exports.typed.call_unlock(store, store_name, &request).await?;
+            let outcome = exports
+                .typed
+                .call_unlock(store, store_name, &request)
+                .await?;
             Ok(Called::reusable(
                 outcome.map(rule_status).map_err(rule_error),
             ))
