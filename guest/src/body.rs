@@ -14,7 +14,7 @@ use std::fmt;
 /// Parses a try-lock body (`resourceId`, `lockOwner`, `expiryInSeconds`).
 pub fn parse_lock_request(body: &[u8]) -> Result<LockRequest, String> {
     let fields = parse_fields(body)?;
-    check_store_name(&fields)?;
+    check_store_name(fields.store_name)?;
     Ok(LockRequest {
         resource_id: string_field(fields.resource_id, "resourceId")?,
         lock_owner: string_field(fields.lock_owner, "lockOwner")?,
@@ -25,7 +25,7 @@ pub fn parse_lock_request(body: &[u8]) -> Result<LockRequest, String> {
 /// Parses an unlock body (`resourceId`, `lockOwner`).
 pub fn parse_unlock_request(body: &[u8]) -> Result<UnlockRequest, String> {
     let fields = parse_fields(body)?;
-    check_store_name(&fields)?;
+    check_store_name(fields.store_name)?;
     Ok(UnlockRequest {
         resource_id: string_field(fields.resource_id, "resourceId")?,
         lock_owner: string_field(fields.lock_owner, "lockOwner")?,
@@ -34,13 +34,8 @@ pub fn parse_unlock_request(body: &[u8]) -> Result<UnlockRequest, String> {
 
 /// `storeName` is a field of both proto messages: it is type-checked, then the URL's store
 /// name wins, as in daprd.
-fn check_store_name(fields: &Fields) -> Result<(), String> {
-    match &fields.store_name {
-        None | Some(Value::Null | Value::String(_)) => Ok(()),
-        Some(other) => Err(format!(
-            "proto: invalid value for string field storeName: {other}"
-        )),
-    }
+fn check_store_name(store_name: Option<Value>) -> Result<(), String> {
+    string_field(store_name, "storeName").map(drop)
 }
 
 /// The known fields of a body (of either message), their values parsed.
