@@ -141,25 +141,31 @@ class Reader:
             if byte != expected:
                 raise self.error(EXPECTED_IDENT)
 
+    def next_element(self, close, eof, comma_or_end, first):
+        """The first byte of the next element of a list or an object (after its comma, unless
+        it is the first), or None once the closing byte `close` has been read."""
+        byte = self.skip_whitespace()
+        if byte is None:
+            raise self.peek_error(eof)
+        if byte == close:
+            self.i += 1
+            return None
+        if not first:
+            if byte != ord(","):
+                raise self.peek_error(comma_or_end)
+            self.i += 1
+            byte = self.skip_whitespace()
+            if byte == close:
+                raise self.peek_error(TRAILING_COMMA)
+            if byte is None:
+                raise self.peek_error(EOF_VALUE)
+        return byte
+
     def array(self):
         items = []
-        while True:
-            byte = self.skip_whitespace()
-            if byte is None:
-                raise self.peek_error(EOF_LIST)
-            if byte == ord("]"):
-                self.i += 1
-                return items
-            if items:
-                if byte != ord(","):
-                    raise self.peek_error(EXPECTED_LIST_COMMA_OR_END)
-                self.i += 1
-                byte = self.skip_whitespace()
-                if byte == ord("]"):
-                    raise self.peek_error(TRAILING_COMMA)
-                if byte is None:
-                    raise self.peek_error(EOF_VALUE)
+        while self.next_element(ord("]"), EOF_LIST, EXPECTED_LIST_COMMA_OR_END, not items) is not None:
             items.append(self.value())
+        return items
 
     def object(self, member=None):
         """The rest of an object whose `{` has been read, as a dict; with `member`, only the
@@ -168,32 +174,15 @@ class Reader:
         fields = {}
         first = True
         while True:
-            byte = self.skip_whitespace()
+            byte = self.next_element(ord("}"), EOF_OBJECT, EXPECTED_OBJECT_COMMA_OR_END, first)
             if byte is None:
-                raise self.peek_error(EOF_OBJECT)
-            if byte == ord("}"):
-                self.i += 1
                 return fields
-            if not first:
-                if byte != ord(","):
-                    raise self.peek_error(EXPECTED_OBJECT_COMMA_OR_END)
-                self.i += 1
-                byte = self.skip_whitespace()
-                if byte == ord("}"):
-                    raise self.peek_error(TRAILING_COMMA)
-                if byte is None:
-                    raise self.peek_error(EOF_VALUE)
             if byte != ord('"'):
                 raise self.peek_error(KEY_MUST_BE_A_STRING)
             first = False
             self.i += 1
             key = self.string()
-            byte = self.skip_whitespace()
-            if byte is None:
-                raise self.peek_error(EOF_OBJECT)
-            if byte != ord(":"):
-                raise self.peek_error(EXPECTED_COLON)
-            self.i += 1
+            self.member_colon()
             if member is None:
                 fields[key] = self.value()
                 continue
@@ -202,6 +191,15 @@ class Reader:
                 self.skip()
             else:
                 take(self.value())
+
+    def member_colon(self):
+        """Reads the `:` between a member's key and its value."""
+        byte = self.skip_whitespace()
+        if byte is None:
+            raise self.peek_error(EOF_OBJECT)
+        if byte != ord(":"):
+            raise self.peek_error(EXPECTED_COLON)
+        self.i += 1
 
     def skip(self):
         """Scans one value without reading it, as serde_json skips an ignored member: numbers
@@ -269,12 +267,7 @@ class Reader:
                     raise self.peek_error(KEY_MUST_BE_A_STRING)
                 self.i += 1
                 self.skip_string()
-                byte = self.skip_whitespace()
-                if byte is None:
-                    raise self.peek_error(EOF_OBJECT)
-                if byte != ord(":"):
-                    raise self.peek_error(EXPECTED_COLON)
-                self.i += 1
+                self.member_colon()
             enclosing = frame
 
     def skip_number(self):
