@@ -140,6 +140,8 @@ fn resolve_metadata(
 mod tests {
     use super::*;
     use crate::config::{Resources, parse_file};
+    use crate::stores::StoreSettings;
+    use crate::stores::backend::StoreKind;
 
     fn parse(text: &str) -> Result<Resources> {
         let mut resources = Resources::default();
@@ -232,6 +234,49 @@ spec: { type: lock.embedded, ignoreErrors: true }
         // Other lock types do not read Redis properties.
         let memory = "kind: Component\nmetadata: {name: m}\nspec:\n  type: lock.in-memory\n  metadata:\n  - name: failover\n    value: true\n";
         assert!(parse(memory).is_ok());
+    }
+
+    /// A kind of an embedder's, `lock.own`: in memory, its settings the metadata as given.
+    struct Own;
+
+    #[async_trait::async_trait]
+    impl StoreKind for Own {
+        const TYPE_NAME: &'static str = "lock.own";
+        type Settings = Metadata;
+
+        fn settings(&self, metadata: &Metadata) -> Result<Metadata> {
+            Ok(metadata.clone())
+        }
+
+        async fn open(
+            &self,
+            _: &Metadata,
+            context: crate::stores::backend::OpenContext<'_>,
+        ) -> Result<crate::stores::backend::Opened> {
+            crate::stores::backend::InMemoryKind
+                .open(&(), context)
+                .await
+        }
+    }
+
+    #[test]
+    fn a_registered_kind_reads_components_of_its_type() {
+        let text = "kind: Component\nmetadata: {name: s}\nspec:\n  type: lock.own\n  metadata:\n  - name: x\n    value: 1\n";
+        let mut resources = Resources::default();
+        let env = |_: &str| None;
+        let builtin = StoreKinds::builtin();
+        let refused = parse_file(text, Path::new("c.yaml"), &builtin, &env, &mut resources);
+        assert_eq!(
+            format!("{:#}", refused.unwrap_err()),
+            r#"component "s" has lock store type "lock.own", which this host does not implement (supported: lock.embedded, lock.in-memory, lock.redis)"#
+        );
+        let mut kinds = StoreKinds::builtin();
+        kinds.register(Own);
+        parse_file(text, Path::new("c.yaml"), &kinds, &env, &mut resources).unwrap();
+        let store = &resources.stores[0];
+        assert_eq!(store.settings.type_name(), "lock.own");
+        let expected: Metadata = [("x".to_string(), "1".to_string())].into();
+        assert_eq!(store.settings, StoreSettings::new(Own, expected));
     }
 
     #[test]
