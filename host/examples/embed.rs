@@ -1,19 +1,52 @@
-//! Embedding wasilock: the built-in lock component over a store backend of our own (a sorted
-//! map with expiry), called through its typed exports and its HTTP API.
+//! Embedding wasilock: the built-in lock component over a store kind of our own,
+//! `lock.btreemap` (a sorted map with expiry), called through its typed exports and its HTTP
+//! API.
 //!
 //! `cargo run -p wasilock --example embed` prints each call and its outcome;
 //! `cargo test -p wasilock --example embed` checks what it prints.
 
+use anyhow::Context;
 use http_body_util::BodyExt;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wasilock::stores::backend::Metadata;
 use wasilock::{Backend, CasOutcome, EMBEDDED_GUEST, HttpExport, Limits, LinkedComponent};
-use wasilock::{LockRequest, Sandbox, StoreSet, StoreSpec, StoreType, UnlockRequest};
-use wasilock::{async_trait, new_engine};
+use wasilock::{LockRequest, OpenContext, Opened, Sandbox, StoreKind, StoreKinds, StoreSet};
+use wasilock::{StoreSpec, UnlockRequest, async_trait, new_engine};
 
-/// Our lock store: entries by key.
+/// The maps our kind opened, by store name.
+type Maps = Arc<Mutex<BTreeMap<String, Arc<MapBackend>>>>;
+
+/// Our store kind, `lock.btreemap`: no settings, a fresh map per store, kept in `opened` so
+/// that we can look inside.
+struct MapKind {
+    opened: Maps,
+}
+
+#[async_trait]
+impl StoreKind for MapKind {
+    const TYPE_NAME: &'static str = "lock.btreemap";
+    type Settings = ();
+
+    fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn open(&self, _settings: &(), context: OpenContext<'_>) -> anyhow::Result<Opened> {
+        let backend = Arc::new(MapBackend::default());
+        let mut opened = self.opened.lock().unwrap();
+        opened.insert(context.store_name.to_string(), backend.clone());
+        Ok(Opened {
+            backend,
+            location: "a sorted map".into(),
+        })
+    }
+}
+
+/// The backend of one store of our kind: entries by key.
 #[derive(Default)]
 struct MapBackend {
     entries: Mutex<BTreeMap<String, Entry>>,
@@ -110,8 +143,8 @@ async fn post(sandbox: &Sandbox, path: &str, body: &str) -> anyhow::Result<Strin
 
 /// Runs the embedding, writing each call and its outcome to `out`.
 async fn run(out: &mut impl Write) -> anyhow::Result<()> {
-    // The process: the engine and the built-in component, compiled once; our backend as
-    // the store `lockstore`.
+    // The process: the engine and the built-in component, compiled once; our kind
+    // registered beside the built-in ones, and a store `lockstore` of it.
     let limits = Limits {
         timeout: Duration::from_secs(1),
         memory_bytes: 16 << 20,
@@ -120,12 +153,21 @@ async fn run(out: &mut impl Write) -> anyhow::Result<()> {
     };
     let engine = new_engine(limits.memory_bytes)?;
     let component = LinkedComponent::new(&engine, "built-in", EMBEDDED_GUEST, HttpExport::Auto)?;
-    let backend = Arc::new(MapBackend::default());
-    let mut stores = StoreSet::default();
-    stores.insert(
-        StoreSpec::new("lockstore", StoreType::InMemory),
-        backend.clone(),
-    );
+    let opened = Maps::default();
+    let mut kinds = StoreKinds::builtin();
+    kinds.register(MapKind {
+        opened: opened.clone(),
+    });
+    // As a component with `type: lock.btreemap` and no metadata declares it.
+    let kind = kinds.get("lock.btreemap").context("lock.btreemap")?;
+    let (settings, _) = kind.read(&Metadata::new())?;
+    let spec = StoreSpec::new("lockstore", settings);
+    let stores = StoreSet::open(&[spec], Path::new("unused"), None).await?;
+    for store in stores.iter() {
+        let (name, type_name) = (&store.name, store.type_name());
+        writeln!(out, "store {name}: {type_name} in {}", store.location)?;
+    }
+    let backend = opened.lock().unwrap()["lockstore"].clone();
 
     // The tenant: the app `orders`, its view of the stores, its sandbox.
     let view = Arc::new(stores.view("orders"));
@@ -171,7 +213,8 @@ mod tests {
         super::run(&mut out).await.unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"try_lock by worker-a: Ok(true)
+            r#"store lockstore: lock.btreemap in a sorted map
+try_lock by worker-a: Ok(true)
 try_lock by worker-b: Ok(false)
 unlock by worker-b: Ok(LockBelongsToOthers)
 try_lock in nostore: Err(StoreNotFound("lock store nostore not found"))

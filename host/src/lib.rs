@@ -31,10 +31,12 @@
 //! 2. Compile and link a component with [`LinkedComponent::new`]: [`EMBEDDED_GUEST`], or
 //!    bytes of your own. With [`HttpExport::Auto`], HTTP requests enter through
 //!    `wasilock:lock/http-api` when the component exports it.
-//! 3. Give the stores their backends: [`StoreSet::insert`] a [`Backend`] under a
-//!    [`StoreSpec`] (the built-in [`MemoryBackend`] here; a backend of your own below), or
-//!    [`StoreSet::open`] the specs of Dapr components (in-memory, an embedded file, Redis;
-//!    [`config::load`] reads them from component YAML).
+//! 3. Open the stores: [`StoreSet::open`] takes [`StoreSpec`]s, each a store's name with
+//!    its [`StoreSettings`]: a store kind and the settings it read from the component's
+//!    metadata. [`StoreKinds::builtin`] has the kinds this crate implements (`lock.in-memory`,
+//!    `lock.embedded`, `lock.redis`), and [`config::load`] reads specs from component YAML
+//!    through them; a backend of your own is a kind of your own, registered under its own
+//!    type name (below).
 //! 4. For each tenant, take its view with [`StoreSet::view`] and make its [`Sandbox`] with
 //!    its [`Limits`] and the largest request body it reads (daprd's default is 4 MiB).
 //! 5. Call it. The typed calls give the rules' outcome, `Ok(Ok(_))`; daprd's error for a
@@ -48,8 +50,10 @@
 //! use http_body_util::BodyExt;
 //! use std::sync::Arc;
 //! use std::time::Duration;
+//! use std::path::Path;
+//! use wasilock::stores::backend::InMemoryKind;
 //! use wasilock::{EMBEDDED_GUEST, HttpExport, Limits, LinkedComponent, LockRequest};
-//! use wasilock::{MemoryBackend, Sandbox, StoreSet, StoreSpec, StoreType, new_engine};
+//! use wasilock::{Sandbox, StoreSet, StoreSettings, StoreSpec, new_engine};
 //!
 //! #[tokio::main]
 //! async fn main() -> anyhow::Result<()> {
@@ -63,9 +67,8 @@
 //!     let engine = new_engine(limits.memory_bytes)?;
 //!     let component = LinkedComponent::new(&engine, "built-in", EMBEDDED_GUEST, HttpExport::Auto)?;
 //!     let component = Arc::new(component);
-//!     let mut stores = StoreSet::default();
-//!     let spec = StoreSpec::new("lockstore", StoreType::InMemory);
-//!     stores.insert(spec, Arc::new(MemoryBackend::new()));
+//!     let spec = StoreSpec::new("lockstore", StoreSettings::new(InMemoryKind, ()));
+//!     let stores = StoreSet::open(&[spec], Path::new("unused"), None).await?;
 //!
 //!     // Two tenants on the same store: each app id has keys of its own.
 //!     let tenant = |app_id: &str| {
@@ -120,15 +123,19 @@
 //!
 //! ## A backend of your own
 //!
-//! Implement [`Backend`] with [`macro@async_trait`] and insert it. This one counts the writes
-//! that reach the built-in in-memory backend; `host/examples/embed.rs` keeps its own map.
+//! Implement [`Backend`] with [`macro@async_trait`], and a [`StoreKind`] that reads its
+//! settings from a component's metadata and opens it; register the kind under its own type
+//! name, and components of that `spec.type` are stores of it. This one counts the writes
+//! that reach the built-in in-memory backend; `host/examples/embed.rs` keeps its own maps.
 //!
 //! ```
+//! use std::path::Path;
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::time::Duration;
-//! use wasilock::{Backend, CasOutcome, LockRequest, MemoryBackend, StoreSet, StoreSpec};
-//! use wasilock::{StoreType, async_trait};
+//! use wasilock::stores::backend::Metadata;
+//! use wasilock::{Backend, CasOutcome, LockRequest, MemoryBackend, OpenContext, Opened};
+//! use wasilock::{StoreKind, StoreKinds, StoreSet, StoreSpec, async_trait};
 //! # use wasilock::{EMBEDDED_GUEST, HttpExport, Limits, LinkedComponent, Sandbox, new_engine};
 //!
 //! /// The in-memory backend, with a count of the values it stored or deleted.
@@ -163,11 +170,32 @@
 //!     }
 //! }
 //!
+//! /// The kind `lock.counted`: every store of it is the one counted backend it holds.
+//! struct CountedKind(Arc<Counted>);
+//!
+//! #[async_trait]
+//! impl StoreKind for CountedKind {
+//!     const TYPE_NAME: &'static str = "lock.counted";
+//!     type Settings = ();
+//!
+//!     fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
+//!         Ok(())
+//!     }
+//!
+//!     async fn open(&self, _settings: &(), _context: OpenContext<'_>) -> anyhow::Result<Opened> {
+//!         Ok(Opened { backend: self.0.clone(), location: "counted memory".into() })
+//!     }
+//! }
+//!
 //! # #[tokio::main]
 //! # async fn main() -> anyhow::Result<()> {
 //! let backend = Arc::new(Counted::default());
-//! let mut stores = StoreSet::default();
-//! stores.insert(StoreSpec::new("lockstore", StoreType::InMemory), backend.clone());
+//! let mut kinds = StoreKinds::builtin();
+//! kinds.register(CountedKind(backend.clone()));
+//! // What `config::load` does with a component of `type: lock.counted`.
+//! let (settings, _remarks) = kinds.get("lock.counted").unwrap().read(&Metadata::new())?;
+//! let specs = [StoreSpec::new("lockstore", settings)];
+//! let stores = StoreSet::open(&specs, Path::new("unused"), None).await?;
 //! # let limits = Limits {
 //! #     timeout: Duration::from_secs(1),
 //! #     memory_bytes: 16 << 20,
@@ -216,13 +244,16 @@
 //! # Modules
 //!
 //! By lifetime; arrows point one way: `api` → `service` → `wasm` → `stores`.
-//! - [`process`]: the process: engine, stores and tenants, built from the configuration;
-//! - [`config`]: Dapr component YAML and Tenant YAML from the resources path;
+//! - [`process`]: the process: engine, stores and tenants, built from the configuration,
+//!   and serving them until shutdown;
+//! - [`config`]: Dapr component YAML and Tenant YAML from the resources path, each tenant's
+//!   limits over the flags', and when to reload;
 //! - [`tenants`]: which tenant a request's token selects, swapped on reload;
 //! - [`api`]: the HTTP and gRPC transports;
 //! - [`service`]: lock operations of a tenant, independent of the transport;
 //! - [`wasm`]: the engine, the WIT `store` host side, and each tenant's sandbox;
-//! - [`stores`]: backends, Dapr's key layout and each tenant's view of the stores;
+//! - [`stores`]: backends and the store kinds that open them, Dapr's key layout and each
+//!   tenant's view of the stores;
 //! - [`answer`]: HTTP answers as the host writes them.
 
 #![warn(missing_docs)]
@@ -239,8 +270,8 @@ pub mod wasm;
 /// The attribute a [`Backend`] implementation carries (re-exported: no dependency needed).
 pub use async_trait::async_trait;
 pub use service::{LockError, LockRequest, UnlockRequest, UnlockStatus};
-pub use stores::backend::{Backend, CasOutcome, MemoryBackend};
-pub use stores::{StoreSet, StoreSpec, StoreType, StoreView};
+pub use stores::backend::{Backend, CasOutcome, MemoryBackend, OpenContext, Opened, StoreKind};
+pub use stores::{StoreKinds, StoreSet, StoreSettings, StoreSpec, StoreView};
 pub use wasm::EMBEDDED_GUEST;
 pub use wasm::engine::new_engine;
 pub use wasm::sandbox::{GuestFailure, HttpExport, Limits, LinkedComponent, Sandbox};

@@ -1,23 +1,18 @@
-//! The `wasilock` binary: flags (daprd's where they overlap) → settings → the process (stores,
-//! tenants, their components) → HTTP and gRPC listeners, until SIGINT or SIGTERM.
+//! The `wasilock` binary: flags (daprd's where they overlap) → settings → the library's
+//! [`process::serve::run`], which serves until SIGINT or SIGTERM.
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use sha2::Digest;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use wasilock::api;
 use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
 use wasilock::config::quantity::parse_bytes;
-use wasilock::process::{Process, Settings};
+use wasilock::process::serve::Listen;
+use wasilock::process::{self, Settings};
+use wasilock::stores::StoreKinds;
 use wasilock::wasm::compile_cache::CompileCache;
 use wasilock::wasm::sandbox::{HttpExport, Limits};
-
-/// How often expired locks are purged from the stores.
-const PURGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Dapr's Distributed Lock API, served by sandboxed WebAssembly components, one per tenant.
 ///
@@ -199,6 +194,7 @@ async fn run(cli: Cli) -> Result<()> {
             .filter(|t| !t.is_empty()),
         resources_paths: cli.resources_paths.clone(),
         data_dir: cli.data_dir.clone(),
+        store_kinds: StoreKinds::builtin(),
         component: cli.component.clone(),
         limits: Limits {
             timeout: cli.guest_timeout,
@@ -218,57 +214,12 @@ async fn run(cli: Cli) -> Result<()> {
     let connections = Connections::new(
         limits.fit_descriptor_limit(descriptors::raise_limit(), cli.max_connections.is_some()),
     );
-    let process = Arc::new(Process::start(settings).await?);
-
-    let http_listeners = bind(&cli.dapr_listen_addresses, cli.dapr_http_port, "HTTP").await?;
-    let grpc_listeners = bind(&cli.dapr_listen_addresses, cli.dapr_grpc_port, "gRPC").await?;
-    print_banner(
-        &process,
-        &http_listeners,
-        &grpc_listeners,
-        started.elapsed(),
-    )?;
-
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(purge_expired_locks(process.clone(), stopped.clone()));
-    let watcher = {
-        let (process, stopped) = (process.clone(), stopped.clone());
-        tokio::spawn(async move { process.watch(stopped).await })
+    let listen = Listen {
+        addresses: cli.dapr_listen_addresses.clone(),
+        http_port: cli.dapr_http_port,
+        grpc_port: cli.dapr_grpc_port,
     };
-    let mut servers = tokio::task::JoinSet::new();
-    for listener in http_listeners {
-        let (tenants, connections, stopped) = (
-            process.tenants.clone(),
-            connections.clone(),
-            stopped.clone(),
-        );
-        servers.spawn(async move {
-            api::http::serve_within(listener, tenants, &connections, stopped).await;
-        });
-    }
-    for listener in grpc_listeners {
-        let (tenants, connections, stopped) = (
-            process.tenants.clone(),
-            connections.clone(),
-            stopped.clone(),
-        );
-        servers.spawn(async move {
-            if let Err(e) = api::grpc::serve_within(listener, tenants, &connections, stopped).await
-            {
-                tracing::error!("the gRPC server stopped: {e:#}");
-            }
-        });
-    }
-
-    shutdown_signal().await?;
-    tracing::info!("shutting down: finishing in-flight requests");
-    stop.send_replace(true);
-    while let Some(server) = servers.join_next().await {
-        server.context("a listener task failed")?;
-    }
-    watcher.await.context("the reload watcher failed")??;
-    tracing::info!("stopped");
-    Ok(())
+    process::serve::run(settings, &listen, connections, started).await
 }
 
 /// The connection limits the flags ask for (`0` disables a timeout), before they are
@@ -316,109 +267,6 @@ fn write_component(out: &std::path::Path) -> Result<()> {
         bytes.len(),
         out.display()
     );
-    Ok(())
-}
-
-/// Listens on `port` of every address.
-async fn bind(addresses: &[String], port: u16, api: &str) -> Result<Vec<TcpListener>> {
-    let mut listeners = Vec::new();
-    for address in addresses {
-        let listener = TcpListener::bind((address.as_str(), port))
-            .await
-            .with_context(|| format!("cannot listen for {api} on {address}:{port}"))?;
-        listeners.push(listener);
-    }
-    Ok(listeners)
-}
-
-/// The start-up banner on stdout: addresses, stores, tenants (never their tokens), and a
-/// request to paste.
-fn print_banner(
-    process: &Process,
-    http_listeners: &[TcpListener],
-    grpc_listeners: &[TcpListener],
-    startup: Duration,
-) -> Result<()> {
-    let first = http_listeners[0].local_addr()?;
-    let tenants = process.tenants.current();
-    let count = tenants.iter().count();
-    println!(
-        "wasilock {} serving the Dapr lock API ({count} tenant{}, started in {} ms)",
-        env!("CARGO_PKG_VERSION"),
-        if count == 1 { "" } else { "s" },
-        startup.as_millis()
-    );
-    for listener in http_listeners {
-        println!("  listening on http://{}", listener.local_addr()?);
-    }
-    for listener in grpc_listeners {
-        println!("  gRPC API on {}", listener.local_addr()?);
-    }
-    let stores = process.stores();
-    for store in stores.iter() {
-        println!(
-            "  store {:<16} {:<16} {}",
-            store.name,
-            store.store_type.name(),
-            store.location
-        );
-    }
-    for tenant in tenants.iter() {
-        let sandbox = &tenant.service;
-        let limits = sandbox.limits();
-        let visible: Vec<_> = sandbox.stores().iter().map(|s| s.name.as_str()).collect();
-        println!(
-            "  tenant {:?}: component {} through {}; stores [{}]; limits memory {} B, timeout {:?}, maxConcurrency {}, requestsPerInstance {}",
-            tenant.app_id,
-            sandbox.component_name(),
-            sandbox.http_export_name(),
-            visible.join(", "),
-            limits.memory_bytes,
-            limits.timeout,
-            limits.max_concurrency,
-            limits.requests_per_instance
-        );
-    }
-    if stores.iter().next().is_none() {
-        println!("  no lock stores: every lock request answers ERR_LOCK_STORE_NOT_CONFIGURED");
-    }
-    if let Some(store) = stores.iter().next() {
-        let token_header = if tenants.need_tokens() {
-            " -H \"dapr-api-token: $DAPR_API_TOKEN\""
-        } else {
-            ""
-        };
-        println!(
-            "  try: curl -s -X POST http://{first}/v1.0-alpha1/lock/{}{token_header} -d '{{\"resourceId\":\"my-resource\",\"lockOwner\":\"me\",\"expiryInSeconds\":60}}'",
-            store.name
-        );
-    }
-    Ok(())
-}
-
-/// Deletes expired locks every [`PURGE_INTERVAL`] until shutdown.
-async fn purge_expired_locks(process: Arc<Process>, mut stopped: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(PURGE_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
-        }
-        let purged = process.stores().purge_expired().await;
-        if purged > 0 {
-            tracing::debug!(purged, "purged expired locks");
-        }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
     Ok(())
 }
 

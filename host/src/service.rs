@@ -120,7 +120,7 @@ impl<S: LockService> Tenant<S> {
                 .iter()
                 .map(|store| RegisteredComponent {
                     name: store.name.clone(),
-                    component_type: store.store_type.name(),
+                    component_type: store.type_name(),
                 })
                 .collect(),
         }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasilock::answer::{HyperOutgoingBody, json_response};
 use wasilock::service::{LockService, Tenant};
+use wasilock::stores::backend::InMemoryKind;
 use wasilock::stores::keys::KeyPrefix;
 use wasilock::stores::{Bucket, OpenError, StoreSet, StoreView};
-use wasilock::stores::{StoreSpec, StoreType};
+use wasilock::stores::{StoreSettings, StoreSpec};
 use wasilock::tenants::{Registry, Tenants};
 use wasilock::wasm::sandbox::GuestFailure;
 use wasilock_guest::http::{self, Route};
@@ -32,7 +33,7 @@ impl NativeService {
     pub async fn new() -> anyhow::Result<Self> {
         let spec = StoreSpec {
             name: "lockstore".into(),
-            store_type: StoreType::InMemory,
+            settings: StoreSettings::new(InMemoryKind, ()),
             key_prefix: KeyPrefix::AppId,
             metadata: Default::default(),
             source: None,

@@ -4,22 +4,25 @@
 //! Every `*.yaml`/`*.yml` file of each directory is read, with any number of `---`
 //! documents; documents of other kinds are skipped. Errors name the file, then the component
 //! or tenant and the field.
-//! - `components`: lock stores from Dapr component YAML;
-//! - [`tenants`]: tenants (app id, token, component, limits);
-//! - [`quantity`]: byte sizes as daprd writes them (`4Mi`).
+//! - `dapr_component`: lock stores from Dapr `Component` documents;
+//! - [`tenants`]: tenants (app id, token, component, limits) and their limits merged with
+//!   the flags';
+//! - [`quantity`]: byte sizes as daprd writes them (`4Mi`);
+//! - [`watch`]: when to reload: SIGHUP, or a resource file or component that changed.
 
-pub(crate) mod components;
+pub(crate) mod dapr_component;
 pub mod quantity;
 pub mod tenants;
+pub mod watch;
 
-use crate::stores::StoreSpec;
+use crate::stores::{StoreKinds, StoreSpec};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use tenants::TenantSpec;
 
 /// Everything the resources path declares.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Resources {
     /// The lock stores, with their scopes.
     pub stores: Vec<StoreSpec>,
@@ -33,25 +36,49 @@ pub(crate) struct ObjectMeta {
     name: Option<String>,
 }
 
-/// Reads every resource file under `dirs` (a file path is read as is); `env` resolves
-/// `envRef`s.
-pub fn load(dirs: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Resources> {
+/// Reads every resource file under `dirs` (a file path is read as is): lock stores of the
+/// `kinds` registered, and tenants; `env` resolves `envRef`s.
+pub fn load(
+    dirs: &[PathBuf],
+    kinds: &StoreKinds,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resources> {
     let mut resources = Resources::default();
     for dir in dirs {
-        for file in components::resource_files(dir)? {
+        for file in resource_files(dir)? {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read resource file {}", file.display()))?;
-            parse_file(&text, &file, env, &mut resources)
+            parse_file(&text, &file, kinds, env, &mut resources)
                 .with_context(|| format!("invalid resource file {}", file.display()))?;
         }
     }
     Ok(resources)
 }
 
+/// The YAML files of `dir`, sorted; `dir` itself when it is a file.
+pub fn resource_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if dir.is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read resources path {}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if is_yaml && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Adds the lock stores and tenants of one file's documents to `resources`.
 pub(crate) fn parse_file(
     text: &str,
     file: &Path,
+    kinds: &StoreKinds,
     env: &dyn Fn(&str) -> Option<String>,
     resources: &mut Resources,
 ) -> Result<()> {
@@ -62,9 +89,9 @@ pub(crate) fn parse_file(
         }
         match value.get("kind").and_then(|k| k.as_str()) {
             Some("Component") => {
-                let document: components::Document =
+                let document: dapr_component::Document =
                     serde_yaml_ng::from_value(value).context("not a Dapr Component document")?;
-                let Some(store) = components::store_spec(document, file, env)? else {
+                let Some(store) = dapr_component::store_spec(document, file, kinds, env)? else {
                     continue;
                 };
                 if resources.stores.iter().any(|s| s.name == store.name) {
@@ -120,6 +147,7 @@ mod tests {
         parse_file(
             text,
             Path::new("/etc/wasilock/t.yaml"),
+            &StoreKinds::builtin(),
             &env,
             &mut resources,
         )?;

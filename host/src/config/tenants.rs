@@ -1,9 +1,11 @@
 //! Tenants from `kind: Tenant` documents (`apiVersion: wasilock/v1alpha1`) beside the Dapr
-//! components: an app id, the API token that selects it, its lock component and its limits.
+//! components: an app id, the API token that selects it, its lock component and its limits,
+//! which [`LimitOverrides::over`] merges with the flags' limits.
 //!
 //! Every error names the tenant and the field; [`super::load`] adds the file.
 
 use super::quantity::parse_bytes;
+use crate::wasm::sandbox::Limits;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,35 @@ pub struct LimitOverrides {
     pub requests_per_instance: Option<u32>,
 }
 
+impl LimitOverrides {
+    /// The limits of a tenant with these overrides over `defaults` (the `--guest-*` flags):
+    /// each override set replaces its flag's value; `memory` may not exceed
+    /// `defaults.memory_bytes` (`--guest-memory`), the most any instance may have.
+    pub fn over(&self, defaults: &Limits) -> Result<Limits> {
+        let memory_bytes = match self.memory {
+            None => defaults.memory_bytes,
+            Some(memory) => {
+                let memory = usize::try_from(memory).unwrap_or(usize::MAX);
+                if memory > defaults.memory_bytes {
+                    bail!(
+                        "spec.limits.memory ({memory} bytes) is above --guest-memory ({} bytes), the most any instance may have",
+                        defaults.memory_bytes
+                    );
+                }
+                memory
+            }
+        };
+        Ok(Limits {
+            timeout: self.timeout.unwrap_or(defaults.timeout),
+            memory_bytes,
+            max_concurrency: self.max_concurrency.unwrap_or(defaults.max_concurrency),
+            requests_per_instance: self
+                .requests_per_instance
+                .unwrap_or(defaults.requests_per_instance),
+        })
+    }
+}
+
 /// A `kind: Tenant` document.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,21 +97,23 @@ pub(crate) struct Document {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Spec {
-    api_token: Option<Secret>,
+    api_token: Option<ApiTokenYaml>,
     component: Option<String>,
-    limits: Option<Limits>,
+    limits: Option<LimitsYaml>,
 }
 
+/// `spec.apiToken` as written: a value or an `envRef`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Secret {
+struct ApiTokenYaml {
     value: Option<String>,
     env_ref: Option<String>,
 }
 
+/// `spec.limits` as written.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Limits {
+struct LimitsYaml {
     memory: Option<serde_yaml_ng::Value>,
     timeout: Option<String>,
     max_concurrency: Option<u32>,
@@ -107,11 +140,11 @@ pub(crate) fn tenant_spec(
         .spec
         .with_context(|| format!("tenant {app_id:?} has no spec"))?;
     let api_token = match spec.api_token {
-        Some(Secret {
+        Some(ApiTokenYaml {
             value: Some(value),
             env_ref: None,
         }) => value,
-        Some(Secret {
+        Some(ApiTokenYaml {
             value: None,
             env_ref: Some(var),
         }) => env(&var).with_context(|| {
@@ -171,4 +204,59 @@ fn positive(value: Option<u32>, field: &str, app_id: &str) -> Result<Option<u32>
         bail!("tenant {app_id:?}: spec.limits.{field} must be at least 1");
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags() -> Limits {
+        Limits {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+            max_concurrency: 64,
+            requests_per_instance: 1000,
+        }
+    }
+
+    #[test]
+    fn no_overrides_take_the_flags() {
+        assert_eq!(LimitOverrides::default().over(&flags()).unwrap(), flags());
+    }
+
+    #[test]
+    fn each_override_replaces_its_flag() {
+        let overrides = LimitOverrides {
+            memory: Some(16 << 20),
+            timeout: Some(Duration::from_millis(500)),
+            max_concurrency: Some(2),
+            requests_per_instance: None,
+        };
+        assert_eq!(
+            overrides.over(&flags()).unwrap(),
+            Limits {
+                timeout: Duration::from_millis(500),
+                memory_bytes: 16 << 20,
+                max_concurrency: 2,
+                requests_per_instance: 1000,
+            }
+        );
+    }
+
+    #[test]
+    fn guest_memory_is_the_ceiling() {
+        let at = LimitOverrides {
+            memory: Some(64 << 20),
+            ..LimitOverrides::default()
+        };
+        assert_eq!(at.over(&flags()).unwrap().memory_bytes, 64 << 20);
+        let above = LimitOverrides {
+            memory: Some((64 << 20) + 1),
+            ..LimitOverrides::default()
+        };
+        assert_eq!(
+            format!("{:#}", above.over(&flags()).unwrap_err()),
+            "spec.limits.memory (67108865 bytes) is above --guest-memory (67108864 bytes), the most any instance may have"
+        );
+    }
 }

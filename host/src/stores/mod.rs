@@ -1,7 +1,10 @@
-//! Lock stores: the backends (one per store, shared by every tenant that sees it), Dapr's
-//! key layout, and each tenant's view of them.
+//! Lock stores: the backends (one per store, shared by every tenant that sees it), the kinds
+//! that open them, Dapr's key layout, and each tenant's view of them.
 //!
-//! - [`backend`]: storage backends (embedded durable, in-memory, Redis) behind one contract;
+//! - [`backend`]: storage backends (embedded durable, in-memory, Redis) behind one contract,
+//!   each with the [`StoreKind`](backend::StoreKind) that opens it;
+//! - [`StoreKinds`]: the kinds a process can open, by type name; [`StoreSettings`]: a kind
+//!   with the settings it read from a component;
 //! - [`keys`]: Dapr's lock key layout, applied by the host;
 //! - [`StoreSpec`]: what a store is, as configured.
 //!
@@ -12,27 +15,34 @@
 
 pub mod backend;
 pub mod keys;
+mod kinds;
 mod spec;
 
 use anyhow::Context;
-use backend::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend, RedisBackend, RedisSettings};
-pub use spec::{StoreSpec, StoreType, default_store};
+use backend::{Backend, CasOutcome, OpenContext};
+pub use kinds::{RegisteredKind, StoreKinds, StoreSettings};
+pub use spec::{StoreSpec, default_store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One opened lock store.
+/// A lock store opened: its spec and its backend.
 #[derive(Clone)]
-pub struct LockStore {
+pub struct OpenedStore {
     /// The store's name (`{store}` in the API paths).
     pub name: String,
-    /// The component type.
-    pub store_type: StoreType,
-    /// Where the data lives, for people: a file path or "memory".
+    /// Where the data lives, for people: a file path, a server, or "memory".
     pub location: String,
     spec: StoreSpec,
     backend: Arc<dyn Backend>,
+}
+
+impl OpenedStore {
+    /// The component type (`lock.redis`).
+    pub fn type_name(&self) -> &'static str {
+        self.spec.settings.type_name()
+    }
 }
 
 /// Why a bucket cannot be opened.
@@ -49,13 +59,13 @@ pub enum OpenError {
 /// The lock stores of the process, by name.
 #[derive(Default)]
 pub struct StoreSet {
-    stores: BTreeMap<String, Arc<LockStore>>,
+    stores: BTreeMap<String, Arc<OpenedStore>>,
 }
 
 impl StoreSet {
-    /// Creates the backends of `specs`; embedded stores live under `data_dir`. A store of
-    /// `previous` with the same name, type and (for Redis) connection settings keeps its
-    /// backend, and so its locks, whatever else changed. A store that cannot start is an
+    /// Opens the backends of `specs`; stores that keep files keep them under `data_dir`. A
+    /// store of `previous` with the same name and kind, and settings its kind deems the same
+    /// data, keeps its backend, and so its locks, whatever else changed. A store that cannot start is an
     /// error, unless it sets `ignoreErrors` (then it is left out).
     pub async fn open(
         specs: &[StoreSpec],
@@ -66,11 +76,11 @@ impl StoreSet {
         for spec in specs {
             let kept = previous
                 .and_then(|p| p.stores.get(&spec.name))
-                .filter(|kept| same_backend(&kept.spec, spec));
+                .filter(|kept| kept.spec.settings.same_data(&spec.settings));
             if let Some(kept) = kept {
-                let store = LockStore {
+                let store = OpenedStore {
                     spec: spec.clone(),
-                    ..LockStore::clone(kept)
+                    ..OpenedStore::clone(kept)
                 };
                 stores.insert(spec.name.clone(), Arc::new(store));
                 continue;
@@ -94,22 +104,8 @@ impl StoreSet {
         Ok(StoreSet { stores })
     }
 
-    /// Adds the store `spec` with its data in `backend` (an embedder's own) instead of the
-    /// backend its type names, which then only says how the store is listed; a store of the
-    /// same name is replaced.
-    pub fn insert(&mut self, spec: StoreSpec, backend: Arc<dyn Backend>) {
-        let store = LockStore {
-            name: spec.name.clone(),
-            store_type: spec.store_type,
-            location: "a backend of the embedder".into(),
-            spec,
-            backend,
-        };
-        self.stores.insert(store.name.clone(), Arc::new(store));
-    }
-
     /// The stores, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &LockStore> {
+    pub fn iter(&self) -> impl Iterator<Item = &OpenedStore> {
         self.stores.values().map(|s| &**s)
     }
 
@@ -145,13 +141,13 @@ impl StoreSet {
 /// The lock stores one app id sees.
 pub struct StoreView {
     app_id: Arc<str>,
-    stores: BTreeMap<String, Arc<LockStore>>,
+    stores: BTreeMap<String, Arc<OpenedStore>>,
     scoped_out: BTreeSet<String>,
 }
 
 impl StoreView {
     /// The visible stores, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &LockStore> {
+    pub fn iter(&self) -> impl Iterator<Item = &OpenedStore> {
         self.stores.values().map(|s| &**s)
     }
 
@@ -171,58 +167,24 @@ impl StoreView {
     }
 }
 
-/// Whether a store specified as `old` can go on with its backend as `new`: the data is where
-/// it was (an embedded store's file follows its name; a Redis store's its settings).
-fn same_backend(old: &StoreSpec, new: &StoreSpec) -> bool {
-    old.name == new.name
-        && old.store_type == new.store_type
-        && (new.store_type != StoreType::Redis || old.metadata == new.metadata)
-}
-
-async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<LockStore> {
-    let (backend, location): (Arc<dyn Backend>, String) = match spec.store_type {
-        StoreType::InMemory => (Arc::new(MemoryBackend::new()), "memory".into()),
-        StoreType::Embedded => {
-            std::fs::create_dir_all(data_dir).with_context(|| {
-                format!("cannot create the data directory {}", data_dir.display())
-            })?;
-            let path = data_dir.join(format!("{}.redb", file_stem(&spec.name)));
-            let backend = EmbeddedBackend::open(&path)?;
-            (Arc::new(backend), path.display().to_string())
-        }
-        StoreType::Redis => {
-            let settings = RedisSettings::from_metadata(&spec.metadata)?;
-            let location = format!("redis {} db {}", settings.describe(), settings.db);
-            (Arc::new(RedisBackend::connect(&settings).await?), location)
-        }
+async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<OpenedStore> {
+    let context = OpenContext {
+        store_name: &spec.name,
+        data_dir,
     };
-    Ok(LockStore {
+    let opened = spec.settings.open(context).await?;
+    Ok(OpenedStore {
         name: spec.name.clone(),
-        store_type: spec.store_type,
-        location,
+        location: opened.location,
         spec: spec.clone(),
-        backend,
+        backend: opened.backend,
     })
-}
-
-/// A file name for a store name: letters, digits, `-`, `_` and `.` kept, others as `_`.
-fn file_stem(store_name: &str) -> String {
-    store_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// A store opened by a guest (the WIT `bucket` resource).
 #[derive(Clone)]
 pub struct Bucket {
-    store: Arc<LockStore>,
+    store: Arc<OpenedStore>,
     app_id: Arc<str>,
 }
 
@@ -264,6 +226,7 @@ impl Bucket {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use backend::{InMemoryKind, MemoryBackend, Metadata, Opened, RedisKind, StoreKind};
     use keys::KeyPrefix;
 
     /// In-memory stores named `names`; those in `scoped` are seen only by app id `owner`.
@@ -273,7 +236,7 @@ pub(crate) mod tests {
             .chain(scoped)
             .map(|name| StoreSpec {
                 name: name.to_string(),
-                store_type: StoreType::InMemory,
+                settings: StoreSettings::new(InMemoryKind, ()),
                 key_prefix: KeyPrefix::AppId,
                 metadata: Default::default(),
                 source: None,
@@ -377,15 +340,49 @@ pub(crate) mod tests {
         );
     }
 
+    /// A kind of the embedder's: every store of it is the backend it holds.
+    struct Given(Arc<MemoryBackend>);
+
+    #[async_trait::async_trait]
+    impl StoreKind for Given {
+        const TYPE_NAME: &'static str = "lock.given";
+        type Settings = ();
+
+        fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        async fn open(&self, _: &(), _: OpenContext<'_>) -> anyhow::Result<Opened> {
+            Ok(Opened {
+                backend: self.0.clone(),
+                location: "given".into(),
+            })
+        }
+    }
+
     #[tokio::test]
-    async fn an_inserted_backend_serves_its_store_with_the_key_layout() {
-        let mut set = open(&specs(&["configured"], &[])).await;
+    async fn a_kind_of_the_embedder_serves_its_store_with_the_key_layout() {
         let backend = Arc::new(MemoryBackend::new());
-        let mut spec = StoreSpec::new("own", StoreType::Redis);
-        spec.scopes = vec!["owner".into()];
-        set.insert(spec, backend.clone());
-        let names: Vec<_> = set.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["configured", "own"]);
+        let mut kinds = StoreKinds::builtin();
+        kinds.register(Given(backend.clone()));
+        let (settings, _) = kinds
+            .get("lock.given")
+            .unwrap()
+            .read(&Metadata::new())
+            .unwrap();
+        let mut own = StoreSpec::new("own", settings);
+        own.scopes = vec!["owner".into()];
+        let mut specs = specs(&["configured"], &[]);
+        specs.push(own);
+        let set = open(&specs).await;
+        let names: Vec<_> = set
+            .iter()
+            .map(|s| (s.name.as_str(), s.type_name()))
+            .collect();
+        assert_eq!(
+            names,
+            [("configured", "lock.in-memory"), ("own", "lock.given")]
+        );
         set.view("owner")
             .bucket("own")
             .unwrap()
@@ -402,23 +399,18 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn file_stems_are_safe() {
-        assert_eq!(file_stem("lockstore"), "lockstore");
-        assert_eq!(file_stem("../a b/c"), ".._a_b_c");
-    }
-
     fn redis_store(ignore_errors: bool) -> Vec<StoreSpec> {
+        let metadata: Metadata = [
+            ("redisHost".to_string(), "127.0.0.1:1".to_string()),
+            ("dialTimeout".to_string(), "300ms".to_string()),
+        ]
+        .into_iter()
+        .collect();
         vec![StoreSpec {
             name: "shared".into(),
-            store_type: StoreType::Redis,
+            settings: StoreSettings::new(RedisKind, RedisKind.settings(&metadata).unwrap()),
             key_prefix: KeyPrefix::AppId,
-            metadata: [
-                ("redisHost".to_string(), "127.0.0.1:1".to_string()),
-                ("dialTimeout".to_string(), "300ms".to_string()),
-            ]
-            .into_iter()
-            .collect(),
+            metadata,
             source: Some("locks.yaml".into()),
             ignore_errors,
             scopes: Vec::new(),

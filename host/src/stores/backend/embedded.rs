@@ -7,7 +7,7 @@
 //! Expiry uses the wall clock (it must survive restarts); an index by expiry time lets
 //! [`Backend::purge_expired`] delete expired entries without scanning the live ones.
 
-use super::{Backend, CasOutcome};
+use super::{Backend, CasOutcome, Metadata, OpenContext, Opened, StoreKind};
 use anyhow::Context;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
@@ -25,6 +25,46 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const PURGE_BATCH: usize = 10_000;
 /// At most this many compare-and-swaps share one commit.
 const GROUP_COMMIT_MAX: usize = 1024;
+
+/// The kind `lock.embedded`: no settings; the store's file is `<data dir>/<store name>.redb`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbeddedKind;
+
+#[async_trait]
+impl StoreKind for EmbeddedKind {
+    const TYPE_NAME: &'static str = "lock.embedded";
+    type Settings = ();
+
+    fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn open(&self, _settings: &(), context: OpenContext<'_>) -> anyhow::Result<Opened> {
+        let data_dir = context.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let path = data_dir.join(format!("{}.redb", file_stem(context.store_name)));
+        let backend = EmbeddedBackend::open(&path)?;
+        Ok(Opened {
+            backend: Arc::new(backend),
+            location: path.display().to_string(),
+        })
+    }
+}
+
+/// A file name for a store name: letters, digits, `-`, `_` and `.` kept, others as `_`.
+fn file_stem(store_name: &str) -> String {
+    store_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 /// A durable store in one database file.
 pub struct EmbeddedBackend {
@@ -251,4 +291,15 @@ fn apply(
         }
     }
     Ok(CasOutcome::Swapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stems_are_safe() {
+        assert_eq!(file_stem("lockstore"), "lockstore");
+        assert_eq!(file_stem("../a b/c"), ".._a_b_c");
+    }
 }

@@ -1,10 +1,31 @@
 //! `lock.in-memory`: a map behind a mutex, expiry by the monotonic clock; lost on exit.
 
-use super::{Backend, CasOutcome};
+use super::{Backend, CasOutcome, Metadata, OpenContext, Opened, StoreKind};
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The kind `lock.in-memory`: no settings; a fresh map per store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InMemoryKind;
+
+#[async_trait]
+impl StoreKind for InMemoryKind {
+    const TYPE_NAME: &'static str = "lock.in-memory";
+    type Settings = ();
+
+    fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn open(&self, _settings: &(), _context: OpenContext<'_>) -> anyhow::Result<Opened> {
+        Ok(Opened {
+            backend: Arc::new(MemoryBackend::new()),
+            location: "memory".into(),
+        })
+    }
+}
 
 /// An in-process store for ephemeral use and tests.
 #[derive(Default)]

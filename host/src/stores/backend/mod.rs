@@ -1,15 +1,20 @@
-//! Storage backends behind the WIT `store` interface: one async compare-and-swap contract.
+//! Storage backends behind the WIT `store` interface: one async compare-and-swap contract,
+//! and the store kind that opens each from a component's settings.
 //!
 //! Keys arrive already laid out by [`super::keys`]; a backend only stores bytes with an
 //! expiry, in its own clock. Every backend passes the same contract suite (`contract`).
+//! A new kind is one module here (its backend and its [`StoreKind`]) and one line in
+//! [`StoreKinds::builtin`](super::StoreKinds::builtin).
 
 mod embedded;
+mod kind;
 mod memory;
 mod redis;
 
-pub use self::redis::{RedisBackend, RedisSettings};
-pub use embedded::EmbeddedBackend;
-pub use memory::MemoryBackend;
+pub use self::redis::{RedisBackend, RedisKind, RedisSettings};
+pub use embedded::{EmbeddedBackend, EmbeddedKind};
+pub use kind::{Metadata, OpenContext, Opened, Remark, StoreKind};
+pub use memory::{InMemoryKind, MemoryBackend};
 
 use async_trait::async_trait;
 use std::time::Duration;

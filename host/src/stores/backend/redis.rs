@@ -14,7 +14,7 @@ mod settings;
 
 pub use settings::RedisSettings;
 
-use super::{Backend, CasOutcome};
+use super::{Backend, CasOutcome, Metadata, OpenContext, Opened, Remark, StoreKind};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use failover::FailoverConnection;
@@ -25,7 +25,8 @@ use redis::{
     ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
     Script, TlsCertificates, TlsMode, Value,
 };
-use settings::{Secret, TlsSettings, Topology};
+use settings::{Redacted, TlsSettings, Topology};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Compare-and-swap in one script. KEYS[1] = key; ARGV = expected given ("1"/"0"), expected,
@@ -50,6 +51,43 @@ else
 end
 return {1}
 "#;
+
+/// The kind `lock.redis`: [`RedisSettings`] from Dapr's metadata names; one connection per
+/// store, kept on reload while the settings stay equal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisKind;
+
+#[async_trait]
+impl StoreKind for RedisKind {
+    const TYPE_NAME: &'static str = "lock.redis";
+    type Settings = RedisSettings;
+
+    fn settings(&self, metadata: &Metadata) -> anyhow::Result<RedisSettings> {
+        RedisSettings::from_metadata(metadata)
+    }
+
+    fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
+        RedisSettings::unused(metadata)
+            .into_iter()
+            .map(|unused| match unused.is_unknown() {
+                true => Remark::Warn(unused.to_string()),
+                false => Remark::Info(unused.to_string()),
+            })
+            .collect()
+    }
+
+    async fn open(
+        &self,
+        settings: &RedisSettings,
+        _context: OpenContext<'_>,
+    ) -> anyhow::Result<Opened> {
+        let location = format!("redis {} db {}", settings.describe(), settings.db);
+        Ok(Opened {
+            backend: Arc::new(RedisBackend::connect(settings).await?),
+            location,
+        })
+    }
+}
 
 /// One connection per store: to a server, a cluster, or the master the Sentinels name.
 /// Each finds its server again after a failure by itself.
@@ -84,7 +122,7 @@ fn server_address(tls: Option<&TlsSettings>, host: &str, port: u16) -> Connectio
 }
 
 /// `AUTH` credentials.
-fn credentials(username: Option<&str>, password: Option<&Secret>) -> RedisConnectionInfo {
+fn credentials(username: Option<&str>, password: Option<&Redacted>) -> RedisConnectionInfo {
     let mut redis = RedisConnectionInfo::default();
     if let Some(username) = username {
         redis = redis.set_username(username);

@@ -129,9 +129,9 @@ impl Unused {
 
 /// A secret value: compared, never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+pub struct Redacted(pub String);
 
-impl fmt::Debug for Secret {
+impl fmt::Debug for Redacted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
@@ -156,7 +156,7 @@ pub struct SentinelSettings {
     /// `sentinelUsername`: for the Sentinels (the master uses `redisUsername`).
     pub username: Option<String>,
     /// `sentinelPassword`: for the Sentinels (the master uses `redisPassword`).
-    pub password: Option<Secret>,
+    pub password: Option<Redacted>,
 }
 
 /// `enableTLS: true`.
@@ -175,7 +175,7 @@ pub struct ClientIdentity {
     /// `clientCert`.
     pub cert: String,
     /// `clientKey`.
-    pub key: Secret,
+    pub key: Redacted,
 }
 
 /// Settings from the component's metadata, with Dapr's names.
@@ -190,7 +190,7 @@ pub struct RedisSettings {
     /// `redisUsername`.
     pub username: Option<String>,
     /// `redisPassword`.
-    pub password: Option<Secret>,
+    pub password: Option<Redacted>,
     /// `redisDB`.
     pub db: i64,
     /// `enableTLS` with `insecureSkipTLSVerify`, `clientCert` and `clientKey`.
@@ -243,7 +243,7 @@ impl RedisSettings {
                     .context("metadata property failover is true but sentinelMasterName is empty: name the master the Sentinels monitor")?
                     .to_string(),
                 username: get("sentinelUsername").map(str::to_string),
-                password: get("sentinelPassword").map(|v| Secret(v.to_string())),
+                password: get("sentinelPassword").map(|v| Redacted(v.to_string())),
             }),
             (Some("cluster"), true) => bail!(
                 "metadata property failover is true with redisType cluster: Sentinel-managed clusters are not supported; use failover with redisType node"
@@ -295,7 +295,7 @@ impl RedisSettings {
             port: first_port,
             more_addresses: addresses,
             username: get("redisUsername").map(str::to_string),
-            password: get("redisPassword").map(|v| Secret(v.to_string())),
+            password: get("redisPassword").map(|v| Redacted(v.to_string())),
             db,
             tls: tls_settings(metadata, flag("enableTLS")?, flag("insecureSkipTLSVerify")?)?,
             topology,
@@ -437,7 +437,7 @@ fn tls_settings(
     let client = match (cert, key) {
         (Some(cert), Some(key)) => Some(ClientIdentity {
             cert: cert.to_string(),
-            key: Secret(key.to_string()),
+            key: Redacted(key.to_string()),
         }),
         (None, None) => None,
         (Some(_), None) => bail!("metadata property clientCert is set without clientKey"),
@@ -549,13 +549,13 @@ mod tests {
                 port: 6380,
                 more_addresses: Vec::new(),
                 username: Some("app".into()),
-                password: Some(Secret("secret".into())),
+                password: Some(Redacted("secret".into())),
                 db: 3,
                 tls: Some(TlsSettings {
                     verify: false,
                     client: Some(ClientIdentity {
                         cert: "CERT".into(),
-                        key: Secret("KEY".into()),
+                        key: Redacted("KEY".into()),
                     }),
                 }),
                 topology: Topology::Node,
@@ -640,14 +640,14 @@ mod tests {
             Topology::Sentinel(SentinelSettings {
                 master_name: "mymaster".into(),
                 username: Some("watcher".into()),
-                password: Some(Secret("s-secret".into())),
+                password: Some(Redacted("s-secret".into())),
             })
         );
         assert_eq!(
             s.addresses().collect::<Vec<_>>(),
             [("s1", 26379), ("s2", 26380)]
         );
-        assert_eq!((s.db, &s.password), (2, &Some(Secret("m-secret".into()))));
+        assert_eq!((s.db, &s.password), (2, &Some(Redacted("m-secret".into()))));
         assert_eq!(
             s.describe(),
             r#"master "mymaster" of the Sentinels at s1:26379,s2:26380"#

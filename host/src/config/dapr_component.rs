@@ -1,36 +1,17 @@
-//! Lock stores from Dapr component YAML, read the way daprd reads them.
+//! Lock stores from Dapr `Component` documents, read the way daprd reads them.
 //!
-//! An unknown `lock.*` type, a missing name, a bad version or a duplicate name is an error
-//! that names the file and the component, and so is `lock.redis` metadata this host cannot
-//! honour (naming the property too); `lock.redis` metadata accepted without effect is
-//! logged. Components of a non-lock type are skipped.
+//! A `lock.*` type no registered kind answers to, a missing name, a bad version or a
+//! duplicate name is an error that names the file and the component, and so is metadata the
+//! store's kind cannot honour (naming the property too); metadata the kind accepts without
+//! effect is logged. Components of a non-lock type are skipped. Each store's settings are
+//! read here, once, by its kind.
 
-use crate::stores::backend::RedisSettings;
+use crate::stores::backend::{Metadata, Remark};
 use crate::stores::keys::KeyPrefix;
-use crate::stores::{StoreSpec, StoreType};
+use crate::stores::{StoreKinds, StoreSpec};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// The YAML files of `dir`, sorted; `dir` itself when it is a file.
-pub fn resource_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    if dir.is_file() {
-        return Ok(vec![dir.to_path_buf()]);
-    }
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read resources path {}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        if is_yaml && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
+use std::path::Path;
 
 /// A Dapr `Component` document.
 #[derive(Deserialize)]
@@ -69,6 +50,7 @@ struct MetadataItem {
 pub fn store_spec(
     document: Document,
     file: &Path,
+    kinds: &StoreKinds,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<StoreSpec>> {
     let Some(name) = document.metadata.name.filter(|n| !n.is_empty()) else {
@@ -79,9 +61,10 @@ pub fn store_spec(
         tracing::info!(file = %file.display(), component = %name, r#type = %component_type, "skipping a component that is not a lock store");
         return Ok(None);
     }
-    let Some(store_type) = StoreType::from_name(&component_type) else {
+    let Some(kind) = kinds.get(&component_type) else {
+        let supported = kinds.type_names().collect::<Vec<_>>().join(", ");
         bail!(
-            "component {name:?} has lock store type {component_type:?}, which this host does not implement (supported: lock.embedded, lock.in-memory, lock.redis)"
+            "component {name:?} has lock store type {component_type:?}, which this host does not implement (supported: {supported})"
         );
     };
     let version = document.spec.version.unwrap_or_default();
@@ -95,12 +78,22 @@ pub fn store_spec(
         .map(|(_, v)| v.as_str());
     let key_prefix = KeyPrefix::from_metadata(key_prefix)
         .map_err(|e| anyhow::anyhow!("component {name:?}: {e}"))?;
-    if store_type == StoreType::Redis {
-        check_redis_metadata(&name, &metadata, file)?;
+    let (settings, remarks) = kind
+        .read(&metadata)
+        .map_err(|e| anyhow::anyhow!("component {name:?}: {e:#}"))?;
+    for remark in remarks {
+        match remark {
+            Remark::Warn(remark) => {
+                tracing::warn!(file = %file.display(), component = name.as_str(), "{remark}")
+            }
+            Remark::Info(remark) => {
+                tracing::info!(file = %file.display(), component = name.as_str(), "{remark}")
+            }
+        }
     }
     Ok(Some(StoreSpec {
         name,
-        store_type,
+        settings,
         key_prefix,
         metadata,
         source: Some(file.to_path_buf()),
@@ -109,32 +102,13 @@ pub fn store_spec(
     }))
 }
 
-/// Refuses `lock.redis` metadata this host cannot honour (the error names the component and
-/// the property), and logs each property it accepts without effect.
-fn check_redis_metadata(
-    component: &str,
-    metadata: &BTreeMap<String, String>,
-    file: &Path,
-) -> Result<()> {
-    RedisSettings::from_metadata(metadata)
-        .map_err(|e| anyhow::anyhow!("component {component:?}: {e:#}"))?;
-    for unused in RedisSettings::unused(metadata) {
-        if unused.is_unknown() {
-            tracing::warn!(file = %file.display(), component, "{unused}");
-        } else {
-            tracing::info!(file = %file.display(), component, "{unused}");
-        }
-    }
-    Ok(())
-}
-
 /// Metadata values as strings, `envRef` read from the environment.
 fn resolve_metadata(
     component: &str,
     items: Vec<MetadataItem>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, String>> {
-    let mut metadata = BTreeMap::new();
+) -> Result<Metadata> {
+    let mut metadata = Metadata::new();
     for item in items {
         let value = if let Some(var) = &item.env_ref {
             env(var).with_context(|| {
@@ -166,11 +140,14 @@ fn resolve_metadata(
 mod tests {
     use super::*;
     use crate::config::{Resources, parse_file};
+    use crate::stores::StoreSettings;
+    use crate::stores::backend::StoreKind;
 
     fn parse(text: &str) -> Result<Resources> {
         let mut resources = Resources::default();
         let env = |name: &str| (name == "LOCK_PREFIX").then(|| "Shared".to_string());
-        parse_file(text, Path::new("c.yaml"), &env, &mut resources)?;
+        let kinds = StoreKinds::builtin();
+        parse_file(text, Path::new("c.yaml"), &kinds, &env, &mut resources)?;
         Ok(resources)
     }
 
@@ -201,12 +178,12 @@ spec: { type: lock.embedded, ignoreErrors: true }
         assert_eq!(resources.stores.len(), 2);
         let locks = &resources.stores[0];
         assert_eq!(
-            (locks.name.as_str(), locks.store_type),
-            ("locks", StoreType::InMemory)
+            (locks.name.as_str(), locks.settings.type_name()),
+            ("locks", "lock.in-memory")
         );
         assert_eq!(locks.key_prefix, KeyPrefix::Custom("shared".into()));
         assert_eq!(locks.metadata["number"], "5");
-        assert_eq!(resources.stores[1].store_type, StoreType::Embedded);
+        assert_eq!(resources.stores[1].settings.type_name(), "lock.embedded");
         assert_eq!(resources.stores[1].key_prefix, KeyPrefix::AppId);
         assert!(resources.stores[1].ignore_errors && !locks.ignore_errors);
     }
@@ -257,6 +234,49 @@ spec: { type: lock.embedded, ignoreErrors: true }
         // Other lock types do not read Redis properties.
         let memory = "kind: Component\nmetadata: {name: m}\nspec:\n  type: lock.in-memory\n  metadata:\n  - name: failover\n    value: true\n";
         assert!(parse(memory).is_ok());
+    }
+
+    /// A kind of an embedder's, `lock.own`: in memory, its settings the metadata as given.
+    struct Own;
+
+    #[async_trait::async_trait]
+    impl StoreKind for Own {
+        const TYPE_NAME: &'static str = "lock.own";
+        type Settings = Metadata;
+
+        fn settings(&self, metadata: &Metadata) -> Result<Metadata> {
+            Ok(metadata.clone())
+        }
+
+        async fn open(
+            &self,
+            _: &Metadata,
+            context: crate::stores::backend::OpenContext<'_>,
+        ) -> Result<crate::stores::backend::Opened> {
+            crate::stores::backend::InMemoryKind
+                .open(&(), context)
+                .await
+        }
+    }
+
+    #[test]
+    fn a_registered_kind_reads_components_of_its_type() {
+        let text = "kind: Component\nmetadata: {name: s}\nspec:\n  type: lock.own\n  metadata:\n  - name: x\n    value: 1\n";
+        let mut resources = Resources::default();
+        let env = |_: &str| None;
+        let builtin = StoreKinds::builtin();
+        let refused = parse_file(text, Path::new("c.yaml"), &builtin, &env, &mut resources);
+        assert_eq!(
+            format!("{:#}", refused.unwrap_err()),
+            r#"component "s" has lock store type "lock.own", which this host does not implement (supported: lock.embedded, lock.in-memory, lock.redis)"#
+        );
+        let mut kinds = StoreKinds::builtin();
+        kinds.register(Own);
+        parse_file(text, Path::new("c.yaml"), &kinds, &env, &mut resources).unwrap();
+        let store = &resources.stores[0];
+        assert_eq!(store.settings.type_name(), "lock.own");
+        let expected: Metadata = [("x".to_string(), "1".to_string())].into();
+        assert_eq!(store.settings, StoreSettings::new(Own, expected));
     }
 
     #[test]

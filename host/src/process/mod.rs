@@ -6,28 +6,30 @@
 //! data did not move (and so their locks) and reusing compiled components whose bytes did
 //! not change. A broken configuration changes nothing. [`Process::watch`] reloads on SIGHUP
 //! and when a resource file or a tenant's component changes.
+//!
+//! - [`serve`]: the process serving the Dapr API on its listeners until SIGINT or SIGTERM;
+//! - `banner`: what the binary prints once it listens.
+
+mod banner;
+pub mod serve;
 
 use crate::config::tenants::{LimitOverrides, TenantSpec};
+use crate::config::watch::ReloadTriggers;
 use crate::config::{self, Resources};
 use crate::service::Tenant;
-use crate::stores::StoreSet;
-use crate::stores::default_store;
+use crate::stores::{StoreKinds, StoreSet, default_store};
 use crate::tenants::{Registry, Tenants};
 use crate::wasm::EMBEDDED_GUEST;
 use crate::wasm::compile_cache::CompileCache;
 use crate::wasm::engine::new_engine;
 use crate::wasm::sandbox::{HttpExport, Limits, LinkedComponent, Sandbox};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use wasmtime::Engine;
-
-/// How often the resource files and components are checked for changes.
-const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the flags and the environment say.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct Settings {
     pub resources_paths: Vec<PathBuf>,
     /// `--data-dir`: where `lock.embedded` stores keep their data.
     pub data_dir: PathBuf,
+    /// The store kinds components may name (the binary registers the built-in ones).
+    pub store_kinds: StoreKinds,
     /// `--component`: the component of tenants that name none; `None` = the built-in one.
     pub component: Option<PathBuf>,
     /// The limits of tenants that set none (`--guest-*` flags); `memory_bytes` is also the
@@ -99,29 +103,16 @@ impl Process {
     }
 
     /// Reloads on SIGHUP, and when a resource file or a tenant's component file is added,
-    /// removed or changed (checked every `WATCH_INTERVAL`), until `stopped` turns true. A
-    /// failed reload is logged and keeps the running configuration.
-    pub async fn watch(&self, mut stopped: watch::Receiver<bool>) -> Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-        let mut ticker = tokio::time::interval(WATCH_INTERVAL);
-        let mut seen = self.fingerprint();
-        loop {
-            let reason = tokio::select! {
-                _ = hangup.recv() => {
-                    seen = self.fingerprint();
-                    "SIGHUP"
-                }
-                _ = ticker.tick() => {
-                    let now = self.fingerprint();
-                    if now == seen {
-                        continue;
-                    }
-                    seen = now;
-                    "a resource file changed"
-                }
-                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
-            };
+    /// removed or changed (see [`config::watch`]), until `stopped` turns true. A failed reload
+    /// is logged and keeps the running configuration.
+    pub async fn watch(&self, stopped: watch::Receiver<bool>) -> Result<()> {
+        let components = || -> Vec<PathBuf> {
+            let compiled = self.components.lock().unwrap_or_else(|p| p.into_inner());
+            compiled.keys().flatten().cloned().collect()
+        };
+        let resources_paths = self.settings.resources_paths.clone();
+        let mut triggers = ReloadTriggers::new(resources_paths, components, stopped)?;
+        while let Some(reason) = triggers.next().await {
             match self.reload().await {
                 Ok(()) => tracing::info!(
                     "reloaded the configuration ({reason}): {} tenants",
@@ -132,33 +123,7 @@ impl Process {
                 ),
             }
         }
-    }
-
-    /// The resource files and component files, with their modification times and sizes.
-    fn fingerprint(&self) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
-        let mut files: Vec<PathBuf> = self
-            .settings
-            .resources_paths
-            .iter()
-            .flat_map(|dir| config::components::resource_files(dir).unwrap_or_default())
-            .collect();
-        files.extend(
-            self.components
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .keys()
-                .flatten()
-                .cloned(),
-        );
-        files
-            .into_iter()
-            .map(|file| {
-                let stamp = std::fs::metadata(&file)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())));
-                (file, stamp)
-            })
-            .collect()
+        Ok(())
     }
 
     /// The lock stores in force.
@@ -178,7 +143,9 @@ impl Process {
                 tenants: Vec::new(),
             }
         } else {
-            config::load(&settings.resources_paths, &|name| std::env::var(name).ok())?
+            config::load(&settings.resources_paths, &settings.store_kinds, &|name| {
+                std::env::var(name).ok()
+            })?
         };
         let mut specs = resources.tenants;
         let open = specs.is_empty() && settings.api_token.is_none();
@@ -223,30 +190,7 @@ impl Process {
         overrides: &LimitOverrides,
         stores: &StoreSet,
     ) -> Result<Tenant> {
-        let defaults = &self.settings.limits;
-        let memory_bytes = match overrides.memory {
-            None => defaults.memory_bytes,
-            Some(memory) => {
-                let memory = usize::try_from(memory).unwrap_or(usize::MAX);
-                if memory > defaults.memory_bytes {
-                    bail!(
-                        "spec.limits.memory ({memory} bytes) is above --guest-memory ({} bytes), the most any instance may have",
-                        defaults.memory_bytes
-                    );
-                }
-                memory
-            }
-        };
-        let limits = Limits {
-            timeout: overrides.timeout.unwrap_or(defaults.timeout),
-            memory_bytes,
-            max_concurrency: overrides
-                .max_concurrency
-                .unwrap_or(defaults.max_concurrency),
-            requests_per_instance: overrides
-                .requests_per_instance
-                .unwrap_or(defaults.requests_per_instance),
-        };
+        let limits = overrides.over(&self.settings.limits)?;
         let path = component.as_ref().or(self.settings.component.as_ref());
         // Compiling takes a while: on a multi-threaded runtime, other tasks move off this
         // thread meanwhile.

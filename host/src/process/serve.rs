@@ -1,0 +1,125 @@
+//! The process serving the Dapr API: listeners bound, the banner printed, expired locks
+//! purged and the configuration reloaded in the background, until SIGINT or SIGTERM.
+
+use super::{Process, Settings, banner};
+use crate::api;
+use crate::api::connections::Connections;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How often expired locks are purged from the stores.
+const PURGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where the Dapr API listens.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// `--dapr-listen-addresses`.
+    pub addresses: Vec<String>,
+    /// `--dapr-http-port` (0 picks a free port).
+    pub http_port: u16,
+    /// `--dapr-grpc-port` (0 picks a free port).
+    pub grpc_port: u16,
+}
+
+/// Starts the process of `settings`, listens as `listen` says within `connections`, prints
+/// the banner (with the time since `started`), and serves until SIGINT or SIGTERM; then
+/// finishes the requests in flight.
+pub async fn run(
+    settings: Settings,
+    listen: &Listen,
+    connections: Arc<Connections>,
+    started: Instant,
+) -> Result<()> {
+    let process = Arc::new(Process::start(settings).await?);
+
+    let http_listeners = bind(&listen.addresses, listen.http_port, "HTTP").await?;
+    let grpc_listeners = bind(&listen.addresses, listen.grpc_port, "gRPC").await?;
+    banner::print(
+        &process,
+        &http_listeners,
+        &grpc_listeners,
+        started.elapsed(),
+    )?;
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(purge_expired_locks(process.clone(), stopped.clone()));
+    let watcher = {
+        let (process, stopped) = (process.clone(), stopped.clone());
+        tokio::spawn(async move { process.watch(stopped).await })
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in http_listeners {
+        let (tenants, connections, stopped) = (
+            process.tenants.clone(),
+            connections.clone(),
+            stopped.clone(),
+        );
+        servers.spawn(async move {
+            api::http::serve_within(listener, tenants, &connections, stopped).await;
+        });
+    }
+    for listener in grpc_listeners {
+        let (tenants, connections, stopped) = (
+            process.tenants.clone(),
+            connections.clone(),
+            stopped.clone(),
+        );
+        servers.spawn(async move {
+            if let Err(e) = api::grpc::serve_within(listener, tenants, &connections, stopped).await
+            {
+                tracing::error!("the gRPC server stopped: {e:#}");
+            }
+        });
+    }
+
+    shutdown_signal().await?;
+    tracing::info!("shutting down: finishing in-flight requests");
+    stop.send_replace(true);
+    while let Some(server) = servers.join_next().await {
+        server.context("a listener task failed")?;
+    }
+    watcher.await.context("the reload watcher failed")??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Listens on `port` of every address.
+async fn bind(addresses: &[String], port: u16, api: &str) -> Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for address in addresses {
+        let listener = TcpListener::bind((address.as_str(), port))
+            .await
+            .with_context(|| format!("cannot listen for {api} on {address}:{port}"))?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Deletes expired locks every [`PURGE_INTERVAL`] until shutdown.
+async fn purge_expired_locks(process: Arc<Process>, mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        let purged = process.stores().purge_expired().await;
+        if purged > 0 {
+            tracing::debug!(purged, "purged expired locks");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
