@@ -15,8 +15,7 @@ use crate::stores::default_store;
 use crate::tenants::{Registry, Tenants};
 use crate::wasm::EMBEDDED_GUEST;
 use crate::wasm::compile_cache::CompileCache;
-use crate::wasm::engine::new_engine;
-use crate::wasm::sandbox::{HttpExport, Limits, LinkedComponent, Sandbox};
+use crate::wasm::{HttpExport, Limits, LinkedComponent, Sandbox, WasmEngine, new_engine};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -24,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
-use wasmtime::Engine;
 
 /// How often the resource files and components are checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -58,7 +56,7 @@ pub struct Settings {
 /// The process: its engine, its stores and its tenants.
 pub struct Process {
     settings: Settings,
-    engine: Engine,
+    engine: WasmEngine,
     compile_cache: Option<CompileCache>,
     stores: Mutex<Arc<StoreSet>>,
     components: Mutex<HashMap<Option<PathBuf>, Compiled>>,
@@ -292,7 +290,7 @@ impl Process {
         let linked = match &self.compile_cache {
             None => LinkedComponent::new(&self.engine, &name, &bytes, http_export),
             Some(cache) => cache
-                .compile(&self.engine, &bytes)
+                .compile(self.engine.wasmtime(), &bytes)
                 .context("cannot compile the lock component")
                 .and_then(|(component, _)| {
                     LinkedComponent::from_component(&self.engine, &name, &component, http_export)
