@@ -11,6 +11,7 @@
 //! ends at its deadline, [`Limits::timeout`]); its memory is capped
 //! ([`Limits::memory_bytes`]). An instance's exports are looked up once, when it is made.
 
+use super::bindings::exports::wasilock::lock::http_api;
 use super::component::{Exports, HttpEntry, HttpIndices};
 // The types this module's public items name, and the export choice its component was
 // linked with, so that `wasm::sandbox::...` paths name them too.
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
 /// The limits of one tenant's sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +57,9 @@ pub struct Sandbox {
 /// component was linked).
 pub(super) enum WarmInstances {
     /// Instances answering HTTP through `wasilock:lock/http-api`.
-    Api(WarmPool<super::bindings::exports::wasilock::lock::http_api::GuestIndices>),
+    Api(WarmPool<http_api::GuestIndices>),
     /// Instances answering HTTP through `wasi:http/incoming-handler`.
-    WasiHttp(WarmPool<wasmtime_wasi_http::p2::bindings::ProxyIndices>),
+    WasiHttp(WarmPool<ProxyIndices>),
 }
 
 /// What a call into an instance gave, and whether the instance may serve again.
