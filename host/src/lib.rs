@@ -11,9 +11,10 @@
 //!
 //! # Three lifetimes
 //!
-//! - **Process**: one wasmtime [`Engine`](wasmtime::Engine) ([`new_engine`]), each lock
-//!   component compiled and linked once ([`LinkedComponent`]), and the stores with their
-//!   backends ([`StoreSet`]), shared by every tenant.
+//! - **Process**: one wasmtime engine ([`new_engine`] makes a [`WasmEngine`]: the engine and
+//!   the budget of warm instances its sandboxes share), each lock component compiled and
+//!   linked once ([`LinkedComponent`]), and the stores with their backends ([`StoreSet`]),
+//!   shared by every tenant.
 //! - **Tenant**: an app id, what it sees of the stores ([`StoreView`]: Dapr `scopes`, and
 //!   its keys prefixed as Dapr's `keyPrefix` says) and its [`Sandbox`]: a component, that
 //!   view and [`Limits`]. A sandbox keeps warm instances of its component for its own next
@@ -27,7 +28,8 @@
 //! # Embedding, step by step
 //!
 //! 1. Make the engine with [`new_engine`], for the largest memory limit of any tenant. It
-//!    starts the one thread that measures every deadline, which ends with the engine.
+//!    starts the one thread that measures every deadline, which ends with the engine, and
+//!    holds the budget of warm instances of the components linked for it.
 //! 2. Compile and link a component with [`LinkedComponent::new`]: [`EMBEDDED_GUEST`], or
 //!    bytes of your own. With [`HttpExport::Auto`], HTTP requests enter through
 //!    `wasilock:lock/http-api` when the component exports it.
@@ -120,6 +122,12 @@
 //!   reaches the caller as daprd's `ERR_TRY_LOCK` or `ERR_UNLOCK`.
 //! - [`Backend::purge_expired`] deletes expired entries; call [`StoreSet::purge_expired`]
 //!   from time to time (the binary does so periodically).
+//!
+//! A [`Sandbox`] links the import for its own instances. To run a component in a `Store<T>`
+//! of your own instead, implement [`LockStoreView`] for `T` (the tenant's [`StoreView`] and
+//! the resource table its buckets live in) and link the import with
+//! [`wasm::store_import::add_to_linker`], as `wasmtime-wasi-http` links `wasi:http` for a
+//! `WasiHttpView`.
 //!
 //! ## A backend of your own
 //!
@@ -251,7 +259,8 @@
 //! - [`tenants`]: which tenant a request's token selects, swapped on reload;
 //! - [`api`]: the HTTP and gRPC transports;
 //! - [`service`]: lock operations of a tenant, independent of the transport;
-//! - [`wasm`]: the engine, the WIT `store` host side, and each tenant's sandbox;
+//! - [`wasm`]: the engine, linked components, the WIT `store` host side, and each tenant's
+//!   sandbox;
 //! - [`stores`]: backends and the store kinds that open them, Dapr's key layout and each
 //!   tenant's view of the stores;
 //! - [`answer`]: HTTP answers as the host writes them.
@@ -273,5 +282,5 @@ pub use service::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 pub use stores::backend::{Backend, CasOutcome, MemoryBackend, OpenContext, Opened, StoreKind};
 pub use stores::{StoreKinds, StoreSet, StoreSettings, StoreSpec, StoreView};
 pub use wasm::EMBEDDED_GUEST;
-pub use wasm::engine::new_engine;
-pub use wasm::sandbox::{GuestFailure, HttpExport, Limits, LinkedComponent, Sandbox};
+pub use wasm::{GuestFailure, HttpExport, Limits, LinkedComponent, Sandbox};
+pub use wasm::{LockStoreCtxView, LockStoreView, WasmEngine, new_engine};

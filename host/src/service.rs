@@ -8,7 +8,7 @@
 
 use crate::answer::HyperOutgoingBody;
 use crate::stores::StoreView;
-use crate::wasm::sandbox::{GuestFailure, Sandbox};
+use crate::wasm::{GuestFailure, Sandbox};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 pub use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};

@@ -7,7 +7,7 @@
 //! `DAPR_API_TOKEN`), the one tenant serves every request, as daprd without a token does.
 
 use crate::service::Tenant;
-use crate::wasm::sandbox::Sandbox;
+use crate::wasm::Sandbox;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

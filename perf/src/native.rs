@@ -6,6 +6,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use std::sync::Arc;
 use std::time::Duration;
+use wasilock::GuestFailure;
 use wasilock::answer::{HyperOutgoingBody, json_response};
 use wasilock::service::{LockService, Tenant};
 use wasilock::stores::backend::InMemoryKind;
@@ -13,7 +14,6 @@ use wasilock::stores::keys::KeyPrefix;
 use wasilock::stores::{Bucket, OpenError, StoreSet, StoreView};
 use wasilock::stores::{StoreSettings, StoreSpec};
 use wasilock::tenants::{Registry, Tenants};
-use wasilock::wasm::sandbox::GuestFailure;
 use wasilock_guest::http::{self, Route};
 use wasilock_guest::lease::{
     self, CasOutcome, LockBucket, LockError, LockRequest, LockStore, StoreError, UnlockRequest,

@@ -21,15 +21,13 @@ use crate::stores::{StoreKinds, StoreSet, default_store};
 use crate::tenants::{Registry, Tenants};
 use crate::wasm::EMBEDDED_GUEST;
 use crate::wasm::compile_cache::CompileCache;
-use crate::wasm::engine::new_engine;
-use crate::wasm::sandbox::{HttpExport, Limits, LinkedComponent, Sandbox};
+use crate::wasm::{HttpExport, Limits, LinkedComponent, Sandbox, WasmEngine, new_engine};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-use wasmtime::Engine;
 
 /// What the flags and the environment say.
 #[derive(Debug, Clone)]
@@ -62,7 +60,7 @@ pub struct Settings {
 /// The process: its engine, its stores and its tenants.
 pub struct Process {
     settings: Settings,
-    engine: Engine,
+    engine: WasmEngine,
     compile_cache: Option<CompileCache>,
     stores: Mutex<Arc<StoreSet>>,
     components: Mutex<HashMap<Option<PathBuf>, Compiled>>,
@@ -236,7 +234,7 @@ impl Process {
         let linked = match &self.compile_cache {
             None => LinkedComponent::new(&self.engine, &name, &bytes, http_export),
             Some(cache) => cache
-                .compile(&self.engine, &bytes)
+                .compile(self.engine.wasmtime(), &bytes)
                 .context("cannot compile the lock component")
                 .and_then(|(component, _)| {
                     LinkedComponent::from_component(&self.engine, &name, &component, http_export)

@@ -347,6 +347,11 @@ mod tests {
     use crate::wasm::engine::new_engine;
     use std::os::unix::fs::PermissionsExt;
 
+    /// An engine as the process makes it.
+    fn engine() -> Engine {
+        new_engine(16 << 20).unwrap().wasmtime().clone()
+    }
+
     fn entries(dir: &Path) -> Vec<PathBuf> {
         let mut found: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
@@ -360,7 +365,7 @@ mod tests {
     fn a_stored_component_is_loaded_by_the_next_engine_and_runs() {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path().join("cache"));
-        let engine = new_engine(16 << 20).unwrap();
+        let engine = engine();
         let (_, origin) = cache.compile(&engine, EMBEDDED_GUEST).unwrap();
         assert_eq!(origin, Origin::Compiled);
         let stored = entries(cache.dir());
@@ -371,21 +376,21 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
 
         let engine = new_engine(16 << 20).unwrap();
-        let (component, origin) = cache.compile(&engine, EMBEDDED_GUEST).unwrap();
+        let (component, origin) = cache.compile(engine.wasmtime(), EMBEDDED_GUEST).unwrap();
         assert_eq!(origin, Origin::Cached);
-        let linked = crate::wasm::sandbox::LinkedComponent::from_component(
+        let linked = crate::wasm::LinkedComponent::from_component(
             &engine,
             "built-in",
             &component,
-            crate::wasm::sandbox::HttpExport::Auto,
+            crate::wasm::HttpExport::Auto,
         );
         assert!(linked.is_ok());
     }
 
     #[test]
     fn another_engine_configuration_or_component_names_another_entry() {
-        let small = new_engine(16 << 20).unwrap();
-        let same = new_engine(16 << 20).unwrap();
+        let small = engine();
+        let same = engine();
         assert_eq!(key(&small, EMBEDDED_GUEST), key(&same, EMBEDDED_GUEST));
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
@@ -400,7 +405,7 @@ mod tests {
     fn a_damaged_or_foreign_entry_is_compiled_again_and_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path());
-        let engine = new_engine(16 << 20).unwrap();
+        let engine = engine();
         cache.compile(&engine, EMBEDDED_GUEST).unwrap();
         let entry = entries(dir.path()).pop().unwrap();
         let good = std::fs::read(&entry).unwrap();
@@ -442,7 +447,7 @@ mod tests {
     fn a_symbolic_link_is_not_followed() {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path().join("cache"));
-        let engine = new_engine(16 << 20).unwrap();
+        let engine = engine();
         cache.compile(&engine, EMBEDDED_GUEST).unwrap();
         let entry = entries(cache.dir()).pop().unwrap();
         let elsewhere = dir.path().join("elsewhere");
@@ -457,7 +462,7 @@ mod tests {
     fn compile_errors_are_wasmtimes() {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path());
-        let engine = new_engine(16 << 20).unwrap();
+        let engine = engine();
         assert!(cache.compile(&engine, b"not wasm").is_err());
         assert!(entries(dir.path()).is_empty());
     }
@@ -466,7 +471,7 @@ mod tests {
     fn the_oldest_entries_beyond_the_bound_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path());
-        let engine = new_engine(16 << 20).unwrap();
+        let engine = engine();
         cache.compile(&engine, EMBEDDED_GUEST).unwrap();
         let stored = entries(dir.path()).pop().unwrap();
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);

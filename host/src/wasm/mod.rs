@@ -1,16 +1,39 @@
-//! The wasm side of the host: one engine for the process, the host side of the WIT `store`
-//! import, and each tenant's sandbox (its component, limits and warm instances).
+//! The wasm side of the host: the engine, each lock component compiled and linked once, the
+//! host side of the WIT `store` import, and each tenant's sandbox. One job per module:
 //!
-//! - [`engine`]: the process's wasmtime `Engine` (pooling allocator, one epoch ticker);
+//! - [`engine`]: the process's wasmtime engine ([`WasmEngine`]: pooling allocator, one epoch
+//!   ticker, the budget of warm instances its sandboxes share);
 //! - [`compile_cache`]: compiled components kept on disk, so a start-up need not compile;
-//! - `store_impl`: per-call state and the host side of the WIT `store` import (crate-private:
-//!   [`sandbox::LinkedComponent`] links it);
-//! - [`sandbox`]: a tenant's component and the one call helper every entry goes through.
+//! - `component`: a component linked with the host's imports, its exports looked up and
+//!   type-checked once ([`LinkedComponent`], [`HttpExport`]);
+//! - [`store_import`]: the host side of the WIT `store` import, for any store state that
+//!   implements [`LockStoreView`];
+//! - `host_state`: the state of a sandbox's instance (WASI, memory cap, call clock, stores);
+//! - [`sandbox`]: a tenant's sandbox: admission (`maxConcurrency` places), warm instances
+//!   (`warm`), and the one call helper every entry goes through;
+//! - `schedule`: a call's clock: its deadline, the ticks it computed, its tenant's slow lane;
+//! - `entries`: the entries into a component: `http-api`, `wasi:http` and the typed export;
+//! - `failure`: why a call gave no answer ([`GuestFailure`]), a broken limit named;
+//! - `convert`: conversions between the WIT bindings' types and the host's and rules' own.
 
 pub mod compile_cache;
+mod component;
+mod convert;
 pub mod engine;
+mod entries;
+mod failure;
+mod host_state;
 pub mod sandbox;
-pub(crate) mod store_impl;
+mod schedule;
+pub mod store_import;
+mod warm;
+
+pub use component::{HttpExport, LinkedComponent};
+pub use engine::{WasmEngine, new_engine};
+pub use entries::HttpRequestBody;
+pub use failure::GuestFailure;
+pub use sandbox::{Limits, Sandbox};
+pub use store_import::{LockStoreCtxView, LockStoreView};
 
 /// Host bindings for the `lock-api` world (the `store` import, the typed `lock` and the
 /// `http-api` exports).
