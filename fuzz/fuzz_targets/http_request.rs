@@ -8,8 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasilock_guest::fake_store::FakeStore;
-use wasilock_guest::http::{check_dapr_shape, respond, route};
+use wasilock_rules::fake_store::FakeStore;
+use wasilock_rules::http::{check_dapr_shape, respond, route};
 
 fuzz_target!(|input: &[u8]| {
     let (head, body) = match input.iter().position(|&b| b == b'\n') {

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
