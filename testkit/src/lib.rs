@@ -28,7 +28,7 @@ pub mod sequences;
 
 pub use guests::fault_injection_guest;
 pub use host::{Host, Options, Reply, StartFailure, agent, binary, post, try_lock, unlock};
-pub use resources::{component, resources, scoped_component, tenant};
+pub use resources::{component, resources, resources_path, scoped_component, tenant};
 pub use sequences::{conformance_sequence, one_winner_rounds};
 
 use std::path::PathBuf;
