@@ -1,5 +1,6 @@
-//! Fuzz target: one HTTP request, routed and answered by the guest's pure rules over each of
-//! the fake store's scenarios; every answer must be one daprd could give.
+//! Fuzz target: one HTTP request, routed and answered by the component's pure rules
+//! (`wasilock-rules`) over each of the fake store's scenarios; every answer must be one daprd
+//! could give.
 //!
 //! Input: `METHOD PATH` on the first line (bytes that are not UTF-8 read as U+FFFD), the body
 //! after the newline. Without a newline the whole input is the first line and the body is
