@@ -15,6 +15,8 @@ fn main() {
     for input in [
         "guest/src",
         "guest/Cargo.toml",
+        "rules/src",
+        "rules/Cargo.toml",
         "wit",
         "Cargo.toml",
         "Cargo.lock",

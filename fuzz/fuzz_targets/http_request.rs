@@ -1,5 +1,6 @@
-//! Fuzz target: one HTTP request, routed and answered by the guest's pure rules over each of
-//! the fake store's scenarios; every answer must be one daprd could give.
+//! Fuzz target: one HTTP request, routed and answered by the component's pure rules
+//! (`wasilock-rules`) over each of the fake store's scenarios; every answer must be one daprd
+//! could give.
 //!
 //! Input: `METHOD PATH` on the first line (bytes that are not UTF-8 read as U+FFFD), the body
 //! after the newline. Without a newline the whole input is the first line and the body is
@@ -8,8 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasilock_guest::fake_store::FakeStore;
-use wasilock_guest::http::{check_dapr_shape, respond, route};
+use wasilock_rules::fake_store::FakeStore;
+use wasilock_rules::http::{check_dapr_shape, respond, route};
 
 fuzz_target!(|input: &[u8]| {
     let (head, body) = match input.iter().position(|&b| b == b'\n') {

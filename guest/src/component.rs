@@ -2,13 +2,13 @@
 //!
 //! The host's `store` import is adapted to [`LockStore`]; the typed `lock` export and the two
 //! HTTP exports (`wasilock:lock/http-api`, one call per request, and
-//! `wasi:http/incoming-handler`, over WASI streams) all call [`crate::lease`].
+//! `wasi:http/incoming-handler`, over WASI streams) all call [`wasilock_rules::lease`].
 
-use crate::http::{self, Response, Route};
-use crate::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use wasilock_rules::http::{self, Response, Route};
+use wasilock_rules::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -45,25 +45,29 @@ thread_local! {
     /// instance's life, so each store is opened once, not on every request (two calls into
     /// the host saved per request). Only stores that opened are kept, so this holds at most
     /// the tenant's configured stores.
-    static OPENED: RefCell<Vec<(String, Rc<wit_store::Bucket>)>> = const { RefCell::new(Vec::new()) };
+    static OPENED: RefCell<Vec<(String, HostBucket)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// One of the host's buckets as a [`LockBucket`], shared by the requests of this instance.
+#[derive(Clone)]
+struct HostBucket(Rc<wit_store::Bucket>);
+
 impl LockStore for HostStore {
-    type Bucket = Rc<wit_store::Bucket>;
+    type Bucket = HostBucket;
 
     fn open(&self, name: &str) -> Result<Self::Bucket, StoreError> {
         OPENED.with_borrow_mut(|opened| {
             if let Some((_, bucket)) = opened.iter().find(|(n, _)| n == name) {
                 return Ok(bucket.clone());
             }
-            let bucket = Rc::new(wit_store::Bucket::open(name)?);
+            let bucket = HostBucket(Rc::new(wit_store::Bucket::open(name)?));
             opened.push((name.to_owned(), bucket.clone()));
             Ok(bucket)
         })
     }
 }
 
-impl LockBucket for Rc<wit_store::Bucket> {
+impl LockBucket for HostBucket {
     fn compare_and_swap(
         &self,
         key: &str,
@@ -71,7 +75,7 @@ impl LockBucket for Rc<wit_store::Bucket> {
         new: Option<&[u8]>,
         ttl_ms: Option<u64>,
     ) -> Result<CasOutcome, StoreError> {
-        match wit_store::Bucket::compare_and_swap(self, key, expected, new, ttl_ms)? {
+        match self.0.compare_and_swap(key, expected, new, ttl_ms)? {
             wit_store::CasOutcome::Swapped => Ok(CasOutcome::Swapped),
             wit_store::CasOutcome::Conflict(live) => Ok(CasOutcome::Conflict(live)),
         }

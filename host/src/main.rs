@@ -172,7 +172,7 @@ fn main() {
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "wasilock={0},wasilock_guest={0},warn",
+            "wasilock={0},wasilock_rules={0},warn",
             cli.log_level.filter()
         )))
         .with_writer(std::io::stderr)

@@ -2,7 +2,7 @@
 //!
 //! [`LockService`] is the lock logic (a tenant's [`Sandbox`], or the same rules natively for
 //! the benchmark baseline); [`Tenant`] adds what a sidecar knows of its app (its id). The
-//! vocabulary is the component's own pure rules ([`wasilock_guest::lease`]): requests,
+//! vocabulary is the component's own pure rules ([`wasilock_rules::lease`]): requests,
 //! unlock statuses and daprd's errors. A component's failure becomes daprd's error here, in
 //! one place ([`Tenant::refusal`]); each transport renders a [`Refusal`] its own way.
 
@@ -11,7 +11,7 @@ use crate::stores::StoreView;
 use crate::wasm::{GuestFailure, Sandbox};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-pub use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+pub use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 
 /// The Dapr runtime version whose lock API this host reproduces.
 pub const DAPR_RUNTIME_VERSION: &str = "1.18.3";
@@ -146,11 +146,11 @@ impl<S: LockService> Tenant<S> {
         Refusal::Lock(match operation {
             Operation::TryLock => LockError::TryLockFailed(format!(
                 "{}the lock component failed: {summary}",
-                wasilock_guest::lease::TRY_LOCK_FAILED_PREFIX
+                wasilock_rules::lease::TRY_LOCK_FAILED_PREFIX
             )),
             Operation::Unlock => LockError::UnlockFailed(format!(
                 "{}the lock component failed: {summary}",
-                wasilock_guest::lease::UNLOCK_FAILED_PREFIX
+                wasilock_rules::lease::UNLOCK_FAILED_PREFIX
             )),
         })
     }

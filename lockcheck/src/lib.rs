@@ -10,6 +10,8 @@
 //! - [`redis_admin`]: direct commands to Redis and Sentinel, and the Sentinel's events;
 //! - [`report`]: a run's figures and findings as text.
 
+#![warn(missing_docs)]
+
 pub mod checker;
 pub mod history;
 pub mod redis_admin;

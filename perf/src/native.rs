@@ -1,4 +1,4 @@
-//! The native baseline: the guest's own rules (`wasilock_guest::http`) compiled natively,
+//! The native baseline: the component's own rules (`wasilock_rules::http`) compiled natively,
 //! behind the host's HTTP server, over the host's in-memory store. No wasm.
 
 use http_body_util::{BodyExt, Limited};
@@ -14,8 +14,8 @@ use wasilock::stores::keys::KeyPrefix;
 use wasilock::stores::{Bucket, OpenError, StoreSet, StoreView};
 use wasilock::stores::{StoreSettings, StoreSpec};
 use wasilock::tenants::{Registry, Tenants};
-use wasilock_guest::http::{self, Route};
-use wasilock_guest::lease::{
+use wasilock_rules::http::{self, Route};
+use wasilock_rules::lease::{
     self, CasOutcome, LockBucket, LockError, LockRequest, LockStore, StoreError, UnlockRequest,
     UnlockStatus,
 };

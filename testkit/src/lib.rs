@@ -2,7 +2,7 @@
 //! store contract tests and the benchmark harness (`perf/`).
 //!
 //! - [`host`]: a `wasilock` process on free ports, ready on `/v1.0/healthz`, and an HTTP client;
-//! - [`resources`]: Component and Tenant YAML for `--resources-path`;
+//! - [`resources`](mod@resources): Component and Tenant YAML for `--resources-path`;
 //! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
 //! - [`redis_server`]: a throwaway `redis-server`;
 //! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
@@ -11,6 +11,8 @@
 //! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
 //! - [`guests`]: lock components built for tests;
 //! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does.
+
+#![warn(missing_docs)]
 
 mod apt;
 pub mod guests;
@@ -26,7 +28,7 @@ pub mod sequences;
 
 pub use guests::fault_injection_guest;
 pub use host::{Host, Options, Reply, StartFailure, agent, binary, post, try_lock, unlock};
-pub use resources::{component, resources, scoped_component, tenant};
+pub use resources::{component, resources, resources_path, scoped_component, tenant};
 pub use sequences::{conformance_sequence, one_winner_rounds};
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! Node.js hosting the lock component through jco, exactly as `examples/node/` documents it:
 //! the example's files in a temporary folder, its pinned packages from
-//! [`npm_folder`](crate::installs::npm_folder), the built-in component written by
+//! [`npm_folder`], the built-in component written by
 //! `wasilock component --out`, transpiled by `npm run transpile` and served by `server.js`.
 
 use crate::host::{START_TIMEOUT, binary, drain};

@@ -11,6 +11,11 @@ pub fn resources(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// The path of a directory made by [`resources`], as the argument of `--resources-path`.
+pub fn resources_path(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().expect("a UTF-8 temporary path")
+}
+
 /// A lock component YAML document.
 pub fn component(name: &str, store_type: &str, metadata: &[(&str, &str)]) -> String {
     let mut yaml = format!(

@@ -118,12 +118,12 @@ pub async fn handle<S: LockService>(
 pub(crate) fn refusal_response(refusal: &Refusal) -> Response<HyperOutgoingBody> {
     match refusal {
         Refusal::Lock(error) => {
-            let answer = wasilock_guest::http::error_response(error);
+            let answer = wasilock_rules::http::error_response(error);
             json(answer.status, answer.body)
         }
         Refusal::Busy(message) => json(
             429,
-            wasilock_guest::http::error_body("ERR_TOO_MANY_REQUESTS", message),
+            wasilock_rules::http::error_body("ERR_TOO_MANY_REQUESTS", message),
         ),
     }
 }

@@ -6,7 +6,7 @@ use super::bindings::exports::wasilock::lock::lock as typed_lock;
 use super::bindings::wasilock::lock::store as wit_store;
 use crate::stores::OpenError;
 use crate::stores::backend::CasOutcome;
-use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 
 /// A lock request as the typed export takes it.
 pub(super) fn lock_request(request: LockRequest) -> typed_lock::LockRequest {

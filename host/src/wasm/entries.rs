@@ -11,7 +11,7 @@ use super::warm::WarmPool;
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use anyhow::Result;
 use http_body_util::{BodyExt, Limited};
-use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;

@@ -225,7 +225,7 @@ mod tests {
     use crate::wasm::EMBEDDED_GUEST;
     use crate::wasm::engine::{WasmEngine, new_engine};
     use std::path::Path;
-    use wasilock_guest::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+    use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 
     fn limits() -> Limits {
         Limits {

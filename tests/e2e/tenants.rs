@@ -7,15 +7,11 @@
 
 use wasilock_testkit as common;
 
-use common::{Host, Options, component, resources, scoped_component, tenant};
+use common::{Host, Options, component, resources, resources_path, scoped_component, tenant};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasilock::api::grpc::proto::GetMetadataRequest;
 use wasilock::api::grpc::proto::dapr_client::DaprClient;
-
-fn path(dir: &tempfile::TempDir) -> &str {
-    dir.path().to_str().unwrap()
-}
 
 fn as_tenant(token: &str) -> [(&str, &str); 1] {
     [("dapr-api-token", token)]
@@ -42,7 +38,7 @@ fn tokens_select_tenants_and_scopes_decide_their_stores() {
     ]);
     let host = Host::start_with(
         Options::new()
-            .args(["--app-id", "ops", "--resources-path", path(&dir)])
+            .args(["--app-id", "ops", "--resources-path", resources_path(&dir)])
             .env("DAPR_API_TOKEN", "t-ops"),
     );
     let banner = host.banner();
@@ -183,9 +179,10 @@ fn bad_tenant_files_stop_start_up_naming_the_file_and_the_field() {
     ];
     for (case, yaml, needle) in cases {
         let dir = resources(&[("tenants.yaml", &yaml)]);
-        let failure = Host::try_start(Options::new().args(["--resources-path", path(&dir)]))
-            .err()
-            .unwrap_or_else(|| panic!("{case}: the host started"));
+        let failure =
+            Host::try_start(Options::new().args(["--resources-path", resources_path(&dir)]))
+                .err()
+                .unwrap_or_else(|| panic!("{case}: the host started"));
         let file = dir.path().join("tenants.yaml");
         assert!(
             failure.stderr.contains(&file.display().to_string()) && failure.stderr.contains(needle),
@@ -234,7 +231,7 @@ fn a_hostile_tenant_never_delays_or_fails_a_healthy_one() {
         .map(|(n, y)| (n.as_str(), y.as_str()))
         .collect();
     let dir = resources(&files);
-    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
 
     // The hostile component reaches for the healthy tenant's lock and store: it cannot.
     let healthy = as_tenant("t-healthy");
@@ -365,7 +362,7 @@ fn past_max_concurrency_requests_wait_then_get_429() {
             ),
         ),
     ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
     let replies: Vec<(u16, String, Duration)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..3)
             .map(|i| {
@@ -426,7 +423,7 @@ fn the_configuration_reloads_under_load_without_a_failed_request() {
         ),
         ("a.yaml", &tenant("a", "t-a", None, "{}")),
     ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
     let write = |name: &str, yaml: &str| std::fs::write(dir.path().join(name), yaml).unwrap();
     let status_of =
         |token: &str, path: &str| host.post_with(path, &lock_body("probe", "p"), &as_tenant(token));

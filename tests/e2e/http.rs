@@ -4,7 +4,7 @@
 
 use wasilock_testkit as common;
 
-use common::{Host, Options, Reply, component, conformance_sequence, resources};
+use common::{Host, Options, Reply, component, conformance_sequence, resources, resources_path};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ fn conformance_sequence_on_the_default_embedded_store() {
 fn conformance_sequence_on_an_in_memory_store() {
     let dir = resources(&[("memory.yaml", &component("fast", "lock.in-memory", &[]))]);
     for (setting, export) in HTTP_EXPORTS {
-        let options = Options::new().args(["--resources-path", path(&dir)]);
+        let options = Options::new().args(["--resources-path", resources_path(&dir)]);
         conformance_sequence(&start_through(setting, export, options), "fast");
     }
 }
@@ -189,7 +189,7 @@ fn without_stores_lock_requests_are_not_configured_and_scopes_hide_stores() {
         "--app-id",
         "me",
         "--resources-path",
-        path(&only_hidden),
+        resources_path(&only_hidden),
     ]));
     let not_configured = error(
         500,
@@ -204,8 +204,12 @@ fn without_stores_lock_requests_are_not_configured_and_scopes_hide_stores() {
 
     let visible = component("visible", "lock.in-memory", &[]);
     let both = resources(&[("hidden.yaml", &scoped), ("visible.yaml", &visible)]);
-    let host =
-        Host::start_with(Options::new().args(["--app-id", "me", "--resources-path", path(&both)]));
+    let host = Host::start_with(Options::new().args([
+        "--app-id",
+        "me",
+        "--resources-path",
+        resources_path(&both),
+    ]));
     assert_eq!(
         host.post("/v1.0-alpha1/lock/hidden", body),
         error(
@@ -225,7 +229,7 @@ fn key_prefixes_keep_app_ids_apart_on_one_data_dir() {
     let start = |app: &str| {
         Host::start_with(
             Options::new()
-                .args(["--app-id", app, "--resources-path", path(&dir)])
+                .args(["--app-id", app, "--resources-path", resources_path(&dir)])
                 .data_dir(data.path()),
         )
     };
@@ -245,7 +249,7 @@ fn key_prefixes_keep_app_ids_apart_on_one_data_dir() {
     let start = |app: &str| {
         Host::start_with(
             Options::new()
-                .args(["--app-id", app, "--resources-path", path(&apart)])
+                .args(["--app-id", app, "--resources-path", resources_path(&apart)])
                 .data_dir(data.path()),
         )
     };
@@ -351,7 +355,7 @@ fn metadata_answers_as_daprd_with_the_lock_stores() {
         "--app-id",
         "checkout",
         "--resources-path",
-        path(&dir),
+        resources_path(&dir),
     ]));
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
@@ -452,14 +456,15 @@ fn one_connection_serves_many_requests() {
 #[test]
 fn bad_component_files_stop_start_up_with_a_clear_error() {
     let broken = resources(&[("broken.yaml", "kind: Component\nmetadata: [\n")]);
-    let failure = Host::try_start(Options::new().args(["--resources-path", path(&broken)]))
-        .err()
-        .expect("a broken file must stop start-up");
+    let failure =
+        Host::try_start(Options::new().args(["--resources-path", resources_path(&broken)]))
+            .err()
+            .expect("a broken file must stop start-up");
     assert!(!failure.status.success());
     assert!(failure.stderr.contains("broken.yaml"), "{}", failure.stderr);
 
     let etcd = resources(&[("etcd.yaml", &component("coordination", "lock.etcd", &[]))]);
-    let failure = Host::try_start(Options::new().args(["--resources-path", path(&etcd)]))
+    let failure = Host::try_start(Options::new().args(["--resources-path", resources_path(&etcd)]))
         .err()
         .expect("an unsupported lock type must stop start-up");
     assert!(!failure.status.success());
@@ -482,7 +487,7 @@ fn bad_component_files_stop_start_up_with_a_clear_error() {
         ("state.yaml", &state),
         ("lock.yaml", &component("locks", "lock.in-memory", &[])),
     ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", path(&mixed)]));
+    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&mixed)]));
     assert_eq!(host.lock("locks", "r", "a", 1), Ok(true));
     assert!(host.stderr.lock().unwrap().contains("cache"));
 }
@@ -508,7 +513,7 @@ fn a_guest_over_its_time_or_memory_limit_gets_a_500_and_the_host_keeps_serving()
     for (setting, export) in HTTP_EXPORTS {
         let options = Options::new().args([
             "--resources-path",
-            path(&dir),
+            resources_path(&dir),
             "--component",
             component.to_str().unwrap(),
             "--guest-timeout",
@@ -637,7 +642,7 @@ fn tenants_in_one_process_never_share_an_instance() {
         ("zero.yaml", &tenant("tenant-0")),
         ("one.yaml", &tenant("tenant-1")),
     ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", path(&dir)]));
+    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
     let mut served = [0u64; 2];
     let mut highest = [0u64; 2];
     // Tenant 0 first warms its instance, then both alternate.
@@ -671,10 +676,6 @@ fn component_named(name: &str) -> String {
 
 fn failure_names(failure: &common::StartFailure, needle: &str) -> bool {
     !failure.status.success() && failure.stderr.contains(needle)
-}
-
-fn path(dir: &tempfile::TempDir) -> &str {
-    dir.path().to_str().unwrap()
 }
 
 /// POSTs `body` with `Transfer-Encoding: chunked` on a raw socket; returns status and body.
@@ -733,7 +734,7 @@ fn a_component_built_against_wit_0_1_0_answers_like_the_built_in_one() {
     )]);
     let cases = common::http_cases::http_cases();
     for (setting, export) in HTTP_EXPORTS {
-        let options = || Options::new().args(["--resources-path", path(&dir)]);
+        let options = || Options::new().args(["--resources-path", resources_path(&dir)]);
         let built_in = start_through(setting, export, options());
         let old = start_through(
             setting,
