@@ -457,6 +457,22 @@ pub struct StartFailure {
     pub stderr: String,
 }
 
+impl StartFailure {
+    /// The failure of a start that must fail (`why` says why), once its stderr is checked to
+    /// say each of `needles`.
+    pub fn expect(started: Result<Host, StartFailure>, why: &str, needles: &[&str]) -> Self {
+        let failure = started.err().expect(why);
+        for needle in needles {
+            assert!(
+                failure.stderr.contains(needle),
+                "{needle:?} not in stderr:\n{}",
+                failure.stderr
+            );
+        }
+        failure
+    }
+}
+
 impl std::fmt::Display for StartFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}; stderr:\n{}", self.status, self.stderr)

@@ -6,7 +6,7 @@
 use wasilock_testkit as common;
 use wasilock_testkit::redis_server;
 
-use common::{Host, Options, component, resources};
+use common::{Host, Options, StartFailure, component, resources};
 use redis_server::{RedisSentinel, RedisServer, TlsFiles};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -276,32 +276,22 @@ fn failover_over_tls_verifies_the_servers_and_presents_the_client_certificate() 
     // Without the client certificate the Sentinel turns the host away; without the
     // authority the host turns the Sentinel away (certificates are verified).
     let (refused, _dir) = start(&yaml(""), &env);
-    let refused = refused.err().expect("no client certificate: no start");
-    assert!(
-        refused
-            .stderr
-            .contains("cannot connect to Redis at master \"locks\" of the Sentinels at"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("CertificateRequired"),
-        "{}",
-        refused.stderr
+    StartFailure::expect(
+        refused,
+        "no client certificate: no start",
+        &[
+            "cannot connect to Redis at master \"locks\" of the Sentinels at",
+            "CertificateRequired",
+        ],
     );
     let (refused, _dir) = start(&yaml(certificates), &env[1..]);
-    let refused = refused.err().expect("an unknown authority: no start");
-    assert!(
-        refused
-            .stderr
-            .contains("invalid peer certificate: UnknownIssuer"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("cannot connect to Redis at master"),
-        "{}",
-        refused.stderr
+    StartFailure::expect(
+        refused,
+        "an unknown authority: no start",
+        &[
+            "invalid peer certificate: UnknownIssuer",
+            "cannot connect to Redis at master",
+        ],
     );
 
     let (host, _dir) = start(&yaml(certificates), &env);
