@@ -3,7 +3,8 @@ stand-in of standin_daprd.py).
 
 Usage: python dapr_python_upstream.py through|down
 Environment: DAPR_RUNTIME_HOST, DAPR_HTTP_PORT, DAPR_GRPC_PORT (wasilock's), DAPR_API_TOKEN
-(optional), WASILOCK_STORE, STANDIN_HTTP (the stand-in's HTTP address, named in errors).
+(optional), WASILOCK_STORE, STANDIN_HTTP (the stand-in's own HTTP address, asked directly
+what it saw).
 
 - through: state saved and read, an event published, a configuration subscription
   (server streaming) and a topic subscription (bidirectional) followed, GetMetadata merged,
@@ -17,9 +18,12 @@ Environment: DAPR_RUNTIME_HOST, DAPR_HTTP_PORT, DAPR_GRPC_PORT (wasilock's), DAP
 Prints one line per check; the last line is `python upstream (<mode>): all checks passed`.
 """
 
+import json
 import os
 import sys
 import threading
+import time
+import urllib.request
 import uuid
 
 import grpc
@@ -40,6 +44,18 @@ def check(condition, message):
     if not condition:
         sys.exit(f"FAIL: {message}")
     print(f"ok: {message}", flush=True)
+
+
+def standin_saw(call):
+    """Whether the stand-in records `call` within 30 s (asked directly, not through wasilock)."""
+    url = f"{os.environ['STANDIN_HTTP']}/standin/calls"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url) as answer:
+            if call in json.load(answer):
+                return True
+        time.sleep(0.1)
+    return False
 
 
 def raw_calls(channel):
@@ -96,6 +112,7 @@ def through():
         check(message.data() == "hello through wasilock" and message.topic() == "orders",
               f"a bidirectional stream delivers an event ({message.data()!r})")
         subscription.respond_success(message)
+        check(standin_saw("processed event-1 status=0"), "and the subscriber's answer goes back up")
         subscription.close()
 
         resource = f"resource-{uuid.uuid4()}"
