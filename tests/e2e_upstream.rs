@@ -219,6 +219,13 @@ fn health_follows_daprd_and_with_daprd_down_calls_fail_fast_but_locks_work() {
     let mut standin = StandinDaprd::start(&python);
     let host = host_in_front_of(&standin, Some(TOKEN));
     let auth = [("dapr-api-token", TOKEN)];
+    let banner = host.banner();
+    let announced = format!(
+        "upstream daprd: HTTP {}/, gRPC {}/",
+        standin.http_url(),
+        standin.grpc_url()
+    );
+    assert!(banner.contains(&announced), "{banner}");
     // A wrong token is refused by wasilock, before daprd; the right one is passed on.
     let url = format!("{}/v1.0/invoke/a/method/b", host.base);
     let refused = [("dapr-api-token", "wrong")];
