@@ -8,7 +8,7 @@
 //! Connections are bounded and timed by [`super::connections`], as for HTTP.
 //!
 //! With a gRPC upstream for the tenant, every call but the lock methods, `GetMetadata` and
-//! reflection goes to its daprd instead ([`super::forward::grpc`]).
+//! reflection goes to its daprd instead (`forward::grpc`).
 
 use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
 use super::forward::Forwarder;

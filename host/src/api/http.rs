@@ -4,7 +4,7 @@
 //! are bounded and timed by [`super::connections`].
 //!
 //! With an HTTP upstream for the tenant, every other path goes to its daprd, health follows
-//! daprd's, and metadata merges daprd's ([`super::forward::http`]).
+//! daprd's, and metadata merges daprd's (`forward::http`).
 
 use super::connections::{ConnectionLimits, Connections, Protocol};
 use super::forward::Forwarder;

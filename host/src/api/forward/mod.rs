@@ -10,8 +10,8 @@
 //! keeps its connection busy until its answer's body ends, so the idle timeout never cuts a
 //! stream.
 //!
-//! - [`http`]: HTTP/1.1 requests, health and metadata;
-//! - [`grpc`]: the layer in front of the gRPC router that sends every call it does not
+//! - `http`: HTTP/1.1 requests, health and metadata;
+//! - `grpc`: the layer in front of the gRPC router that sends every call it does not
 //!   serve to daprd;
 //! - `metadata`: daprd's metadata with the tenant's lock stores in place of its own (pure).
 
