@@ -257,6 +257,7 @@
 //! - [`config`]: Dapr component YAML and Tenant YAML from the resources path, each tenant's
 //!   limits over the flags', and when to reload;
 //! - [`tenants`]: which tenant a request's token selects, swapped on reload;
+//! - [`upstream`]: the daprd a tenant's other Dapr calls go to;
 //! - [`api`]: the HTTP and gRPC transports;
 //! - [`service`]: lock operations of a tenant, independent of the transport;
 //! - [`wasm`]: the engine, linked components, the WIT `store` host side, and each tenant's
@@ -274,6 +275,7 @@ pub mod process;
 pub mod service;
 pub mod stores;
 pub mod tenants;
+pub mod upstream;
 pub mod wasm;
 
 /// The attribute a [`Backend`] implementation carries (re-exported: no dependency needed).

@@ -11,6 +11,7 @@ use wasilock::config::quantity::parse_bytes;
 use wasilock::process::serve::Listen;
 use wasilock::process::{self, Settings};
 use wasilock::stores::StoreKinds;
+use wasilock::upstream::Upstream;
 use wasilock::wasm::compile_cache::CompileCache;
 use wasilock::wasm::sandbox::{HttpExport, Limits};
 
@@ -120,6 +121,23 @@ struct Cli {
     /// its hard limit at start-up) less 64 when that is lower]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+
+    /// Daprd's HTTP API (`http://127.0.0.1:3501`): every HTTP request wasilock does not serve
+    /// itself (the lock routes, health, metadata) is forwarded there, and health and metadata
+    /// follow it. A Tenant's `spec.upstream` replaces it for that tenant.
+    #[arg(long, value_name = "URL", value_parser = upstream_address)]
+    dapr_upstream_http: Option<hyper::Uri>,
+
+    /// Daprd's gRPC API (`http://127.0.0.1:50002`, HTTP/2 without TLS): every gRPC call but
+    /// the lock methods, GetMetadata and reflection is forwarded there, streams included. A
+    /// Tenant's `spec.upstream` replaces it for that tenant.
+    #[arg(long, value_name = "URL", value_parser = upstream_address)]
+    dapr_upstream_grpc: Option<hyper::Uri>,
+}
+
+/// An upstream flag's value, checked as [`wasilock::upstream::parse_address`] does.
+fn upstream_address(text: &str) -> Result<hyper::Uri, String> {
+    wasilock::upstream::parse_address(text).map_err(|e| format!("{e:#}"))
 }
 
 /// What `wasilock` does instead of serving.
@@ -209,6 +227,10 @@ async fn run(cli: Cli) -> Result<()> {
             HttpExportArg::WasiHttp => HttpExport::WasiHttp,
         },
         compile_cache: compile_cache_dir(&cli),
+        upstream: Upstream {
+            http: cli.dapr_upstream_http.clone(),
+            grpc: cli.dapr_upstream_grpc.clone(),
+        },
     };
     let limits = requested_limits(&cli);
     let connections = Connections::new(
@@ -291,6 +313,35 @@ mod tests {
         assert_eq!(limits.read_header_timeout, None);
         assert_eq!(limits.idle_timeout, None);
         assert_eq!(limits.max_connections, 7);
+    }
+
+    #[test]
+    fn upstream_flags_take_http_origins() {
+        let none = Cli::parse_from(["wasilock"]);
+        assert_eq!(none.dapr_upstream_http, None);
+        assert_eq!(none.dapr_upstream_grpc, None);
+        let set = Cli::parse_from([
+            "wasilock",
+            "--dapr-upstream-http",
+            "http://127.0.0.1:3501",
+            "--dapr-upstream-grpc",
+            "http://127.0.0.1:50002",
+        ]);
+        assert_eq!(
+            set.dapr_upstream_grpc
+                .unwrap()
+                .authority()
+                .unwrap()
+                .as_str(),
+            "127.0.0.1:50002"
+        );
+        let refused = Cli::try_parse_from(["wasilock", "--dapr-upstream-http", "https://x:1"]);
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("must start with http://")
+        );
     }
 
     #[test]

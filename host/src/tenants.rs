@@ -5,8 +5,10 @@
 //! bytes (the time a lookup takes says nothing about how close a guess was), and the tokens
 //! themselves are not kept. Without any token configured (no `Tenant` resources and no
 //! `DAPR_API_TOKEN`), the one tenant serves every request, as daprd without a token does.
+//! Each tenant may have an [`Upstream`]: the daprd its other Dapr calls go to.
 
 use crate::service::Tenant;
+use crate::upstream::Upstream;
 use crate::wasm::Sandbox;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -16,6 +18,8 @@ use std::sync::{Arc, RwLock};
 pub struct Tenants<S = Sandbox> {
     by_token: HashMap<[u8; 32], Arc<Tenant<S>>>,
     open: Option<Arc<Tenant<S>>>,
+    upstreams: HashMap<String, Arc<Upstream>>,
+    default_upstream: Option<Arc<Upstream>>,
 }
 
 impl<S> Tenants<S> {
@@ -24,6 +28,8 @@ impl<S> Tenants<S> {
         Tenants {
             by_token: HashMap::new(),
             open: Some(Arc::new(tenant)),
+            upstreams: HashMap::new(),
+            default_upstream: None,
         }
     }
 
@@ -35,7 +41,38 @@ impl<S> Tenants<S> {
                 .map(|(token, tenant)| (digest(token.as_bytes()), Arc::new(tenant)))
                 .collect(),
             open: None,
+            upstreams: HashMap::new(),
+            default_upstream: None,
         }
+    }
+
+    /// These tenants with upstreams: `by_app_id` for the tenants it names, and `default`
+    /// for the health checks of requests that select no tenant (no upstream: none).
+    pub fn with_upstreams(
+        mut self,
+        by_app_id: impl IntoIterator<Item = (String, Upstream)>,
+        default: Option<Upstream>,
+    ) -> Self {
+        self.upstreams = by_app_id
+            .into_iter()
+            .filter(|(_, upstream)| !upstream.is_empty())
+            .map(|(app_id, upstream)| (app_id, Arc::new(upstream)))
+            .collect();
+        self.default_upstream = default.filter(|u| !u.is_empty()).map(Arc::new);
+        self
+    }
+
+    /// The upstream of the tenant with this app id, if it has one.
+    pub fn upstream(&self, app_id: &str) -> Option<Arc<Upstream>> {
+        self.upstreams.get(app_id).cloned()
+    }
+
+    /// The upstream the health checks follow for a request presenting `token`: its tenant's,
+    /// else the default one.
+    pub fn health_upstream(&self, token: Option<&[u8]>) -> Option<Arc<Upstream>> {
+        self.select(token)
+            .and_then(|tenant| self.upstream(&tenant.app_id))
+            .or_else(|| self.default_upstream.clone())
     }
 
     /// The tenant a request presenting `token` (or none) is for; `None` means daprd's 401.
@@ -127,6 +164,38 @@ mod tests {
         let ids: Vec<_> = tenants.iter().map(|t| t.app_id.as_str()).collect();
         assert_eq!(ids, ["billing", "orders"]);
         assert!(tenants.need_tokens());
+    }
+
+    #[test]
+    fn upstreams_belong_to_tenants_and_health_falls_back_to_the_default() {
+        let address = |a: &str| Some(crate::upstream::parse_address(a).unwrap());
+        let own = Upstream {
+            http: address("http://own:3500"),
+            grpc: None,
+        };
+        let default = Upstream {
+            http: address("http://default:3500"),
+            grpc: address("http://default:50001"),
+        };
+        let tenants = Tenants::with_tokens([
+            ("t-orders".to_string(), tenant("orders")),
+            ("t-billing".to_string(), tenant("billing")),
+        ])
+        .with_upstreams(
+            [
+                ("orders".to_string(), own.clone()),
+                ("billing".to_string(), Upstream::default()),
+            ],
+            Some(default.clone()),
+        );
+        assert_eq!(tenants.upstream("orders").as_deref(), Some(&own));
+        assert_eq!(tenants.upstream("billing"), None);
+        let health = |token: Option<&[u8]>| tenants.health_upstream(token).map(|u| (*u).clone());
+        assert_eq!(health(Some(b"t-orders")), Some(own));
+        assert_eq!(health(Some(b"t-billing")), Some(default.clone()));
+        assert_eq!(health(None), Some(default));
+        let none = Tenants::open(tenant("app")).with_upstreams([], Some(Upstream::default()));
+        assert_eq!(none.health_upstream(None), None);
     }
 
     #[test]

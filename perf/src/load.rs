@@ -26,7 +26,14 @@ pub enum Protocol {
     Http,
     /// `TryLockAlpha1` / `UnlockAlpha1`, one HTTP/2 channel per connection.
     Grpc,
+    /// `GET /v1.0/state/{store}/{key}`, a call wasilock does not serve, over HTTP/1.1
+    /// keep-alive connections: with `--dapr-upstream-http` it is forwarded; the native
+    /// baseline (the upstream of the forwarding rows) answers `404 ERR_DIRECT_INVOKE`.
+    Forwarded,
 }
+
+/// The native baseline's answer to a path that is not a lock route.
+const DIRECT_INVOKE: &[u8] = br#"{"errorCode":"ERR_DIRECT_INVOKE","message":"failed getting app id either from the URL path or the header dapr-app-id"}"#;
 
 /// The shape of every load run: connections, unmeasured warm-up, measured window.
 #[derive(Clone, Copy, Debug)]
@@ -142,6 +149,11 @@ enum PairClient {
         lock: TryLockRequest,
         unlock: UnlockRequest,
     },
+    /// Both calls of the pair are the same forwarded `GET`.
+    Forwarded {
+        sender: SendRequest<Full<Bytes>>,
+        path: String,
+    },
 }
 
 impl PairClient {
@@ -192,6 +204,10 @@ impl PairClient {
                     },
                 }
             }
+            Protocol::Forwarded => PairClient::Forwarded {
+                sender: connect(address).await?,
+                path: format!("/v1.0/state/{store}/{resource}"),
+            },
         })
     }
 
@@ -229,6 +245,16 @@ impl PairClient {
                     .into_inner()
                     .success
             }),
+            PairClient::Forwarded { sender, path } => {
+                let request = hyper::Request::get(path.as_str())
+                    .header("host", "127.0.0.1")
+                    .body(Full::new(Bytes::new()))?;
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let answer = response.into_body().collect().await?.to_bytes();
+                Ok(status == 404 && answer == DIRECT_INVOKE)
+            }
         }
     }
 }
@@ -246,7 +272,7 @@ pub async fn lock_unlock_pairs(
 ) -> anyhow::Result<Measured> {
     let (store, duration) = ("lockstore", settings.duration);
     let address = match protocol {
-        Protocol::Http => &server.address,
+        Protocol::Http | Protocol::Forwarded => &server.address,
         Protocol::Grpc => &server.grpc_address,
     };
     let started = Instant::now();

@@ -2,7 +2,8 @@
 //! CPU and the load generator on another, it runs rounds of lock+unlock throughput against
 //! the native baseline, wasilock with the in-memory store (through each HTTP export and
 //! gRPC), the embedded and the Redis stores, `redis-benchmark`, 1,000 tenants in one
-//! process and a noisy neighbour; then, once, latency with many live locks, memory per lock
+//! process, a noisy neighbour, and a call forwarded to an upstream (`--dapr-upstream-http`)
+//! against the same call sent to it directly; then, once, latency with many live locks, memory per lock
 //! and per idle tenant, start-up time and the guest's size. It prints a report and writes it
 //! to `BENCHMARKS.md`.
 //!

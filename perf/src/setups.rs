@@ -39,11 +39,16 @@ pub enum Row {
     CalmAlone,
     /// f'. The calm tenant beside a noisy one.
     CalmBeside,
+    /// g. A call wasilock does not serve, sent to its upstream directly (the native
+    /// baseline, which answers it at once).
+    UpstreamDirect,
+    /// g'. g through wasilock with `--dapr-upstream-http` (forwarded).
+    Forwarded,
 }
 
 impl Row {
     /// Every row, in the order of each round and of the table.
-    pub const ALL: [Row; 13] = [
+    pub const ALL: [Row; 15] = [
         Row::Native,
         Row::InMemory,
         Row::WasiHttp,
@@ -57,6 +62,8 @@ impl Row {
         Row::TenantsSpread,
         Row::CalmAlone,
         Row::CalmBeside,
+        Row::UpstreamDirect,
+        Row::Forwarded,
     ];
 
     /// The row's name in the report.
@@ -79,6 +86,10 @@ impl Row {
             Row::CalmBeside => format!(
                 "f'. calm tenant beside a tenant flooding a looping component ({FLOOD_CONNECTIONS} connections)"
             ),
+            Row::UpstreamDirect => {
+                "g. GET /v1.0/state/… on the upstream directly (a: its 404)".into()
+            }
+            Row::Forwarded => "g'. g through wasilock --dapr-upstream-http (forwarded)".into(),
         }
     }
 }
@@ -129,7 +140,18 @@ impl Rounds {
         let mut samples = Vec::new();
         let native = launcher.native()?;
         samples.push(self.measure(Row::Native, &native, Protocol::Http).await?);
-        drop(native);
+        let direct = self
+            .measure(Row::UpstreamDirect, &native, Protocol::Forwarded)
+            .await?;
+        let upstream = format!("http://{}", native.address);
+        let (forwarding, _) = launcher.wasilock(
+            Store::InMemory,
+            &["--dapr-upstream-http", upstream.as_str()],
+        )?;
+        let forwarded = self
+            .measure(Row::Forwarded, &forwarding, Protocol::Forwarded)
+            .await?;
+        drop((forwarding, native));
         for (row, args, protocol) in [
             (Row::InMemory, &[][..], Protocol::Http),
             (
@@ -174,6 +196,7 @@ impl Rounds {
             tenants::noisy_neighbour(launcher, &self.settings, &self.fault_guest).await?;
         samples.push(progress(Row::CalmAlone, neighbour.alone.sample()));
         samples.push(progress(Row::CalmBeside, neighbour.beside.sample()));
+        samples.extend([direct, forwarded]);
         Ok(Round {
             samples,
             noisy_answered: neighbour.noisy_answered,

@@ -175,6 +175,21 @@ pub fn targets(f: &Figures) -> Vec<Target> {
             Some(kept >= 0.8),
         );
     }
+    if let (Some(direct), Some(forwarded)) = (
+        row(f.rows, Row::UpstreamDirect),
+        row(f.rows, Row::Forwarded),
+    ) {
+        push(
+            "p50 added by forwarding to the upstream (g' − g)".into(),
+            format!(
+                "{:.3} ms ({:.3} ms vs {:.3} ms)",
+                forwarded.p50 - direct.p50,
+                forwarded.p50,
+                direct.p50
+            ),
+            None,
+        );
+    }
     let (cold_median, cold_slowest) = f.footprint.cold_first_ms;
     push(
         format!("first request of a cold tenant (median, slowest of {COLD_SAMPLES})"),

@@ -492,7 +492,7 @@ pub(crate) fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) 
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")

@@ -9,6 +9,8 @@
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
 //! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
 //! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
+//! - [`standin_daprd`]: a stand-in daprd (the `dapr` package's servicer stubs) for the
+//!   upstream flags;
 //! - [`guests`]: lock components built for tests;
 //! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does.
 
@@ -25,6 +27,7 @@ pub mod redis_server;
 pub mod resources;
 pub mod sdk_clients;
 pub mod sequences;
+pub mod standin_daprd;
 
 pub use guests::fault_injection_guest;
 pub use host::{Host, Options, Reply, StartFailure, agent, binary, post, try_lock, unlock};

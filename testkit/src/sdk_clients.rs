@@ -19,13 +19,15 @@ pub fn python() -> Option<PathBuf> {
     )
 }
 
-/// A folder with the pinned `@dapr/dapr` in `node_modules` and the JS test script (copied
+/// A folder with the pinned `@dapr/dapr` in `node_modules` and the JS test scripts (copied
 /// there, since Node resolves packages next to the script).
 pub fn node() -> Option<PathBuf> {
     let installed = installs::npm_folder("dapr-sdk-js", &clients_dir()).and_then(|dir| {
-        std::fs::copy(clients_dir().join("dapr_js.mjs"), dir.join("dapr_js.mjs"))
-            .map(|_| dir)
-            .map_err(|e| format!("cannot copy dapr_js.mjs: {e}"))
+        for script in ["dapr_js.mjs", "dapr_js_upstream.mjs"] {
+            std::fs::copy(clients_dir().join(script), dir.join(script))
+                .map_err(|e| format!("cannot copy {script}: {e}"))?;
+        }
+        Ok(dir)
     });
     required(&installed, "the JavaScript SDK")
 }

@@ -15,3 +15,4 @@ mod redis;
 mod sdks;
 mod sentinel;
 mod tenants;
+mod upstream;

@@ -25,7 +25,7 @@ pub mod descriptors;
 mod watch;
 
 pub(crate) use accept::Acceptor;
-pub(crate) use watch::{Protocol, TrackRequestsLayer};
+pub(crate) use watch::{Activity, Busy, Protocol, TrackRequestsLayer};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,9 +6,16 @@
 //! `UNAUTHENTICATED` with daprd's `ErrorInfo`. Errors are daprd's: a plain status whose code
 //! and message follow its validation rows; a busy tenant is `RESOURCE_EXHAUSTED`.
 //! Connections are bounded and timed by [`super::connections`], as for HTTP.
+//!
+//! With a gRPC upstream for the tenant, every call but the lock methods, `GetMetadata` and
+//! reflection goes to its daprd instead (`forward::grpc`).
 
 use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
-use crate::service::{LockError, LockRequest, LockService, Refusal, Tenant, UnlockRequest};
+use super::forward::Forwarder;
+use super::forward::grpc::ForwardLayer;
+use crate::service::{
+    LockError, LockRequest, LockService, Metadata, Refusal, Tenant, UnlockRequest,
+};
 use crate::tenants::Registry;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -61,6 +68,7 @@ pub async fn serve_within<S: LockService>(
         .layer(tonic::service::InterceptorLayer::new(
             move |request: Request<()>| select_tenant(&tenants, request),
         ))
+        .layer(ForwardLayer::<S>::new(Forwarder::new()))
         .add_service(DaprServer::new(DaprApi::<S>(PhantomData)))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -74,14 +82,18 @@ pub async fn serve_within<S: LockService>(
     Ok(())
 }
 
-/// Selects the tenant by `dapr-api-token` and hands it to the call, or refuses the call as
-/// daprd does (`pkg/api/grpc/auth.go`).
+/// Selects the tenant by `dapr-api-token` and hands it (and its upstream, if any) to the
+/// call, or refuses the call as daprd does (`pkg/api/grpc/auth.go`).
 fn select_tenant<S: LockService>(
     tenants: &Registry<S>,
     mut request: Request<()>,
 ) -> Result<Request<()>, Status> {
     let token = request.metadata().get("dapr-api-token");
-    if let Some(tenant) = tenants.select(token.map(|v| v.as_bytes())) {
+    let current = tenants.current();
+    if let Some(tenant) = current.select(token.map(|v| v.as_bytes())) {
+        if let Some(upstream) = current.upstream(&tenant.app_id) {
+            request.extensions_mut().insert(upstream);
+        }
         request.extensions_mut().insert(tenant);
         return Ok(request);
     }
@@ -157,30 +169,35 @@ impl<S: LockService> Dapr for DaprApi<S> {
         request: Request<proto::GetMetadataRequest>,
     ) -> Result<Response<proto::GetMetadataResponse>, Status> {
         let metadata = tenant::<S, _>(&request)?.metadata();
-        Ok(Response::new(proto::GetMetadataResponse {
-            id: metadata.app_id.clone(),
-            registered_components: metadata
-                .components
-                .iter()
-                .map(|c| proto::RegisteredComponents {
-                    name: c.name.clone(),
-                    r#type: c.component_type.to_string(),
-                    version: crate::service::RegisteredComponent::VERSION.to_string(),
-                    capabilities: Vec::new(),
-                })
-                .collect(),
-            extended_metadata: metadata
-                .extended()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            runtime_version: crate::service::DAPR_RUNTIME_VERSION.to_string(),
-            enabled_features: Vec::new(),
-            actor_runtime: Some(proto::ActorRuntime {
-                runtime_status: proto::actor_runtime::ActorRuntimeStatus::Disabled as i32,
-                host_ready: false,
-            }),
-        }))
+        Ok(Response::new(metadata_response(&metadata)))
+    }
+}
+
+/// `GetMetadata`'s answer for a tenant's `metadata`.
+pub(crate) fn metadata_response(metadata: &Metadata) -> proto::GetMetadataResponse {
+    proto::GetMetadataResponse {
+        id: metadata.app_id.clone(),
+        registered_components: metadata
+            .components
+            .iter()
+            .map(|c| proto::RegisteredComponents {
+                name: c.name.clone(),
+                r#type: c.component_type.to_string(),
+                version: crate::service::RegisteredComponent::VERSION.to_string(),
+                capabilities: Vec::new(),
+            })
+            .collect(),
+        extended_metadata: metadata
+            .extended()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        runtime_version: crate::service::DAPR_RUNTIME_VERSION.to_string(),
+        enabled_features: Vec::new(),
+        actor_runtime: Some(proto::ActorRuntime {
+            runtime_status: proto::actor_runtime::ActorRuntimeStatus::Disabled as i32,
+            host_ready: false,
+        }),
     }
 }
 

@@ -2,8 +2,12 @@
 //! tenant (daprd's 401 when none matches), whose metadata the host answers and whose lock
 //! component answers the lock routes (and daprd's answer to every other path). Connections
 //! are bounded and timed by [`super::connections`].
+//!
+//! With an HTTP upstream for the tenant, every other path goes to its daprd, health follows
+//! daprd's, and metadata merges daprd's (`forward::http`).
 
 use super::connections::{ConnectionLimits, Connections, Protocol};
+use super::forward::Forwarder;
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
     DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent,
@@ -45,6 +49,7 @@ pub async fn serve_within<S: LockService>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let forwarder = Forwarder::new();
     let mut acceptor = connections.acceptor(listener);
     loop {
         let admitted = tokio::select! {
@@ -54,12 +59,13 @@ pub async fn serve_within<S: LockService>(
         let peer = admitted.peer;
         let connection = admitted.watch(Protocol::Http1);
         let activity = connection.activity().clone();
-        let tenants = tenants.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let tenants = tenants.clone();
+        let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
             let busy = activity.begin();
+            request.extensions_mut().insert(activity.clone());
             async move {
-                let response = handle(&tenants, request).await;
+                let response = handle(&tenants, &forwarder, request).await;
                 drop(busy);
                 Ok::<_, Infallible>(response)
             }
@@ -82,26 +88,45 @@ pub async fn serve_within<S: LockService>(
     }
 }
 
-/// Answers one request.
+/// Answers one request, sending to the tenant's daprd through `forwarder` what it answers.
 pub async fn handle<S: LockService>(
     tenants: &Registry<S>,
+    forwarder: &Forwarder,
     request: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
     let path = request.uri().path();
     let get = request.method() == Method::GET;
+    let token = request.headers().get("dapr-api-token");
+    let token = token.map(|v| v.as_bytes());
+    let tenants = tenants.current();
     if get && matches!(path, "/v1.0/healthz" | "/v1.0/healthz/outbound") {
+        if let Some(http) = tenants.health_upstream(token).and_then(|u| u.http.clone()) {
+            return forwarder.health(&http, request).await;
+        }
         return respond(StatusCode::NO_CONTENT, None, Bytes::new());
     }
-    let token = request.headers().get("dapr-api-token");
-    let Some(tenant) = tenants.select(token.map(|v| v.as_bytes())) else {
+    let Some(tenant) = tenants.select(token) else {
         return respond(
             StatusCode::UNAUTHORIZED,
             Some("text/plain; charset=utf-8"),
             Bytes::from_static(b"invalid api token\n"),
         );
     };
+    let upstream = tenants
+        .upstream(&tenant.app_id)
+        .and_then(|u| u.http.clone());
     if get && path == "/v1.0/metadata" {
-        return json(200, metadata_json(&tenant.metadata()));
+        let ours = metadata_json(&tenant.metadata());
+        return match upstream {
+            Some(upstream) => forwarder.metadata(&upstream, request, ours).await,
+            None => json(200, ours),
+        };
+    }
+    if let Some(upstream) = upstream {
+        let route = wasilock_rules::http::route(request.method().as_str(), path);
+        if route == wasilock_rules::http::Route::NotFound {
+            return forwarder.http(&upstream, request).await;
+        }
     }
     let operation = if path.starts_with("/v1.0-alpha1/unlock/") {
         Operation::Unlock

@@ -2,9 +2,11 @@
 //! ([`crate::tenants::Registry`]) and answer through its [`crate::service::Tenant`]:
 //! - [`http`]: HTTP/1.1 (health, token, metadata, the lock routes through the component);
 //! - [`grpc`]: gRPC (`dapr.proto.runtime.v1.Dapr`: locks and metadata, with reflection);
+//! - [`forward`]: what neither serves itself, sent to the tenant's daprd when it has one;
 //! - [`connections`]: what both accept: a bound on open connections, request head and idle
 //!   timeouts, and `accept` failures retried with a back-off.
 
 pub mod connections;
+pub mod forward;
 pub mod grpc;
 pub mod http;

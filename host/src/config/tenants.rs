@@ -1,10 +1,12 @@
 //! Tenants from `kind: Tenant` documents (`apiVersion: wasilock/v1alpha1`) beside the Dapr
 //! components: an app id, the API token that selects it, its lock component and its limits,
-//! which [`LimitOverrides::over`] merges with the flags' limits.
+//! which [`LimitOverrides::over`] merges with the flags' limits, and the daprd its other
+//! Dapr calls go to (`spec.upstream`, in place of the `--dapr-upstream-*` flags).
 //!
 //! Every error names the tenant and the field; [`super::load`] adds the file.
 
 use super::quantity::parse_bytes;
+use crate::upstream::{Upstream, parse_address};
 use crate::wasm::sandbox::Limits;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -25,6 +27,9 @@ pub struct TenantSpec {
     pub component: Option<PathBuf>,
     /// `spec.limits`: each `None` takes its flag's value.
     pub limits: LimitOverrides,
+    /// `spec.upstream`: the daprd of this tenant, in place of the flags' (both addresses:
+    /// an address it leaves out is not taken from the flags); `None` takes the flags'.
+    pub upstream: Option<Upstream>,
     /// The file it came from (`None` for the tenant made of `--app-id` and `DAPR_API_TOKEN`).
     pub source: Option<PathBuf>,
 }
@@ -37,6 +42,7 @@ impl std::fmt::Debug for TenantSpec {
             .field("api_token", &"<redacted>")
             .field("component", &self.component)
             .field("limits", &self.limits)
+            .field("upstream", &self.upstream)
             .field("source", &self.source)
             .finish()
     }
@@ -100,6 +106,15 @@ struct Spec {
     api_token: Option<ApiTokenYaml>,
     component: Option<String>,
     limits: Option<LimitsYaml>,
+    upstream: Option<UpstreamYaml>,
+}
+
+/// `spec.upstream` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamYaml {
+    http: Option<String>,
+    grpc: Option<String>,
 }
 
 /// `spec.apiToken` as written: a value or an `envRef`.
@@ -190,13 +205,32 @@ pub(crate) fn tenant_spec(
     if limits.timeout == Some(Duration::ZERO) {
         bail!("tenant {app_id:?}: spec.limits.timeout must be positive");
     }
+    let upstream = spec.upstream.map(|u| upstream(u, &app_id)).transpose()?;
     Ok(TenantSpec {
         app_id,
         api_token,
         component,
         limits,
+        upstream,
         source: Some(file.to_path_buf()),
     })
+}
+
+/// `spec.upstream`, its addresses checked.
+fn upstream(yaml: UpstreamYaml, app_id: &str) -> Result<Upstream> {
+    let address = |text: Option<String>, field: &str| {
+        text.map(|t| parse_address(&t))
+            .transpose()
+            .with_context(|| format!("tenant {app_id:?}: spec.upstream.{field}"))
+    };
+    let upstream = Upstream {
+        http: address(yaml.http, "http")?,
+        grpc: address(yaml.grpc, "grpc")?,
+    };
+    if upstream.is_empty() {
+        bail!("tenant {app_id:?}: spec.upstream needs http, grpc or both");
+    }
+    Ok(upstream)
 }
 
 fn positive(value: Option<u32>, field: &str, app_id: &str) -> Result<Option<u32>> {
@@ -257,6 +291,40 @@ mod tests {
         assert_eq!(
             format!("{:#}", above.over(&flags()).unwrap_err()),
             "spec.limits.memory (67108865 bytes) is above --guest-memory (67108864 bytes), the most any instance may have"
+        );
+    }
+
+    fn spec(yaml: &str) -> Result<TenantSpec> {
+        let text = format!(
+            "apiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: t}}\nspec: {{apiToken: {{value: a}}, {yaml}}}\n"
+        );
+        let document: Document = serde_yaml_ng::from_str(&text).unwrap();
+        tenant_spec(document, Path::new("/etc/wasilock/t.yaml"), &|_| None)
+    }
+
+    #[test]
+    fn upstream_addresses_are_read_and_checked() {
+        let upstream =
+            spec("upstream: {http: 'http://127.0.0.1:3501', grpc: 'http://127.0.0.1:50002'}")
+                .unwrap()
+                .upstream
+                .unwrap();
+        assert_eq!(upstream.http.unwrap().to_string(), "http://127.0.0.1:3501/");
+        assert_eq!(
+            upstream.grpc.unwrap().to_string(),
+            "http://127.0.0.1:50002/"
+        );
+        let grpc_only = spec("upstream: {grpc: 'http://daprd:50001'}").unwrap();
+        assert_eq!(grpc_only.upstream.unwrap().http, None);
+        assert_eq!(spec("limits: {}").unwrap().upstream, None);
+        let err = |yaml: &str| format!("{:#}", spec(yaml).unwrap_err());
+        assert_eq!(
+            err("upstream: {http: 'https://daprd:3500'}"),
+            "tenant \"t\": spec.upstream.http: \"https://daprd:3500\" must start with http:// (daprd's API without TLS)"
+        );
+        assert_eq!(
+            err("upstream: {}"),
+            "tenant \"t\": spec.upstream needs http, grpc or both"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! The start-up banner on stdout: addresses, stores, tenants (never their tokens), and a
-//! request to paste.
+//! The start-up banner on stdout: addresses, stores, tenants (never their tokens) and their
+//! upstream daprd, and a request to paste.
 
 use super::Process;
 use anyhow::Result;
@@ -53,6 +53,15 @@ pub(super) fn print(
             limits.max_concurrency,
             limits.requests_per_instance
         );
+        if let Some(upstream) = tenants.upstream(&tenant.app_id) {
+            let address =
+                |a: &Option<hyper::Uri>| a.as_ref().map_or("none".into(), |a| a.to_string());
+            println!(
+                "    upstream daprd: HTTP {}, gRPC {} (every other call goes there)",
+                address(&upstream.http),
+                address(&upstream.grpc)
+            );
+        }
     }
     if stores.iter().next().is_none() {
         println!("  no lock stores: every lock request answers ERR_LOCK_STORE_NOT_CONFIGURED");

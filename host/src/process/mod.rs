@@ -19,6 +19,7 @@ use crate::config::{self, Resources};
 use crate::service::Tenant;
 use crate::stores::{StoreKinds, StoreSet, default_store};
 use crate::tenants::{Registry, Tenants};
+use crate::upstream::Upstream;
 use crate::wasm::EMBEDDED_GUEST;
 use crate::wasm::compile_cache::CompileCache;
 use crate::wasm::{HttpExport, Limits, LinkedComponent, Sandbox, WasmEngine, new_engine};
@@ -55,6 +56,9 @@ pub struct Settings {
     /// `--compile-cache`: where compiled components are kept between runs; `None` compiles
     /// every component at every start.
     pub compile_cache: Option<PathBuf>,
+    /// `--dapr-upstream-http` and `--dapr-upstream-grpc`: the daprd of tenants that name
+    /// none; empty serves only the lock API, as without a daprd.
+    pub upstream: Upstream,
 }
 
 /// The process: its engine, its stores and its tenants.
@@ -155,6 +159,7 @@ impl Process {
                     api_token: token.clone(),
                     component: None,
                     limits: LimitOverrides::default(),
+                    upstream: None,
                     source: None,
                 },
             )?;
@@ -162,13 +167,19 @@ impl Process {
         let previous = self.stores();
         let stores =
             Arc::new(StoreSet::open(&resources.stores, &settings.data_dir, Some(&previous)).await?);
+        let default_upstream = Some(settings.upstream.clone());
         if open {
             let tenant =
                 self.tenant(&settings.app_id, &None, &LimitOverrides::default(), &stores)?;
-            return Ok((stores, Tenants::open(tenant)));
+            let upstreams = [(settings.app_id.clone(), settings.upstream.clone())];
+            let tenants = Tenants::open(tenant).with_upstreams(upstreams, default_upstream);
+            return Ok((stores, tenants));
         }
         let mut tenants = Vec::new();
+        let mut upstreams = Vec::new();
         for spec in specs {
+            let upstream = spec.upstream.as_ref().unwrap_or(&settings.upstream);
+            upstreams.push((spec.app_id.clone(), upstream.clone()));
             let tenant = self
                 .tenant(&spec.app_id, &spec.component, &spec.limits, &stores)
                 .with_context(|| match &spec.source {
@@ -177,7 +188,8 @@ impl Process {
                 })?;
             tenants.push((spec.api_token, tenant));
         }
-        Ok((stores, Tenants::with_tokens(tenants)))
+        let tenants = Tenants::with_tokens(tenants).with_upstreams(upstreams, default_upstream);
+        Ok((stores, tenants))
     }
 
     /// One tenant's sandbox over `stores`.
