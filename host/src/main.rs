@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wasilock::api;
 use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
+use wasilock::api::tls::{Tls, TlsFiles};
 use wasilock::config::quantity::parse_bytes;
 use wasilock::process::{Process, Settings};
 use wasilock::wasm::compile_cache::CompileCache;
@@ -125,6 +126,20 @@ struct Cli {
     /// its hard limit at start-up) less 64 when that is lower]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+
+    /// The certificate chain (PEM, the server's own first) of the HTTP and gRPC listeners,
+    /// which then serve TLS 1.2/1.3 only (ALPN `h2`, `http/1.1`). Reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--api-tls-cert`. Reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: clients must present a certificate of an authority in this file (PEM); a
+    /// Tenant's `spec.clientIdentity` names the certificates that select it.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    api_tls_client_ca: Option<PathBuf>,
 }
 
 /// What `wasilock` does instead of serving.
@@ -215,8 +230,10 @@ async fn run(cli: Cli) -> Result<()> {
         compile_cache: compile_cache_dir(&cli),
     };
     let limits = requested_limits(&cli);
-    let connections = Connections::new(
+    let tls = api_tls_files(&cli).map(Tls::load).transpose()?;
+    let connections = Connections::with_tls(
         limits.fit_descriptor_limit(descriptors::raise_limit(), cli.max_connections.is_some()),
+        tls.clone(),
     );
     let process = Arc::new(Process::start(settings).await?);
 
@@ -226,6 +243,7 @@ async fn run(cli: Cli) -> Result<()> {
         &process,
         &http_listeners,
         &grpc_listeners,
+        tls.as_deref(),
         started.elapsed(),
     )?;
 
@@ -235,6 +253,10 @@ async fn run(cli: Cli) -> Result<()> {
         let (process, stopped) = (process.clone(), stopped.clone());
         tokio::spawn(async move { process.watch(stopped).await })
     };
+    if let Some(tls) = tls {
+        let stopped = stopped.clone();
+        tokio::spawn(async move { tls.watch(stopped).await });
+    }
     let mut servers = tokio::task::JoinSet::new();
     for listener in http_listeners {
         let (tenants, connections, stopped) = (
@@ -286,6 +308,15 @@ fn requested_limits(cli: &Cli) -> ConnectionLimits {
     }
 }
 
+/// The files of the API's TLS, when `--api-tls-cert` is given (clap requires the key with it).
+fn api_tls_files(cli: &Cli) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: cli.api_tls_cert.clone()?,
+        key: cli.api_tls_key.clone()?,
+        client_ca: cli.api_tls_client_ca.clone(),
+    })
+}
+
 /// The directory `--compile-cache` names: none for `off`, the user's cache directory when
 /// the flag is absent.
 fn compile_cache_dir(cli: &Cli) -> Option<PathBuf> {
@@ -331,12 +362,13 @@ async fn bind(addresses: &[String], port: u16, api: &str) -> Result<Vec<TcpListe
     Ok(listeners)
 }
 
-/// The start-up banner on stdout: addresses, stores, tenants (never their tokens), and a
-/// request to paste.
+/// The start-up banner on stdout: addresses (and whether they serve TLS), stores, tenants
+/// (never their tokens), and a request to paste.
 fn print_banner(
     process: &Process,
     http_listeners: &[TcpListener],
     grpc_listeners: &[TcpListener],
+    tls: Option<&Tls>,
     startup: Duration,
 ) -> Result<()> {
     let first = http_listeners[0].local_addr()?;
@@ -348,11 +380,18 @@ fn print_banner(
         if count == 1 { "" } else { "s" },
         startup.as_millis()
     );
+    let (scheme, security) = match tls {
+        None => ("http", String::new()),
+        Some(tls) => ("https", format!(" ({})", tls.describe())),
+    };
     for listener in http_listeners {
-        println!("  listening on http://{}", listener.local_addr()?);
+        println!(
+            "  listening on {scheme}://{}{security}",
+            listener.local_addr()?
+        );
     }
     for listener in grpc_listeners {
-        println!("  gRPC API on {}", listener.local_addr()?);
+        println!("  gRPC API on {}{security}", listener.local_addr()?);
     }
     let stores = process.stores();
     for store in stores.iter() {
@@ -388,8 +427,12 @@ fn print_banner(
         } else {
             ""
         };
+        let client_certificate = match tls {
+            Some(tls) if tls.is_mutual() => " --cert client.crt --key client.key",
+            _ => "",
+        };
         println!(
-            "  try: curl -s -X POST http://{first}/v1.0-alpha1/lock/{}{token_header} -d '{{\"resourceId\":\"my-resource\",\"lockOwner\":\"me\",\"expiryInSeconds\":60}}'",
+            "  try: curl -s -X POST {scheme}://{first}/v1.0-alpha1/lock/{}{token_header}{client_certificate} -d '{{\"resourceId\":\"my-resource\",\"lockOwner\":\"me\",\"expiryInSeconds\":60}}'",
             store.name
         );
     }
@@ -443,6 +486,34 @@ mod tests {
         assert_eq!(limits.read_header_timeout, None);
         assert_eq!(limits.idle_timeout, None);
         assert_eq!(limits.max_connections, 7);
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        assert_eq!(api_tls_files(&Cli::parse_from(["wasilock"])), None);
+        let both = Cli::parse_from([
+            "wasilock",
+            "--api-tls-cert",
+            "c.pem",
+            "--api-tls-key",
+            "k.pem",
+        ]);
+        assert_eq!(
+            api_tls_files(&both),
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+                client_ca: None
+            })
+        );
+        for alone in [
+            &["--api-tls-cert", "c.pem"][..],
+            &["--api-tls-key", "k.pem"],
+            &["--api-tls-client-ca", "ca.pem"],
+        ] {
+            let args = [&["wasilock"][..], alone].concat();
+            assert!(Cli::try_parse_from(args).is_err(), "{alone:?}");
+        }
     }
 
     #[test]

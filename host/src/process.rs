@@ -188,6 +188,7 @@ impl Process {
                 TenantSpec {
                     app_id: settings.app_id.clone(),
                     api_token: token.clone(),
+                    client_identity: None,
                     component: None,
                     limits: LimitOverrides::default(),
                     source: None,
@@ -202,6 +203,10 @@ impl Process {
                 self.tenant(&settings.app_id, &None, &LimitOverrides::default(), &stores)?;
             return Ok((stores, Tenants::open(tenant)));
         }
+        let identities: Vec<_> = specs
+            .iter()
+            .filter_map(|s| Some((s.client_identity.clone()?, s.app_id.clone())))
+            .collect();
         let mut tenants = Vec::new();
         for spec in specs {
             let tenant = self
@@ -212,7 +217,10 @@ impl Process {
                 })?;
             tenants.push((spec.api_token, tenant));
         }
-        Ok((stores, Tenants::with_tokens(tenants)))
+        Ok((
+            stores,
+            Tenants::with_tokens(tenants).with_identities(identities),
+        ))
     }
 
     /// One tenant's sandbox over `stores`.

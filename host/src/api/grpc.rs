@@ -6,8 +6,13 @@
 //! `UNAUTHENTICATED` with daprd's `ErrorInfo`. Errors are daprd's: a plain status whose code
 //! and message follow its validation rows; a busy tenant is `RESOURCE_EXHAUSTED`.
 //! Connections are bounded and timed by [`super::connections`], as for HTTP.
+//!
+//! Over TLS ([`super::tls`], ALPN `h2`), a client certificate may select the tenant, as for
+//! HTTP ([`Registry::select_for`]).
 
-use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
+use super::connections::{
+    ConnectionInfo, ConnectionLimits, Connections, Protocol, TrackRequestsLayer,
+};
 use crate::service::{LockError, LockRequest, LockService, Refusal, Tenant, UnlockRequest};
 use crate::tenants::Registry;
 use std::collections::HashMap;
@@ -56,32 +61,47 @@ pub async fn serve_within<S: LockService>(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let reflection_v1 = reflection.build_v1()?;
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(TrackRequestsLayer)
         .layer(tonic::service::InterceptorLayer::new(
             move |request: Request<()>| select_tenant(&tenants, request),
         ))
         .add_service(DaprServer::new(DaprApi::<S>(PhantomData)))
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(
-            connections.acceptor(listener).into_stream(Protocol::Http2),
-            async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            },
-        )
-        .await?;
+        .add_service(reflection_v1alpha);
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let acceptor = connections.acceptor(listener);
+    match connections.tls() {
+        None => {
+            router
+                .serve_with_incoming_shutdown(acceptor.into_stream(Protocol::Http2), stopped)
+                .await?
+        }
+        Some(tls) => {
+            let incoming = acceptor.into_tls_stream(tls.clone(), Protocol::Http2);
+            router
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await?
+        }
+    }
     Ok(())
 }
 
-/// Selects the tenant by `dapr-api-token` and hands it to the call, or refuses the call as
-/// daprd does (`pkg/api/grpc/auth.go`).
+/// Selects the tenant by `dapr-api-token` (and the client's certificate, over mutual TLS) and
+/// hands it to the call, or refuses the call as daprd does (`pkg/api/grpc/auth.go`).
 fn select_tenant<S: LockService>(
     tenants: &Registry<S>,
     mut request: Request<()>,
 ) -> Result<Request<()>, Status> {
     let token = request.metadata().get("dapr-api-token");
-    if let Some(tenant) = tenants.select(token.map(|v| v.as_bytes())) {
+    let names = request
+        .extensions()
+        .get::<ConnectionInfo>()
+        .and_then(|info| info.peer.as_deref())
+        .map_or(&[][..], |peer| &peer.names[..]);
+    if let Some(tenant) = tenants.select_for(names, token.map(|v| v.as_bytes())) {
         request.extensions_mut().insert(tenant);
         return Ok(request);
     }

@@ -3,8 +3,10 @@
 //! - [`http`]: HTTP/1.1 (health, token, metadata, the lock routes through the component);
 //! - [`grpc`]: gRPC (`dapr.proto.runtime.v1.Dapr`: locks and metadata, with reflection);
 //! - [`connections`]: what both accept: a bound on open connections, request head and idle
-//!   timeouts, and `accept` failures retried with a back-off.
+//!   timeouts, `accept` failures retried with a back-off, and TLS handshakes;
+//! - [`tls`]: TLS and mutual TLS on both (certificates reloaded when their files change).
 
 pub mod connections;
 pub mod grpc;
 pub mod http;
+pub mod tls;
