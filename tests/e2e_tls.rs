@@ -393,6 +393,38 @@ fn https_and_grpc_over_tls_serve_the_api_and_plain_clients_get_no_answer() {
 }
 
 #[test]
+fn a_handshake_that_stalls_is_closed_at_the_request_head_timeout() {
+    let Some(pki) = Pki::new() else { return };
+    if !curl_available() {
+        return;
+    }
+    let mut args = pki.flags();
+    args.extend(["--read-header-timeout".into(), "1s".into()]);
+    let host = Host::start_with(Options::new().tls().args(args));
+    for address in [host.base.trim_start_matches("https://"), &host.grpc] {
+        // The first bytes of a TLS record, and then nothing.
+        let mut stalled = std::net::TcpStream::connect(address).unwrap();
+        stalled.write_all(&[0x16, 0x03, 0x01]).unwrap();
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let closed = stalled.read_to_end(&mut answer);
+        assert!(
+            closed.is_ok() || closed.unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+            "the host did not close a stalled handshake"
+        );
+        assert_eq!(answer, b"", "{address}");
+    }
+    let (code, _, stderr) = curl(&[
+        "--cacert",
+        &pki.ca.cert().display().to_string(),
+        &format!("{}/v1.0/healthz", host.base),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
 fn start_up_errors_name_the_flag_the_file_and_what_is_wrong() {
     let Some(pki) = Pki::new() else { return };
     let other = pki.ca.issue("other", &["IP:127.0.0.1"], "serverAuth");
