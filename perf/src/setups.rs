@@ -39,11 +39,17 @@ pub enum Row {
     CalmAlone,
     /// f'. The calm tenant beside a noisy one.
     CalmBeside,
+    /// t. b over TLS (HTTPS), keep-alive connections.
+    Tls,
+    /// t'. b on a new plain connection per request.
+    PlainPerRequest,
+    /// t". b over TLS on a new connection per request: a full handshake each.
+    TlsPerRequest,
 }
 
 impl Row {
     /// Every row, in the order of each round and of the table.
-    pub const ALL: [Row; 13] = [
+    pub const ALL: [Row; 16] = [
         Row::Native,
         Row::InMemory,
         Row::WasiHttp,
@@ -57,6 +63,9 @@ impl Row {
         Row::TenantsSpread,
         Row::CalmAlone,
         Row::CalmBeside,
+        Row::Tls,
+        Row::PlainPerRequest,
+        Row::TlsPerRequest,
     ];
 
     /// The row's name in the report.
@@ -79,6 +88,11 @@ impl Row {
             Row::CalmBeside => format!(
                 "f'. calm tenant beside a tenant flooding a looping component ({FLOOD_CONNECTIONS} connections)"
             ),
+            Row::Tls => "t. b over TLS 1.3 (HTTPS, keep-alive)".into(),
+            Row::PlainPerRequest => "t'. b, a new plain connection per request".into(),
+            Row::TlsPerRequest => {
+                "t\". b over TLS 1.3, a new connection (full handshake) per request".into()
+            }
         }
     }
 }
@@ -174,10 +188,25 @@ impl Rounds {
             tenants::noisy_neighbour(launcher, &self.settings, &self.fault_guest).await?;
         samples.push(progress(Row::CalmAlone, neighbour.alone.sample()));
         samples.push(progress(Row::CalmBeside, neighbour.beside.sample()));
+        samples.extend(self.run_tls().await?);
         Ok(Round {
             samples,
             noisy_answered: neighbour.noisy_answered,
         })
+    }
+
+    /// Runs the setups of the API's TLS (t, t', t") once; `--only tls` runs them alone.
+    pub async fn run_tls(&self) -> anyhow::Result<Vec<(Row, Sample)>> {
+        let launcher = &self.launcher;
+        let tls = launcher.wasilock_tls()?;
+        let (plain, _) = launcher.wasilock(Store::InMemory, &[])?;
+        Ok(vec![
+            self.measure(Row::Tls, &tls, Protocol::Http).await?,
+            self.measure(Row::PlainPerRequest, &plain, Protocol::HttpPerRequest)
+                .await?,
+            self.measure(Row::TlsPerRequest, &tls, Protocol::HttpPerRequest)
+                .await?,
+        ])
     }
 
     /// Measures lock+unlock pairs on `server` for `row`.
