@@ -217,3 +217,94 @@ impl Configs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tenants::ClientIdentity;
+    use rustls::pki_types::pem::PemObject;
+    use wasilock_testkit::certificates::{self, Authority, Issued, Validity};
+
+    fn files(server: &Issued, client_ca: Option<PathBuf>) -> TlsFiles {
+        TlsFiles {
+            cert: server.cert.clone(),
+            key: server.key.clone(),
+            client_ca,
+        }
+    }
+
+    #[test]
+    fn loads_checks_and_reloads_the_files() {
+        if !certificates::openssl_available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Authority::create(dir.path(), "ca");
+        let server = ca.issue("server", &["IP:127.0.0.1"], "serverAuth");
+        let other = ca.issue("other", &["IP:127.0.0.1"], "serverAuth");
+        let expired = ca.issue_with(
+            "expired",
+            &["IP:127.0.0.1"],
+            "serverAuth",
+            Validity::Expired,
+        );
+
+        let tls = Tls::load(files(&server, Some(ca.cert()))).unwrap();
+        assert!(tls.is_mutual());
+        let http = tls.server_config(Protocol::Http1);
+        assert_eq!(http.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            tls.server_config(Protocol::Http2).alpn_protocols,
+            [b"h2".to_vec()]
+        );
+
+        let error = |files: TlsFiles| format!("{:#}", Tls::load(files).unwrap_err());
+        let mismatched = error(TlsFiles {
+            key: other.key.clone(),
+            ..files(&server, None)
+        });
+        assert!(
+            mismatched.contains("does not match the certificate"),
+            "{mismatched}"
+        );
+        let too_old = error(files(&expired, None));
+        assert!(
+            too_old.contains("expired at 2020-01-02T00:00:00Z"),
+            "{too_old}"
+        );
+
+        // A reload that fails keeps what is in force; one that works replaces it.
+        std::fs::copy(&other.cert, &server.cert).unwrap();
+        assert!(tls.reload().is_err(), "the key no longer matches");
+        assert!(Arc::ptr_eq(&tls.server_config(Protocol::Http1), &http));
+        std::fs::copy(&other.key, &server.key).unwrap();
+        tls.reload().unwrap();
+        assert!(!Arc::ptr_eq(&tls.server_config(Protocol::Http1), &http));
+    }
+
+    #[test]
+    fn a_client_certificate_presents_its_uri_and_dns_names() {
+        if !certificates::openssl_available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Authority::create(dir.path(), "ca");
+        let client = ca.issue(
+            "client",
+            &[
+                "URI:spiffe://example.org/orders",
+                "DNS:Orders.Example.org",
+                "IP:10.0.0.1",
+            ],
+            "clientAuth",
+        );
+        let der = rustls::pki_types::CertificateDer::from_pem_file(&client.cert).unwrap();
+        assert_eq!(
+            PeerCertificate::from_der(&der).names,
+            [
+                ClientIdentity::Uri("spiffe://example.org/orders".into()),
+                ClientIdentity::Dns("orders.example.org".into()),
+            ]
+        );
+    }
+}
