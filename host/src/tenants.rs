@@ -52,12 +52,18 @@ impl<S> Tenants<S> {
         mut self,
         identities: impl IntoIterator<Item = (ClientIdentity, String)>,
     ) -> Self {
-        for (identity, app_id) in identities {
-            let tenant = self.by_token.values().find(|t| t.app_id == app_id).cloned();
-            if let Some(tenant) = tenant {
-                self.by_identity.insert(identity, tenant);
-            }
-        }
+        let by_app_id: HashMap<&str, &Arc<Tenant<S>>> = self
+            .by_token
+            .values()
+            .map(|t| (t.app_id.as_str(), t))
+            .collect();
+        let by_identity = identities
+            .into_iter()
+            .filter_map(|(identity, app_id)| {
+                Some((identity, (*by_app_id.get(app_id.as_str())?).clone()))
+            })
+            .collect();
+        self.by_identity = by_identity;
         self
     }
 
