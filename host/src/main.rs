@@ -7,6 +7,7 @@ use sha2::Digest;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
+use wasilock::api::tls::{Tls, TlsFiles};
 use wasilock::config::quantity::parse_bytes;
 use wasilock::process::serve::Listen;
 use wasilock::process::{self, Settings};
@@ -122,6 +123,20 @@ struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
 
+    /// The certificate chain (PEM, the server's own first) of the HTTP and gRPC listeners,
+    /// which then serve TLS 1.2/1.3 only (ALPN `h2`, `http/1.1`). Reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--api-tls-cert`. Reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: clients must present a certificate of an authority in this file (PEM); a
+    /// Tenant's `spec.clientIdentity` names the certificates that select it.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    api_tls_client_ca: Option<PathBuf>,
+
     /// Daprd's HTTP API (`http://127.0.0.1:3501`): every HTTP request wasilock does not serve
     /// itself (the lock routes, health, metadata) is forwarded there, and health and metadata
     /// follow it. A Tenant's `spec.upstream` replaces it for that tenant.
@@ -233,8 +248,10 @@ async fn run(cli: Cli) -> Result<()> {
         },
     };
     let limits = requested_limits(&cli);
-    let connections = Connections::new(
+    let tls = api_tls_files(&cli).map(Tls::load).transpose()?;
+    let connections = Connections::with_tls(
         limits.fit_descriptor_limit(descriptors::raise_limit(), cli.max_connections.is_some()),
+        tls.clone(),
     );
     let listen = Listen {
         addresses: cli.dapr_listen_addresses.clone(),
@@ -257,6 +274,15 @@ fn requested_limits(cli: &Cli) -> ConnectionLimits {
                 usize::try_from(max).unwrap_or(usize::MAX)
             }),
     }
+}
+
+/// The files of the API's TLS, when `--api-tls-cert` is given (clap requires the key with it).
+fn api_tls_files(cli: &Cli) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: cli.api_tls_cert.clone()?,
+        key: cli.api_tls_key.clone()?,
+        client_ca: cli.api_tls_client_ca.clone(),
+    })
 }
 
 /// The directory `--compile-cache` names: none for `off`, the user's cache directory when
@@ -342,6 +368,34 @@ mod tests {
                 .to_string()
                 .contains("must start with http://")
         );
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        assert_eq!(api_tls_files(&Cli::parse_from(["wasilock"])), None);
+        let both = Cli::parse_from([
+            "wasilock",
+            "--api-tls-cert",
+            "c.pem",
+            "--api-tls-key",
+            "k.pem",
+        ]);
+        assert_eq!(
+            api_tls_files(&both),
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+                client_ca: None
+            })
+        );
+        for alone in [
+            &["--api-tls-cert", "c.pem"][..],
+            &["--api-tls-key", "k.pem"],
+            &["--api-tls-client-ca", "ca.pem"],
+        ] {
+            let args = [&["wasilock"][..], alone].concat();
+            assert!(Cli::try_parse_from(args).is_err(), "{alone:?}");
+        }
     }
 
     #[test]

@@ -68,6 +68,18 @@ struct Cli {
     /// Where the report goes.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md"))]
     output: PathBuf,
+
+    /// Runs only these rows, for a quick look: their figures go to stderr, and no report is
+    /// written.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+/// Rows that can run alone.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Only {
+    /// The API's TLS: keep-alive HTTPS, and a new connection per request, plain and TLS.
+    Tls,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +125,19 @@ fn main() -> anyhow::Result<()> {
         binary,
         cpu: pinning.server_cpu(),
     };
+    if let Some(Only::Tls) = cli.only {
+        let settings = Settings {
+            connections: cli.connections,
+            warmup: cli.warmup,
+            duration: cli.duration,
+        };
+        let rounds = Rounds::new(launcher, settings, fault_guest, false);
+        for round in 1..=cli.rounds {
+            eprintln!("round {round} of {} (TLS rows only)...", cli.rounds);
+            runtime.block_on(rounds.run_tls())?;
+        }
+        return Ok(());
+    }
     let report = runtime.block_on(run(&cli, launcher, fault_guest, pinning))?;
     let markdown = report.markdown();
     println!("\n{markdown}");

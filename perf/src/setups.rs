@@ -44,11 +44,17 @@ pub enum Row {
     UpstreamDirect,
     /// g'. g through wasilock with `--dapr-upstream-http` (forwarded).
     Forwarded,
+    /// t. b over TLS (HTTPS), keep-alive connections.
+    Tls,
+    /// t'. b on a new plain connection per request.
+    PlainPerRequest,
+    /// t". b over TLS on a new connection per request: a full handshake each.
+    TlsPerRequest,
 }
 
 impl Row {
     /// Every row, in the order of each round and of the table.
-    pub const ALL: [Row; 15] = [
+    pub const ALL: [Row; 18] = [
         Row::Native,
         Row::InMemory,
         Row::WasiHttp,
@@ -64,6 +70,9 @@ impl Row {
         Row::CalmBeside,
         Row::UpstreamDirect,
         Row::Forwarded,
+        Row::Tls,
+        Row::PlainPerRequest,
+        Row::TlsPerRequest,
     ];
 
     /// The row's name in the report.
@@ -90,6 +99,11 @@ impl Row {
                 "g. GET /v1.0/state/… on the upstream directly (a: its 404)".into()
             }
             Row::Forwarded => "g'. g through wasilock --dapr-upstream-http (forwarded)".into(),
+            Row::Tls => "t. b over TLS 1.3 (HTTPS, keep-alive)".into(),
+            Row::PlainPerRequest => "t'. b, a new plain connection per request".into(),
+            Row::TlsPerRequest => {
+                "t\". b over TLS 1.3, a new connection (full handshake) per request".into()
+            }
         }
     }
 }
@@ -197,10 +211,25 @@ impl Rounds {
         samples.push(progress(Row::CalmAlone, neighbour.alone.sample()));
         samples.push(progress(Row::CalmBeside, neighbour.beside.sample()));
         samples.extend([direct, forwarded]);
+        samples.extend(self.run_tls().await?);
         Ok(Round {
             samples,
             noisy_answered: neighbour.noisy_answered,
         })
+    }
+
+    /// Runs the setups of the API's TLS (t, t', t") once; `--only tls` runs them alone.
+    pub async fn run_tls(&self) -> anyhow::Result<Vec<(Row, Sample)>> {
+        let launcher = &self.launcher;
+        let tls = launcher.wasilock_tls()?;
+        let (plain, _) = launcher.wasilock(Store::InMemory, &[])?;
+        Ok(vec![
+            self.measure(Row::Tls, &tls, Protocol::Http).await?,
+            self.measure(Row::PlainPerRequest, &plain, Protocol::HttpPerRequest)
+                .await?,
+            self.measure(Row::TlsPerRequest, &tls, Protocol::HttpPerRequest)
+                .await?,
+        ])
     }
 
     /// Measures lock+unlock pairs on `server` for `row`.

@@ -57,7 +57,7 @@ fn row(rows: &[(Row, Summary)], wanted: Row) -> Option<&Summary> {
 
 /// The ratios of median throughputs, each when both its rows were measured.
 pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
-    let table: [(&str, Row, Row, Option<f64>); 7] = [
+    let table: [(&str, Row, Row, Option<f64>); 9] = [
         (
             "b/a (wasm / native)",
             Row::InMemory,
@@ -93,6 +93,18 @@ pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
             "d'/redis-benchmark on appendfsync always (same Redis, same connections)",
             Row::RedisAof,
             Row::RedisBenchmarkAof,
+            None,
+        ),
+        (
+            "t/b (TLS / plain, keep-alive)",
+            Row::Tls,
+            Row::InMemory,
+            None,
+        ),
+        (
+            "t\"/t' (a TLS handshake / a plain connection, per request)",
+            Row::TlsPerRequest,
+            Row::PlainPerRequest,
             None,
         ),
     ];

@@ -79,6 +79,9 @@ pub struct Options {
     pub log_level: Option<String>,
     /// The only CPU the process may run on; any when `None`.
     pub cpu: Option<usize>,
+    /// Whether the host serves TLS (`--api-tls-cert`): it is ready once its HTTP port
+    /// accepts connections, as plain HTTP gets no answer; [`Host::base`] is `https://`.
+    pub tls: bool,
 }
 
 impl Options {
@@ -115,6 +118,12 @@ impl Options {
     /// Uses this data directory.
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The host serves TLS (see [`Options::tls`]); the TLS flags go in [`Options::args`].
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -159,7 +168,7 @@ pub fn pin_command(command: &mut Command, cpu: usize) {
 /// A running `wasilock` process, killed on drop.
 pub struct Host {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when it serves TLS).
     pub base: String,
     /// The gRPC API's `127.0.0.1:PORT`.
     pub grpc: String,
@@ -178,6 +187,7 @@ struct Launch {
     args: Vec<String>,
     env: Vec<(String, String)>,
     cpu: Option<usize>,
+    tls: bool,
 }
 
 /// A new HTTP client with keep-alive, that reports every status as a reply.
@@ -243,10 +253,12 @@ impl Host {
             args,
             env: options.env.clone(),
             cpu: options.cpu,
+            tls: options.tls,
         };
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let base = format!("http://127.0.0.1:{http_port}");
+        let scheme = if options.tls { "https" } else { "http" };
+        let base = format!("{scheme}://127.0.0.1:{http_port}");
         let agent = agent();
         let child = launch.run(&base, &agent, &stdout, &stderr)?;
         Ok(Host {
@@ -420,10 +432,15 @@ impl Launch {
         drain(child.stderr.take().unwrap(), stderr.clone());
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let ready = agent
-                .get(&format!("{base}/v1.0/healthz"))
-                .call()
-                .is_ok_and(|r| r.status() == 204);
+            let ready = if self.tls {
+                let address = base.trim_start_matches("https://");
+                std::net::TcpStream::connect(address).is_ok()
+            } else {
+                agent
+                    .get(&format!("{base}/v1.0/healthz"))
+                    .call()
+                    .is_ok_and(|r| r.status() == 204)
+            };
             if ready {
                 return Ok(child);
             }

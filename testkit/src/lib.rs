@@ -5,6 +5,7 @@
 //! - [`resources`](mod@resources): Component and Tenant YAML for `--resources-path`;
 //! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
 //! - [`redis_server`]: a throwaway `redis-server`;
+//! - [`certificates`]: an authority and the certificates it issues, for TLS tests;
 //! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
 //! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod apt;
+pub mod certificates;
 pub mod guests;
 pub mod host;
 pub mod http_cases;
@@ -45,6 +47,31 @@ pub fn available(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether `check` (a program and the arguments that make it print its version) succeeds,
+/// installing Debian's `package` when it does not and this user can (`why` says for what).
+/// When it stays missing, fails the test under `CI=true`, and otherwise says so on stderr and
+/// returns `false`.
+pub fn require_tool(check: &[&str], package: &str, why: &str) -> bool {
+    let program = check[0];
+    let runs = || {
+        Command::new(program)
+            .args(&check[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = runs() || (apt::install(&[package], why) && runs());
+    if !installed {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is not installed: .ci/run installs it; under CI=true a missing {program} is a failure"
+        );
+        eprintln!("SKIPPED: {program} is not installed (install it to run {why})");
+    }
+    installed
 }
 
 /// The workspace's root directory.

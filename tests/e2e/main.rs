@@ -15,4 +15,5 @@ mod redis;
 mod sdks;
 mod sentinel;
 mod tenants;
+mod tls;
 mod upstream;

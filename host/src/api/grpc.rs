@@ -8,9 +8,13 @@
 //! Connections are bounded and timed by [`super::connections`], as for HTTP.
 //!
 //! With a gRPC upstream for the tenant, every call but the lock methods, `GetMetadata` and
-//! reflection goes to its daprd instead (`forward::grpc`).
+//! reflection goes to its daprd instead (`forward::grpc`). Over TLS ([`super::tls`], ALPN
+//! `h2`), a client certificate may select the tenant, as for HTTP
+//! ([`Tenants::select_for`](crate::tenants::Tenants::select_for)).
 
-use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
+use super::connections::{
+    ConnectionInfo, ConnectionLimits, Connections, Protocol, TrackRequestsLayer,
+};
 use super::forward::Forwarder;
 use super::forward::grpc::ForwardLayer;
 use crate::service::{
@@ -63,7 +67,7 @@ pub async fn serve_within<S: LockService>(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let reflection_v1 = reflection.build_v1()?;
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(TrackRequestsLayer)
         .layer(tonic::service::InterceptorLayer::new(
             move |request: Request<()>| select_tenant(&tenants, request),
@@ -71,26 +75,42 @@ pub async fn serve_within<S: LockService>(
         .layer(ForwardLayer::<S>::new(Forwarder::new()))
         .add_service(DaprServer::new(DaprApi::<S>(PhantomData)))
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(
-            connections.acceptor(listener).into_stream(Protocol::Http2),
-            async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            },
-        )
-        .await?;
+        .add_service(reflection_v1alpha);
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let acceptor = connections.acceptor(listener);
+    match connections.tls() {
+        None => {
+            router
+                .serve_with_incoming_shutdown(acceptor.into_stream(Protocol::Http2), stopped)
+                .await?
+        }
+        Some(tls) => {
+            let incoming = acceptor.into_tls_stream(tls.clone(), Protocol::Http2);
+            router
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await?
+        }
+    }
     Ok(())
 }
 
-/// Selects the tenant by `dapr-api-token` and hands it (and its upstream, if any) to the
-/// call, or refuses the call as daprd does (`pkg/api/grpc/auth.go`).
+/// Selects the tenant by `dapr-api-token` (and the client's certificate, over mutual TLS) and
+/// hands it (and its upstream, if any) to the call, or refuses the call as daprd does
+/// (`pkg/api/grpc/auth.go`).
 fn select_tenant<S: LockService>(
     tenants: &Registry<S>,
     mut request: Request<()>,
 ) -> Result<Request<()>, Status> {
     let token = request.metadata().get("dapr-api-token");
+    let names = request
+        .extensions()
+        .get::<ConnectionInfo>()
+        .and_then(|info| info.peer.as_deref())
+        .map_or(&[][..], |peer| &peer.names[..]);
     let current = tenants.current();
-    if let Some(tenant) = current.select(token.map(|v| v.as_bytes())) {
+    if let Some(tenant) = current.select_for(names, token.map(|v| v.as_bytes())) {
         if let Some(upstream) = current.upstream(&tenant.app_id) {
             request.extensions_mut().insert(upstream);
         }

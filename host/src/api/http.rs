@@ -4,10 +4,13 @@
 //! are bounded and timed by [`super::connections`].
 //!
 //! With an HTTP upstream for the tenant, every other path goes to its daprd, health follows
-//! daprd's, and metadata merges daprd's (`forward::http`).
+//! daprd's, and metadata merges daprd's (`forward::http`). Over TLS ([`super::tls`]) the
+//! same API is served over HTTP/1.1 or HTTP/2, as ALPN chooses, and a client certificate may
+//! select the tenant ([`Tenants::select_for`](crate::tenants::Tenants::select_for)).
 
-use super::connections::{ConnectionLimits, Connections, Protocol};
+use super::connections::{Activity, Admitted, ConnectionLimits, Connections, Protocol};
 use super::forward::Forwarder;
+use super::tls::{PeerCertificate, Tls};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
     DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent,
@@ -15,10 +18,10 @@ use crate::service::{
 use crate::tenants::Registry;
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -56,20 +59,25 @@ pub async fn serve_within<S: LockService>(
             admitted = acceptor.accept() => admitted,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
+        if let Some(tls) = connections.tls() {
+            let (tls, tenants, watcher) = (tls.clone(), tenants.clone(), graceful.watcher());
+            tokio::spawn(serve_tls(
+                admitted,
+                tls,
+                tenants,
+                forwarder.clone(),
+                watcher,
+            ));
+            continue;
+        }
         let peer = admitted.peer;
         let connection = admitted.watch(Protocol::Http1);
-        let activity = connection.activity().clone();
-        let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
-            let busy = activity.begin();
-            request.extensions_mut().insert(activity.clone());
-            async move {
-                let response = handle(&tenants, &forwarder, request).await;
-                drop(busy);
-                Ok::<_, Infallible>(response)
-            }
-        });
+        let service = api_service(
+            tenants.clone(),
+            forwarder.clone(),
+            connection.activity().clone(),
+            None,
+        );
         let connection = http1::Builder::new()
             .keep_alive(true)
             .serve_connection(TokioIo::new(connection), service);
@@ -88,7 +96,73 @@ pub async fn serve_within<S: LockService>(
     }
 }
 
-/// Answers one request, sending to the tenant's daprd through `forwarder` what it answers.
+/// Serves one TLS connection: its handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls<S: LockService>(
+    admitted: Admitted,
+    tls: Arc<Tls>,
+    tenants: Arc<Registry<S>>,
+    forwarder: Arc<Forwarder>,
+    watcher: Watcher,
+) {
+    let peer = admitted.peer;
+    let connection = match admitted.handshake(&tls, Protocol::Http1).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+    };
+    let info = connection.info().clone();
+    let service = api_service(tenants, forwarder, info.activity, info.peer);
+    let served = match connection.protocol() {
+        Protocol::Http2 => {
+            let connection = http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(connection), service);
+            watcher.watch(connection).await
+        }
+        Protocol::Http1 => {
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(connection), service);
+            watcher.watch(connection).await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
+}
+
+/// The service of one connection: counts its requests in flight on `activity`, and hands
+/// each the client's certificate, if any.
+fn api_service<S: LockService>(
+    tenants: Arc<Registry<S>>,
+    forwarder: Arc<Forwarder>,
+    activity: Arc<Activity>,
+    peer: Option<Arc<PeerCertificate>>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<HyperOutgoingBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Send
++ 'static {
+    hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
+        let busy = activity.begin();
+        if let Some(peer) = &peer {
+            request.extensions_mut().insert(peer.clone());
+        }
+        async move {
+            let response = handle(&tenants, &forwarder, request).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
+    })
+}
+
+/// Answers one request, sending to the tenant's daprd through `forwarder` what it answers
+/// (its client's certificate, over mutual TLS, is an `Arc<PeerCertificate>` in its
+/// extensions).
 pub async fn handle<S: LockService>(
     tenants: &Registry<S>,
     forwarder: &Forwarder,
@@ -105,7 +179,11 @@ pub async fn handle<S: LockService>(
         }
         return respond(StatusCode::NO_CONTENT, None, Bytes::new());
     }
-    let Some(tenant) = tenants.select(token) else {
+    let names = request
+        .extensions()
+        .get::<Arc<PeerCertificate>>()
+        .map_or(&[][..], |peer| &peer.names[..]);
+    let Some(tenant) = tenants.select_for(names, token) else {
         return respond(
             StatusCode::UNAUTHORIZED,
             Some("text/plain; charset=utf-8"),

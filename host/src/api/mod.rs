@@ -4,9 +4,11 @@
 //! - [`grpc`]: gRPC (`dapr.proto.runtime.v1.Dapr`: locks and metadata, with reflection);
 //! - [`forward`]: what neither serves itself, sent to the tenant's daprd when it has one;
 //! - [`connections`]: what both accept: a bound on open connections, request head and idle
-//!   timeouts, and `accept` failures retried with a back-off.
+//!   timeouts, `accept` failures retried with a back-off, and TLS handshakes;
+//! - [`tls`]: TLS and mutual TLS on both (certificates reloaded when their files change).
 
 pub mod connections;
 pub mod forward;
 pub mod grpc;
 pub mod http;
+pub mod tls;

@@ -1,17 +1,19 @@
-//! The start-up banner on stdout: addresses, stores, tenants (never their tokens) and their
-//! upstream daprd, and a request to paste.
+//! The start-up banner on stdout: addresses (and whether they serve TLS), stores, tenants
+//! (never their tokens) and their upstream daprd, and a request to paste.
 
 use super::Process;
+use crate::api::tls::Tls;
 use anyhow::Result;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Prints the banner of `process` listening on `http_listeners` (at least one) and
-/// `grpc_listeners`, started in `startup`.
+/// `grpc_listeners` (with `tls`, if any), started in `startup`.
 pub(super) fn print(
     process: &Process,
     http_listeners: &[TcpListener],
     grpc_listeners: &[TcpListener],
+    tls: Option<&Tls>,
     startup: Duration,
 ) -> Result<()> {
     let first = http_listeners[0].local_addr()?;
@@ -23,11 +25,18 @@ pub(super) fn print(
         if count == 1 { "" } else { "s" },
         startup.as_millis()
     );
+    let (scheme, security) = match tls {
+        None => ("http", String::new()),
+        Some(tls) => ("https", format!(" ({})", tls.describe())),
+    };
     for listener in http_listeners {
-        println!("  listening on http://{}", listener.local_addr()?);
+        println!(
+            "  listening on {scheme}://{}{security}",
+            listener.local_addr()?
+        );
     }
     for listener in grpc_listeners {
-        println!("  gRPC API on {}", listener.local_addr()?);
+        println!("  gRPC API on {}{security}", listener.local_addr()?);
     }
     let stores = process.stores();
     for store in stores.iter() {
@@ -72,8 +81,12 @@ pub(super) fn print(
         } else {
             ""
         };
+        let client_certificate = match tls {
+            Some(tls) if tls.is_mutual() => " --cert client.crt --key client.key",
+            _ => "",
+        };
         println!(
-            "  try: curl -s -X POST http://{first}/v1.0-alpha1/lock/{}{token_header} -d '{{\"resourceId\":\"my-resource\",\"lockOwner\":\"me\",\"expiryInSeconds\":60}}'",
+            "  try: curl -s -X POST {scheme}://{first}/v1.0-alpha1/lock/{}{token_header}{client_certificate} -d '{{\"resourceId\":\"my-resource\",\"lockOwner\":\"me\",\"expiryInSeconds\":60}}'",
             store.name
         );
     }

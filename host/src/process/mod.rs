@@ -157,6 +157,7 @@ impl Process {
                 TenantSpec {
                     app_id: settings.app_id.clone(),
                     api_token: token.clone(),
+                    client_identity: None,
                     component: None,
                     limits: LimitOverrides::default(),
                     upstream: None,
@@ -175,6 +176,10 @@ impl Process {
             let tenants = Tenants::open(tenant).with_upstreams(upstreams, default_upstream);
             return Ok((stores, tenants));
         }
+        let identities: Vec<_> = specs
+            .iter()
+            .filter_map(|s| Some((s.client_identity.clone()?, s.app_id.clone())))
+            .collect();
         let mut tenants = Vec::new();
         let mut upstreams = Vec::new();
         for spec in specs {
@@ -188,7 +193,9 @@ impl Process {
                 })?;
             tenants.push((spec.api_token, tenant));
         }
-        let tenants = Tenants::with_tokens(tenants).with_upstreams(upstreams, default_upstream);
+        let tenants = Tenants::with_tokens(tenants)
+            .with_upstreams(upstreams, default_upstream)
+            .with_identities(identities);
         Ok((stores, tenants))
     }
 

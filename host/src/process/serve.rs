@@ -24,9 +24,9 @@ pub struct Listen {
     pub grpc_port: u16,
 }
 
-/// Starts the process of `settings`, listens as `listen` says within `connections`, prints
-/// the banner (with the time since `started`), and serves until SIGINT or SIGTERM; then
-/// finishes the requests in flight.
+/// Starts the process of `settings`, listens as `listen` says within `connections` (over TLS
+/// when they have it, whose files are then watched), prints the banner (with the time since
+/// `started`), and serves until SIGINT or SIGTERM; then finishes the requests in flight.
 pub async fn run(
     settings: Settings,
     listen: &Listen,
@@ -37,10 +37,12 @@ pub async fn run(
 
     let http_listeners = bind(&listen.addresses, listen.http_port, "HTTP").await?;
     let grpc_listeners = bind(&listen.addresses, listen.grpc_port, "gRPC").await?;
+    let tls = connections.tls().cloned();
     banner::print(
         &process,
         &http_listeners,
         &grpc_listeners,
+        tls.as_deref(),
         started.elapsed(),
     )?;
 
@@ -50,6 +52,10 @@ pub async fn run(
         let (process, stopped) = (process.clone(), stopped.clone());
         tokio::spawn(async move { process.watch(stopped).await })
     };
+    if let Some(tls) = tls {
+        let stopped = stopped.clone();
+        tokio::spawn(async move { tls.watch(stopped).await });
+    }
     let mut servers = tokio::task::JoinSet::new();
     for listener in http_listeners {
         let (tenants, connections, stopped) = (
