@@ -186,15 +186,13 @@ enum PairClient {
     Http {
         sender: SendRequest<Full<Bytes>>,
         token: Option<String>,
-        lock: (String, String),
-        unlock: (String, String),
+        pair: HttpPair,
     },
     /// A new connection (over TLS with `tls`) for every call.
     HttpPerRequest {
         address: String,
         tls: Option<Arc<rustls::ClientConfig>>,
-        lock: (String, String),
-        unlock: (String, String),
+        pair: HttpPair,
     },
     Grpc {
         client: DaprClient<Channel>,
@@ -206,6 +204,23 @@ enum PairClient {
         sender: SendRequest<Full<Bytes>>,
         path: String,
     },
+}
+
+/// The lock and the unlock request of one connection's pairs over HTTP: path and body.
+struct HttpPair {
+    lock: (String, String),
+    unlock: (String, String),
+}
+
+impl HttpPair {
+    /// The path, body and expected answer of a lock (`unlock` false) or an unlock.
+    fn request(&self, unlock: bool) -> (&str, &String, &'static [u8]) {
+        if unlock {
+            (&self.unlock.0, &self.unlock.1, br#"{"status":0}"#)
+        } else {
+            (&self.lock.0, &self.lock.1, br#"{"success":true}"#)
+        }
+    }
 }
 
 impl PairClient {
@@ -231,18 +246,17 @@ impl PairClient {
             format!("/v1.0-alpha1/unlock/{store}"),
             serde_json::json!({ "resourceId": resource, "lockOwner": owner }).to_string(),
         );
+        let pair = HttpPair { lock, unlock };
         Ok(match protocol {
             Protocol::Http => PairClient::Http {
                 sender: connect_over(address, tls).await?,
                 token: token.map(str::to_string),
-                lock,
-                unlock,
+                pair,
             },
             Protocol::HttpPerRequest => PairClient::HttpPerRequest {
                 address: address.to_string(),
                 tls: tls.cloned(),
-                lock,
-                unlock,
+                pair,
             },
             Protocol::Grpc => {
                 let channel = Channel::from_shared(format!("http://{address}"))?
@@ -278,27 +292,13 @@ impl PairClient {
             PairClient::Http {
                 sender,
                 token,
-                lock: (lock_path, lock_body),
-                unlock: (unlock_path, unlock_body),
+                pair,
             } => {
-                let (path, body, expected) = if unlock {
-                    (unlock_path, unlock_body, &br#"{"status":0}"#[..])
-                } else {
-                    (lock_path, lock_body, &br#"{"success":true}"#[..])
-                };
+                let (path, body, expected) = pair.request(unlock);
                 post(sender, path, token.as_deref(), body.clone(), expected).await
             }
-            PairClient::HttpPerRequest {
-                address,
-                tls,
-                lock: (lock_path, lock_body),
-                unlock: (unlock_path, unlock_body),
-            } => {
-                let (path, body, expected) = if unlock {
-                    (unlock_path, unlock_body, &br#"{"status":0}"#[..])
-                } else {
-                    (lock_path, lock_body, &br#"{"success":true}"#[..])
-                };
+            PairClient::HttpPerRequest { address, tls, pair } => {
+                let (path, body, expected) = pair.request(unlock);
                 let mut sender = connect_over(address, tls.as_ref()).await?;
                 let close = [("connection", "close")];
                 post_with(&mut sender, path, &close, body.clone(), expected).await

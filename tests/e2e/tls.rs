@@ -540,18 +540,6 @@ fn sdk_env<'c>(command: &'c mut Command, host: &Host, ca: &Path) -> &'c mut Comm
         .env("WASILOCK_STORE", "lockstore")
 }
 
-/// Runs a client script and checks it printed `last_line` last and exited 0.
-fn passes(command: &mut Command, last_line: &str) {
-    let output = command.output().expect("run an SDK client script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.trim_end().ends_with(last_line),
-        "{command:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
-}
-
 #[test]
 fn the_python_sdk_takes_and_releases_locks_over_tls() {
     let Some(pki) = Pki::new() else { return };
@@ -562,7 +550,7 @@ fn the_python_sdk_takes_and_releases_locks_over_tls() {
     let script = sdk_clients::clients_dir().join("dapr_python.py");
     let mut command = Command::new(&python);
     sdk_env(command.arg(&script), &host, &pki.ca.cert());
-    passes(&mut command, "python sdk: all checks passed");
+    sdk_clients::passes(&mut command, "python sdk: all checks passed");
 }
 
 #[test]
@@ -578,7 +566,7 @@ fn the_javascript_sdk_takes_and_releases_locks_over_https() {
         &host,
         &pki.ca.cert(),
     );
-    passes(&mut command, "js sdk (http): all checks passed");
+    sdk_clients::passes(&mut command, "js sdk (http): all checks passed");
 }
 
 /// A Tenant document for `name` with token `token` that the certificate name `identity`
