@@ -14,7 +14,7 @@ use wasilock::process::{self, Settings};
 use wasilock::stores::StoreKinds;
 use wasilock::upstream::Upstream;
 use wasilock::wasm::compile_cache::CompileCache;
-use wasilock::wasm::sandbox::{HttpExport, Limits};
+use wasilock::{HttpExport, Limits};
 
 /// Dapr's Distributed Lock API, served by sandboxed WebAssembly components, one per tenant.
 ///

@@ -8,7 +8,7 @@
 
 use super::quantity::parse_bytes;
 use crate::upstream::{Upstream, parse_address};
-use crate::wasm::sandbox::Limits;
+use crate::wasm::Limits;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

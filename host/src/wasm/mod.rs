@@ -1,7 +1,7 @@
 //! The wasm side of the host: the engine, each lock component compiled and linked once, the
 //! host side of the WIT `store` import, and each tenant's sandbox. One job per module:
 //!
-//! - [`engine`]: the process's wasmtime engine ([`WasmEngine`]: pooling allocator, one epoch
+//! - `engine`: the process's wasmtime engine ([`WasmEngine`]: pooling allocator, one epoch
 //!   ticker, the budget of warm instances its sandboxes share);
 //! - [`compile_cache`]: compiled components kept on disk, so a start-up need not compile;
 //! - `component`: a component linked with the host's imports, its exports looked up and
@@ -9,7 +9,7 @@
 //! - [`store_import`]: the host side of the WIT `store` import, for any store state that
 //!   implements [`LockStoreView`];
 //! - `host_state`: the state of a sandbox's instance (WASI, memory cap, call clock, stores);
-//! - [`sandbox`]: a tenant's sandbox: admission (`maxConcurrency` places), warm instances
+//! - `sandbox`: a tenant's sandbox: admission (`maxConcurrency` places), warm instances
 //!   (`warm`), and the one call helper every entry goes through;
 //! - `schedule`: a call's clock: its deadline, the ticks it computed, its tenant's slow lane;
 //! - `entries`: the entries into a component: `http-api`, `wasi:http` and the typed export;
@@ -19,11 +19,11 @@
 pub mod compile_cache;
 mod component;
 mod convert;
-pub mod engine;
+mod engine;
 mod entries;
 mod failure;
 mod host_state;
-pub mod sandbox;
+mod sandbox;
 mod schedule;
 pub mod store_import;
 mod warm;

@@ -13,11 +13,8 @@
 
 use super::bindings::exports::wasilock::lock::http_api;
 use super::component::{Exports, HttpEntry, HttpIndices};
-// The types this module's public items name, and the export choice its component was
-// linked with, so that `wasm::sandbox::...` paths name them too.
-pub use super::component::{HttpExport, LinkedComponent};
-pub use super::entries::HttpRequestBody;
-pub use super::failure::GuestFailure;
+use super::component::LinkedComponent;
+use super::failure::GuestFailure;
 use super::host_state::HostState;
 use super::schedule::{CallClock, SlowLane};
 use super::warm::{WarmInstance, WarmPool};
@@ -222,7 +219,7 @@ mod tests {
     use super::*;
     use crate::stores::StoreSet;
     use crate::stores::tests::specs;
-    use crate::wasm::EMBEDDED_GUEST;
+    use crate::wasm::{EMBEDDED_GUEST, HttpExport};
     use crate::wasm::engine::{WasmEngine, new_engine};
     use std::path::Path;
     use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
