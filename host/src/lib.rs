@@ -273,6 +273,7 @@ pub mod config;
 pub mod process;
 pub mod service;
 pub mod stores;
+pub mod telemetry;
 pub mod tenants;
 pub mod wasm;
 

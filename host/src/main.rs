@@ -5,12 +5,16 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use sha2::Digest;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
+use wasilock::config::dapr_configuration::DaprConfiguration;
 use wasilock::config::quantity::parse_bytes;
 use wasilock::process::serve::Listen;
 use wasilock::process::{self, Settings};
 use wasilock::stores::StoreKinds;
+use wasilock::telemetry::logs::DaprJson;
+use wasilock::telemetry::{Metrics, Telemetry};
 use wasilock::wasm::compile_cache::CompileCache;
 use wasilock::wasm::sandbox::{HttpExport, Limits};
 
@@ -120,6 +124,32 @@ struct Cli {
     /// its hard limit at start-up) less 64 when that is lower]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+
+    /// Serves Prometheus metrics on the metrics port (`--enable-metrics=false` turns them
+    /// off; so does `spec.metrics.enabled: false` in the `--config` file).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", require_equals = true)]
+    enable_metrics: bool,
+
+    /// The port of the metrics endpoint (0 picks a free port, printed at start-up).
+    #[arg(long, default_value_t = 9090)]
+    metrics_port: u16,
+
+    /// The address the metrics endpoint listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    metrics_listen_address: String,
+
+    /// Logs as JSON lines on stdout, in daprd's schema (the banner too).
+    #[arg(long)]
+    log_as_json: bool,
+
+    /// Logs one line per API call (`HTTP API Called`, `gRPC API Called`), as daprd does.
+    #[arg(long)]
+    enable_api_logging: bool,
+
+    /// A Dapr `Configuration` resource (YAML): `spec.metrics.enabled`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// What `wasilock` does instead of serving.
@@ -170,14 +200,19 @@ fn main() {
         }
         return;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "wasilock={0},wasilock_guest={0},warn",
-            cli.log_level.filter()
-        )))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "wasilock={0},wasilock_guest={0},warn",
+        cli.log_level.filter()
+    ));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if cli.log_as_json {
+        let json = DaprJson::new(&cli.app_id);
+        logs.event_format(json).with_writer(std::io::stdout).init();
+    } else {
+        logs.with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     if let Err(e) = runtime.block_on(run(cli)) {
         eprintln!("wasilock: error: {e:#}");
@@ -209,6 +244,7 @@ async fn run(cli: Cli) -> Result<()> {
             HttpExportArg::WasiHttp => HttpExport::WasiHttp,
         },
         compile_cache: compile_cache_dir(&cli),
+        telemetry: telemetry(&cli)?,
     };
     let limits = requested_limits(&cli);
     let connections = Connections::new(
@@ -218,8 +254,25 @@ async fn run(cli: Cli) -> Result<()> {
         addresses: cli.dapr_listen_addresses.clone(),
         http_port: cli.dapr_http_port,
         grpc_port: cli.dapr_grpc_port,
+        metrics: Some((cli.metrics_listen_address.clone(), cli.metrics_port)),
     };
     process::serve::run(settings, &listen, connections, started).await
+}
+
+/// What the flags and the `--config` file say to observe.
+fn telemetry(cli: &Cli) -> Result<Telemetry> {
+    let configuration = match &cli.config {
+        Some(file) => DaprConfiguration::read(file)?,
+        None => DaprConfiguration::default(),
+    };
+    let metrics_on = cli.enable_metrics && configuration.metrics_enabled();
+    Ok(Telemetry {
+        metrics: metrics_on.then(|| Arc::new(Metrics::new())),
+        api_logging: cli.enable_api_logging,
+        json_logs: cli
+            .log_as_json
+            .then(|| Arc::new(DaprJson::new(&cli.app_id))),
+    })
 }
 
 /// The connection limits the flags ask for (`0` disables a timeout), before they are
@@ -291,6 +344,18 @@ mod tests {
         assert_eq!(limits.read_header_timeout, None);
         assert_eq!(limits.idle_timeout, None);
         assert_eq!(limits.max_connections, 7);
+    }
+
+    #[test]
+    fn metrics_are_on_by_default_and_off_with_false() {
+        let defaults = Cli::parse_from(["wasilock"]);
+        assert!(defaults.enable_metrics);
+        assert_eq!(defaults.metrics_port, 9090);
+        assert!(telemetry(&defaults).unwrap().metrics.is_some());
+        let off = Cli::parse_from(["wasilock", "--enable-metrics=false"]);
+        assert!(telemetry(&off).unwrap().metrics.is_none());
+        let on = Cli::parse_from(["wasilock", "--enable-metrics", "--metrics-port", "0"]);
+        assert!(on.enable_metrics);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
 //! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
 //! - [`guests`]: lock components built for tests;
-//! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does.
+//! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does;
+//! - [`prometheus`]: `promtool check metrics` and a throwaway Prometheus server.
 
 mod apt;
 pub mod guests;
@@ -18,6 +19,7 @@ pub mod host;
 pub mod http_cases;
 pub mod installs;
 pub mod node_host;
+pub mod prometheus;
 pub mod python_host;
 pub mod redis_server;
 pub mod resources;

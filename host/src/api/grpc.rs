@@ -8,7 +8,9 @@
 //! Connections are bounded and timed by [`super::connections`], as for HTTP.
 
 use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
+use super::observe::GrpcCall;
 use crate::service::{LockError, LockRequest, LockService, Refusal, Tenant, UnlockRequest};
+use crate::telemetry::Telemetry;
 use crate::tenants::Registry;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -48,6 +50,19 @@ pub async fn serve_within<S: LockService>(
     listener: TcpListener,
     tenants: Arc<Registry<S>>,
     connections: &Arc<Connections>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let telemetry = Telemetry::default();
+    serve_observed(listener, tenants, connections, &telemetry, shutdown).await
+}
+
+/// Serves as [`serve_within`] does, recording each call of the `Dapr` service as
+/// `telemetry` says (daprd's gRPC server series, API log lines).
+pub async fn serve_observed<S: LockService>(
+    listener: TcpListener,
+    tenants: Arc<Registry<S>>,
+    connections: &Arc<Connections>,
+    telemetry: &Telemetry,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -61,7 +76,10 @@ pub async fn serve_within<S: LockService>(
         .layer(tonic::service::InterceptorLayer::new(
             move |request: Request<()>| select_tenant(&tenants, request),
         ))
-        .add_service(DaprServer::new(DaprApi::<S>(PhantomData)))
+        .add_service(DaprServer::new(DaprApi::<S> {
+            telemetry: telemetry.clone(),
+            tenant: PhantomData,
+        }))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
@@ -102,7 +120,38 @@ fn select_tenant<S: LockService>(
 }
 
 /// The `Dapr` service; each call finds its tenant in its extensions.
-struct DaprApi<S>(PhantomData<fn() -> S>);
+struct DaprApi<S> {
+    telemetry: Telemetry,
+    tenant: PhantomData<fn() -> S>,
+}
+
+/// The full names of the methods the series and API log lines name.
+const TRY_LOCK: &str = "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1";
+const UNLOCK: &str = "/dapr.proto.runtime.v1.Dapr/UnlockAlpha1";
+const GET_METADATA: &str = "/dapr.proto.runtime.v1.Dapr/GetMetadata";
+
+impl<S: LockService> DaprApi<S> {
+    /// Answers `request` with `answer` given its tenant, recorded as a call of `method`.
+    async fn observed<T, R>(
+        &self,
+        method: &str,
+        request: Request<T>,
+        answer: impl AsyncFnOnce(&Tenant<S>, T) -> Result<R, Status>,
+    ) -> Result<Response<R>, Status> {
+        let call = GrpcCall::begin(&self.telemetry, &request);
+        let tenant = tenant::<S, _>(&request);
+        let answered = match &tenant {
+            Ok(tenant) => answer(tenant, request.into_inner()).await,
+            Err(status) => Err(status.clone()),
+        };
+        if let Some(call) = call {
+            let app_id = tenant.as_ref().map_or("", |t| t.app_id.as_str());
+            let code = answered.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
+            call.end(&self.telemetry, method, app_id, code);
+        }
+        answered.map(Response::new)
+    }
+}
 
 /// The tenant [`select_tenant`] chose for `request`.
 fn tenant<S: LockService, T>(request: &Request<T>) -> Result<Arc<Tenant<S>>, Status> {
@@ -119,68 +168,73 @@ impl<S: LockService> Dapr for DaprApi<S> {
         &self,
         request: Request<proto::TryLockRequest>,
     ) -> Result<Response<proto::TryLockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let lock = LockRequest {
-            resource_id: request.resource_id,
-            lock_owner: request.lock_owner,
-            expiry_in_seconds: request.expiry_in_seconds,
-        };
-        let success = tenant
-            .try_lock(&request.store_name, lock)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(proto::TryLockResponse { success }))
+        self.observed(TRY_LOCK, request, async |tenant, request| {
+            let lock = LockRequest {
+                resource_id: request.resource_id,
+                lock_owner: request.lock_owner,
+                expiry_in_seconds: request.expiry_in_seconds,
+            };
+            let success = tenant
+                .try_lock(&request.store_name, lock)
+                .await
+                .map_err(status)?;
+            Ok(proto::TryLockResponse { success })
+        })
+        .await
     }
 
     async fn unlock_alpha1(
         &self,
         request: Request<proto::UnlockRequest>,
     ) -> Result<Response<proto::UnlockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let unlock = UnlockRequest {
-            resource_id: request.resource_id,
-            lock_owner: request.lock_owner,
-        };
-        let outcome = tenant
-            .unlock(&request.store_name, unlock)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(proto::UnlockResponse {
-            status: outcome as i32,
-        }))
+        self.observed(UNLOCK, request, async |tenant, request| {
+            let unlock = UnlockRequest {
+                resource_id: request.resource_id,
+                lock_owner: request.lock_owner,
+            };
+            let outcome = tenant
+                .unlock(&request.store_name, unlock)
+                .await
+                .map_err(status)?;
+            Ok(proto::UnlockResponse {
+                status: outcome as i32,
+            })
+        })
+        .await
     }
 
     async fn get_metadata(
         &self,
         request: Request<proto::GetMetadataRequest>,
     ) -> Result<Response<proto::GetMetadataResponse>, Status> {
-        let metadata = tenant::<S, _>(&request)?.metadata();
-        Ok(Response::new(proto::GetMetadataResponse {
-            id: metadata.app_id.clone(),
-            registered_components: metadata
-                .components
-                .iter()
-                .map(|c| proto::RegisteredComponents {
-                    name: c.name.clone(),
-                    r#type: c.component_type.to_string(),
-                    version: crate::service::RegisteredComponent::VERSION.to_string(),
-                    capabilities: Vec::new(),
-                })
-                .collect(),
-            extended_metadata: metadata
-                .extended()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            runtime_version: crate::service::DAPR_RUNTIME_VERSION.to_string(),
-            enabled_features: Vec::new(),
-            actor_runtime: Some(proto::ActorRuntime {
-                runtime_status: proto::actor_runtime::ActorRuntimeStatus::Disabled as i32,
-                host_ready: false,
-            }),
-        }))
+        self.observed(GET_METADATA, request, async |tenant, _| {
+            let metadata = tenant.metadata();
+            Ok(proto::GetMetadataResponse {
+                id: metadata.app_id.clone(),
+                registered_components: metadata
+                    .components
+                    .iter()
+                    .map(|c| proto::RegisteredComponents {
+                        name: c.name.clone(),
+                        r#type: c.component_type.to_string(),
+                        version: crate::service::RegisteredComponent::VERSION.to_string(),
+                        capabilities: Vec::new(),
+                    })
+                    .collect(),
+                extended_metadata: metadata
+                    .extended()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                runtime_version: crate::service::DAPR_RUNTIME_VERSION.to_string(),
+                enabled_features: Vec::new(),
+                actor_runtime: Some(proto::ActorRuntime {
+                    runtime_status: proto::actor_runtime::ActorRuntimeStatus::Disabled as i32,
+                    host_ready: false,
+                }),
+            })
+        })
+        .await
     }
 }
 

@@ -4,10 +4,12 @@
 //! are bounded and timed by [`super::connections`].
 
 use super::connections::{ConnectionLimits, Connections, Protocol};
+use super::observe::HttpCall;
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
-    DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent,
+    DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent, Tenant,
 };
+use crate::telemetry::Telemetry;
 use crate::tenants::Registry;
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -42,6 +44,19 @@ pub async fn serve_within<S: LockService>(
     listener: TcpListener,
     tenants: Arc<Registry<S>>,
     connections: &Arc<Connections>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let telemetry = Telemetry::default();
+    serve_observed(listener, tenants, connections, &telemetry, shutdown).await;
+}
+
+/// Serves as [`serve_within`] does, recording each request as `telemetry` says (daprd's
+/// HTTP server series, API log lines).
+pub async fn serve_observed<S: LockService>(
+    listener: TcpListener,
+    tenants: Arc<Registry<S>>,
+    connections: &Arc<Connections>,
+    telemetry: &Telemetry,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -55,11 +70,16 @@ pub async fn serve_within<S: LockService>(
         let connection = admitted.watch(Protocol::Http1);
         let activity = connection.activity().clone();
         let tenants = tenants.clone();
+        let telemetry = telemetry.clone();
         let service = hyper::service::service_fn(move |request| {
-            let tenants = tenants.clone();
+            let (tenants, telemetry) = (tenants.clone(), telemetry.clone());
             let busy = activity.begin();
             async move {
-                let response = handle(&tenants, request).await;
+                let call = HttpCall::begin(&telemetry, &request);
+                let (tenant, response) = answer(&tenants, request).await;
+                if let Some(call) = call {
+                    call.end(&telemetry, tenant.as_deref(), response.status());
+                }
                 drop(busy);
                 Ok::<_, Infallible>(response)
             }
@@ -87,31 +107,42 @@ pub async fn handle<S: LockService>(
     tenants: &Registry<S>,
     request: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
+    answer(tenants, request).await.1
+}
+
+/// Answers one request; says for which tenant (none: no health check, and no tenant's token).
+async fn answer<S: LockService>(
+    tenants: &Registry<S>,
+    request: Request<Incoming>,
+) -> (Option<Arc<Tenant<S>>>, Response<HyperOutgoingBody>) {
     let path = request.uri().path();
     let get = request.method() == Method::GET;
     if get && matches!(path, "/v1.0/healthz" | "/v1.0/healthz/outbound") {
-        return respond(StatusCode::NO_CONTENT, None, Bytes::new());
+        return (None, respond(StatusCode::NO_CONTENT, None, Bytes::new()));
     }
     let token = request.headers().get("dapr-api-token");
     let Some(tenant) = tenants.select(token.map(|v| v.as_bytes())) else {
-        return respond(
+        let refused = respond(
             StatusCode::UNAUTHORIZED,
             Some("text/plain; charset=utf-8"),
             Bytes::from_static(b"invalid api token\n"),
         );
+        return (None, refused);
     };
     if get && path == "/v1.0/metadata" {
-        return json(200, metadata_json(&tenant.metadata()));
+        let metadata = json(200, metadata_json(&tenant.metadata()));
+        return (Some(tenant), metadata);
     }
     let operation = if path.starts_with("/v1.0-alpha1/unlock/") {
         Operation::Unlock
     } else {
         Operation::TryLock
     };
-    match tenant.service.handle_http(request).await {
+    let response = match tenant.service.handle_http(request).await {
         Ok(response) => response,
         Err(failure) => refusal_response(&tenant.refusal(operation, &failure)),
-    }
+    };
+    (Some(tenant), response)
 }
 
 /// Daprd's answer for a refused request: its error JSON, or `429` for a busy tenant.

@@ -18,6 +18,7 @@ use crate::config::watch::ReloadTriggers;
 use crate::config::{self, Resources};
 use crate::service::Tenant;
 use crate::stores::{StoreKinds, StoreSet, default_store};
+use crate::telemetry::Telemetry;
 use crate::tenants::{Registry, Tenants};
 use crate::wasm::EMBEDDED_GUEST;
 use crate::wasm::compile_cache::CompileCache;
@@ -55,6 +56,8 @@ pub struct Settings {
     /// `--compile-cache`: where compiled components are kept between runs; `None` compiles
     /// every component at every start.
     pub compile_cache: Option<PathBuf>,
+    /// What is observed (metrics, API log lines, the log format), for every tenant.
+    pub telemetry: Telemetry,
 }
 
 /// The process: its engine, its stores and its tenants.
@@ -111,7 +114,11 @@ impl Process {
         let resources_paths = self.settings.resources_paths.clone();
         let mut triggers = ReloadTriggers::new(resources_paths, components, stopped)?;
         while let Some(reason) = triggers.next().await {
-            match self.reload().await {
+            let reloaded = self.reload().await;
+            if let Some(metrics) = &self.settings.telemetry.metrics {
+                metrics.reloaded(reloaded.is_ok());
+            }
+            match reloaded {
                 Ok(()) => tracing::info!(
                     "reloaded the configuration ({reason}): {} tenants",
                     self.tenants.current().iter().count()
@@ -198,14 +205,23 @@ impl Process {
             }
             _ => self.component(path)?,
         };
+        let metrics = self.settings.telemetry.metrics.as_deref();
+        let view = match metrics {
+            Some(metrics) => stores.observed_view(app_id, metrics),
+            None => stores.view(app_id),
+        };
+        let sandbox = Sandbox::new(
+            component,
+            Arc::new(view),
+            limits,
+            self.settings.max_body_size,
+        );
         Ok(Tenant {
             app_id: app_id.to_string(),
-            service: Sandbox::new(
-                component,
-                Arc::new(stores.view(app_id)),
-                limits,
-                self.settings.max_body_size,
-            ),
+            service: match metrics {
+                Some(metrics) => sandbox.observed(Arc::new(metrics.tenant(app_id))),
+                None => sandbox,
+            },
         })
     }
 

@@ -18,10 +18,12 @@ use super::component::{Exports, HttpEntry, HttpIndices};
 pub use super::component::{HttpExport, LinkedComponent};
 pub use super::entries::HttpRequestBody;
 pub use super::failure::GuestFailure;
-use super::host_state::HostState;
+use super::failure::trap_kind;
+use super::host_state::{HostState, LiveInstance};
 use super::schedule::{CallClock, SlowLane};
 use super::warm::{WarmInstance, WarmPool};
 use crate::stores::StoreView;
+use crate::telemetry::TenantMetrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -51,6 +53,8 @@ pub struct Sandbox {
     places: Semaphore,
     slow_lane: SlowLane,
     pub(super) warm: WarmInstances,
+    /// The tenant's metric handles; `None` when nothing is counted.
+    pub(super) metrics: Option<Arc<TenantMetrics>>,
 }
 
 /// A tenant's warm instances, typed by the export that answers HTTP (chosen once, when the
@@ -108,7 +112,26 @@ impl Sandbox {
             max_body_size,
             slow_lane: SlowLane::default(),
             warm,
+            metrics: None,
         }
+    }
+
+    /// The sandbox counting its calls, traps, 429s, slow-lane waits and instances in
+    /// `metrics` (lock outcomes and store latency are counted by its store view, when that
+    /// is observed: [`crate::stores::StoreSet::observed_view`]).
+    pub fn observed(mut self, metrics: Arc<TenantMetrics>) -> Self {
+        self.slow_lane = SlowLane::counted(metrics.slow_lane_waits());
+        match &mut self.warm {
+            WarmInstances::Api(pool) => pool.counted(metrics.warm_instances()),
+            WarmInstances::WasiHttp(pool) => pool.counted(metrics.warm_instances()),
+        }
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The tenant's metric handles, when it is observed.
+    pub fn metrics(&self) -> Option<&TenantMetrics> {
+        self.metrics.as_deref()
     }
 
     /// The tenant's lock stores.
@@ -134,7 +157,8 @@ impl Sandbox {
     /// A store for a fresh instance of this tenant, its calls timed by a clock of its own.
     fn new_store(&self) -> Store<HostState> {
         let clock = CallClock::new(self.slow_lane.clone());
-        let state = HostState::new(self.stores.clone(), self.limits.memory_bytes, clock);
+        let live = (self.metrics.as_ref()).map(|m| LiveInstance::new(m.live_instances()));
+        let state = HostState::new(self.stores.clone(), self.limits.memory_bytes, clock, live);
         let mut store = self.component.new_store(state);
         store.limiter(|s| &mut s.limits);
         CallClock::watch(&mut store);
@@ -165,6 +189,9 @@ impl Sandbox {
                 match tokio::time::timeout(self.limits.timeout, self.places.acquire()).await {
                     Ok(Ok(place)) => place,
                     _ => {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.too_many_requests();
+                        }
                         return Err(GuestFailure::Busy {
                             max_concurrency: self.limits.max_concurrency,
                             waited: waiting.elapsed(),
@@ -173,6 +200,9 @@ impl Sandbox {
                 }
             }
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.called();
+        }
         let (mut store, warm) = match pool.take() {
             Some(WarmInstance {
                 store,
@@ -208,11 +238,13 @@ impl Sandbox {
                 }
                 Ok(value)
             }
-            Err(e) => Err(GuestFailure::named(
-                &self.limits,
-                store.data().memory_cap_reached(),
-                e,
-            )),
+            Err(e) => {
+                let memory_cap_reached = store.data().memory_cap_reached();
+                if let Some(metrics) = &self.metrics {
+                    metrics.trapped(trap_kind(memory_cap_reached, &e));
+                }
+                Err(GuestFailure::named(&self.limits, memory_cap_reached, e))
+            }
         }
     }
 }
