@@ -21,6 +21,8 @@ pub enum Row {
     WasiHttp,
     /// b". b over gRPC.
     Grpc,
+    /// b⁰. b with metrics off (b has them on, the default).
+    MetricsOff,
     /// c. wasilock with `lock.embedded`.
     Embedded,
     /// d. wasilock with `lock.redis`.
@@ -43,11 +45,12 @@ pub enum Row {
 
 impl Row {
     /// Every row, in the order of each round and of the table.
-    pub const ALL: [Row; 13] = [
+    pub const ALL: [Row; 14] = [
         Row::Native,
         Row::InMemory,
         Row::WasiHttp,
         Row::Grpc,
+        Row::MetricsOff,
         Row::Embedded,
         Row::Redis,
         Row::RedisAof,
@@ -66,6 +69,7 @@ impl Row {
             Row::InMemory => "b. wasilock, lock.in-memory".into(),
             Row::WasiHttp => "b'. b through wasi:http/incoming-handler".into(),
             Row::Grpc => "b\". b over gRPC (TryLockAlpha1/UnlockAlpha1)".into(),
+            Row::MetricsOff => "b⁰. b with --enable-metrics=false".into(),
             Row::Embedded => "c. wasilock, lock.embedded (durable)".into(),
             Row::Redis => "d. wasilock, lock.redis".into(),
             Row::RedisAof => "d'. wasilock, lock.redis on Redis with appendfsync always".into(),
@@ -138,6 +142,11 @@ impl Rounds {
                 Protocol::Http,
             ),
             (Row::Grpc, &[][..], Protocol::Grpc),
+            (
+                Row::MetricsOff,
+                &["--enable-metrics=false"][..],
+                Protocol::Http,
+            ),
         ] {
             let (server, _) = launcher.wasilock(Store::InMemory, args)?;
             samples.push(self.measure(row, &server, protocol).await?);

@@ -57,7 +57,7 @@ fn row(rows: &[(Row, Summary)], wanted: Row) -> Option<&Summary> {
 
 /// The ratios of median throughputs, each when both its rows were measured.
 pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
-    let table: [(&str, Row, Row, Option<f64>); 7] = [
+    let table: [(&str, Row, Row, Option<f64>); 8] = [
         (
             "b/a (wasm / native)",
             Row::InMemory,
@@ -71,6 +71,12 @@ pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
             None,
         ),
         ("b\"/b (gRPC / HTTP)", Row::Grpc, Row::InMemory, None),
+        (
+            "b/b⁰ (metrics on / off)",
+            Row::InMemory,
+            Row::MetricsOff,
+            Some(0.97),
+        ),
         (
             "c/b (durable / in-memory)",
             Row::Embedded,

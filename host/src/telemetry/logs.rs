@@ -1,6 +1,6 @@
 //! Log lines: daprd's JSON schema for `--log-as-json` ([`DaprJson`], one object per line:
-//! `app_id`, `instance`, `level`, `msg`, `scope`, `time`, `type`, `ver`, and the event's own
-//! fields), the banner's lines in either format ([`banner_line`]), and daprd's API log lines
+//! `app_id` (the event's tenant, else `--app-id`), `instance`, `level`, `msg`, `scope`,
+//! `time`, `type`, `ver`, and the event's own fields), the banner's lines in either format ([`banner_line`]), and daprd's API log lines
 //! for `--enable-api-logging` ([`api_called`]). Nothing logged here carries a token.
 
 use std::fmt;
@@ -48,8 +48,11 @@ impl DaprJson {
             Level::DEBUG => "debug",
             Level::TRACE => "trace",
         };
+        // An event about one tenant names it; others are the host's own app id's.
+        object
+            .entry("app_id")
+            .or_insert_with(|| self.app_id.as_str().into());
         for (key, value) in [
-            ("app_id", self.app_id.as_str()),
             ("instance", self.instance.as_str()),
             ("level", level),
             ("scope", scope),
