@@ -372,3 +372,216 @@ fn metrics_are_off_with_the_flag_or_the_configuration() {
     let (configured, _dir) = host(&["--config", file.to_str().unwrap()]);
     assert_eq!(configured.metrics_url(), None, "{}", configured.banner());
 }
+
+mod traces {
+    //! Spans received by an OTLP receiver built from OpenTelemetry's published protos.
+
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::common::v1::any_value;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    /// Keeps every span exported to it.
+    #[derive(Clone, Default)]
+    struct Receiver(Arc<Mutex<Vec<Span>>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Receiver {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let mut spans = self.0.lock().unwrap();
+            for resource in request.into_inner().resource_spans {
+                for scope in resource.scope_spans {
+                    spans.extend(scope.spans);
+                }
+            }
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }))
+        }
+    }
+
+    /// Starts a receiver on a free loopback port; returns it and the port.
+    fn start_receiver() -> (Receiver, u16) {
+        let receiver = Receiver::default();
+        let serving = receiver.clone();
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                let incoming = futures_util::stream::unfold(listener, |listener| async move {
+                    let accepted = listener.accept().await.map(|(stream, _)| stream);
+                    Some((accepted, listener))
+                });
+                tonic::transport::Server::builder()
+                    .add_service(TraceServiceServer::new(serving))
+                    .serve_with_incoming(incoming)
+                    .await
+                    .unwrap();
+            });
+        });
+        (receiver, port_rx.recv().unwrap())
+    }
+
+    /// The spans received once `done` holds of them, within 30 s.
+    fn spans_once(receiver: &Receiver, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let spans = receiver.0.lock().unwrap().clone();
+            if done(&spans) {
+                return spans;
+            }
+            assert!(Instant::now() < deadline, "spans received: {spans:#?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a any_value::Value> {
+        let found = span.attributes.iter().find(|a| a.key == key)?;
+        found.value.as_ref()?.value.as_ref()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn spans_continue_the_callers_trace_and_reach_an_otlp_receiver() {
+        let (receiver, port) = start_receiver();
+        let config = tempfile::tempdir().unwrap();
+        let file = config.path().join("tracing.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tracing\nspec:\n  tracing:\n    samplingRate: \"1\"\n    otel:\n      endpointAddress: \"127.0.0.1:{port}\"\n      protocol: grpc\n      isSecure: false\n"
+            ),
+        )
+        .unwrap();
+        let (host, _dir) = host(&["--config", file.to_str().unwrap()]);
+
+        let (http_trace, http_parent) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+        let traceparent = format!("00-{http_trace}-{http_parent}-01");
+        let body =
+            r#"{"resourceId":"traced-resource","lockOwner":"traced-owner","expiryInSeconds":30}"#;
+        let response = common::agent()
+            .post(&format!("{}/v1.0-alpha1/lock/lockstore", host.base))
+            .header("traceparent", &traceparent)
+            .send(body)
+            .expect("POST");
+        assert_eq!(response.status(), 200);
+        let answered = response
+            .headers()
+            .get("traceparent")
+            .expect("a traceparent");
+        let answered = answered.to_str().unwrap();
+        assert!(
+            answered.starts_with(&format!("00-{http_trace}-")),
+            "{answered}"
+        );
+        assert!(
+            !answered.contains(http_parent),
+            "the host's own span id: {answered}"
+        );
+
+        let grpc_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let grpc_answer = runtime.block_on(async {
+            let channel = Channel::from_shared(format!("http://{}", host.grpc))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut request = tonic::Request::new(TryLockRequest {
+                store_name: "lockstore".into(),
+                resource_id: "traced-grpc".into(),
+                lock_owner: "traced-owner".into(),
+                expiry_in_seconds: 30,
+            });
+            let traceparent = format!("00-{grpc_trace}-00f067aa0ba902b7-01");
+            request
+                .metadata_mut()
+                .insert("traceparent", traceparent.parse().unwrap());
+            DaprClient::new(channel)
+                .try_lock_alpha1(request)
+                .await
+                .unwrap()
+        });
+        let grpc_traceparent = grpc_answer
+            .metadata()
+            .get("traceparent")
+            .expect("a traceparent");
+        assert!(
+            grpc_traceparent
+                .to_str()
+                .unwrap()
+                .starts_with(&format!("00-{grpc_trace}-"))
+        );
+
+        let server_named = |spans: &[Span], name: &str| -> Option<Span> {
+            spans.iter().find(|s| s.name == name).cloned()
+        };
+        let spans = spans_once(&receiver, |spans| {
+            spans
+                .iter()
+                .any(|s| s.name == "store operation" && hex(&s.trace_id) == http_trace)
+                && server_named(spans, "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1").is_some()
+        });
+        let in_trace = |trace: &str| -> Vec<&Span> {
+            spans.iter().filter(|s| hex(&s.trace_id) == trace).collect()
+        };
+        let http_spans = in_trace(http_trace);
+        let server = http_spans
+            .iter()
+            .find(|s| s.name == "/v1.0-alpha1/lock/lockstore")
+            .unwrap_or_else(|| panic!("no server span: {http_spans:#?}"));
+        assert_eq!(
+            hex(&server.parent_span_id),
+            http_parent,
+            "the caller's span is the parent"
+        );
+        assert_eq!(server.kind, 2, "SPAN_KIND_SERVER");
+        assert!(answered.contains(&hex(&server.span_id)), "{answered}");
+        let call = http_spans
+            .iter()
+            .find(|s| s.name == "component call" && s.parent_span_id == server.span_id)
+            .unwrap_or_else(|| panic!("no component call under the server span: {http_spans:#?}"));
+        assert_eq!(
+            attribute(call, "app_id"),
+            Some(&any_value::Value::StringValue("orders".into()))
+        );
+        let store = http_spans
+            .iter()
+            .find(|s| s.name == "store operation" && s.parent_span_id == call.span_id)
+            .unwrap_or_else(|| panic!("no store operation under the call: {http_spans:#?}"));
+        assert_eq!(
+            attribute(store, "store_type"),
+            Some(&any_value::Value::StringValue("lock.in-memory".into()))
+        );
+        assert!(attribute(store, "outcome").is_some(), "{store:#?}");
+
+        let grpc_server = in_trace(grpc_trace)
+            .into_iter()
+            .find(|s| s.name == "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1")
+            .expect("the gRPC server span in the caller's trace");
+        assert_eq!(hex(&grpc_server.parent_span_id), "00f067aa0ba902b7");
+
+        let everything = format!("{spans:?}");
+        for secret in ["traced-resource", "traced-owner", "traced-grpc"] {
+            assert!(!everything.contains(secret), "{secret} in a span");
+        }
+    }
+}

@@ -14,6 +14,7 @@ use wasilock::process::serve::Listen;
 use wasilock::process::{self, Settings};
 use wasilock::stores::StoreKinds;
 use wasilock::telemetry::logs::DaprJson;
+use wasilock::telemetry::traces::{self, Tracing};
 use wasilock::telemetry::{Metrics, Telemetry};
 use wasilock::wasm::compile_cache::CompileCache;
 use wasilock::wasm::sandbox::{HttpExport, Limits};
@@ -147,7 +148,9 @@ struct Cli {
     #[arg(long)]
     enable_api_logging: bool,
 
-    /// A Dapr `Configuration` resource (YAML): `spec.metrics.enabled`.
+    /// A Dapr `Configuration` resource (YAML): `spec.metrics.enabled` and `spec.tracing`
+    /// (`samplingRate`, `otel.endpointAddress`, `otel.protocol`, `otel.isSecure`); reloaded
+    /// with the resources (a new sampling rate applies at once).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -200,27 +203,24 @@ fn main() {
         }
         return;
     }
-    let filter = tracing_subscriber::EnvFilter::new(format!(
-        "wasilock={0},wasilock_guest={0},warn",
-        cli.log_level.filter()
-    ));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    if cli.log_as_json {
-        let json = DaprJson::new(&cli.app_id);
-        logs.event_format(json).with_writer(std::io::stdout).init();
-    } else {
-        logs.with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
-    }
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
-    if let Err(e) = runtime.block_on(run(cli)) {
+    // The trace exporter sends from the runtime: it is made inside it.
+    let entered = runtime.enter();
+    let telemetry = match start_telemetry(&cli) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("wasilock: error: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    drop(entered);
+    if let Err(e) = runtime.block_on(run(cli, telemetry)) {
         eprintln!("wasilock: error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, telemetry: Telemetry) -> Result<()> {
     let started = Instant::now();
     let settings = Settings {
         app_id: cli.app_id.clone(),
@@ -244,7 +244,7 @@ async fn run(cli: Cli) -> Result<()> {
             HttpExportArg::WasiHttp => HttpExport::WasiHttp,
         },
         compile_cache: compile_cache_dir(&cli),
-        telemetry: telemetry(&cli)?,
+        telemetry,
     };
     let limits = requested_limits(&cli);
     let connections = Connections::new(
@@ -259,20 +259,64 @@ async fn run(cli: Cli) -> Result<()> {
     process::serve::run(settings, &listen, connections, started).await
 }
 
-/// What the flags and the `--config` file say to observe.
-fn telemetry(cli: &Cli) -> Result<Telemetry> {
-    let configuration = match &cli.config {
-        Some(file) => DaprConfiguration::read(file)?,
-        None => DaprConfiguration::default(),
+/// What the flags and the `--config` file say to observe, the tracer started; and the log
+/// lines set up (text on stderr, or daprd's JSON on stdout), apart from the spans that
+/// become traces.
+fn start_telemetry(cli: &Cli) -> Result<Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, Registry};
+    let configuration = configuration(cli)?;
+    let mut telemetry = telemetry(cli, &configuration);
+    let filter = EnvFilter::new(format!(
+        "wasilock={0},wasilock_guest={0},warn,{1}=off",
+        cli.log_level.filter(),
+        traces::TARGET
+    ));
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = if cli.log_as_json {
+        let json = DaprJson::new(&cli.app_id);
+        let layer = tracing_subscriber::fmt::layer().event_format(json);
+        layer.with_writer(std::io::stdout).boxed()
+    } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let layer = tracing_subscriber::fmt::layer().with_ansi(ansi);
+        layer.with_writer(std::io::stderr).boxed()
     };
+    let started = match configuration.tracing()? {
+        Some(settings) => Tracing::start(&settings, &cli.app_id)?,
+        None => None,
+    };
+    let spans = started.map(|(tracing, layer)| {
+        telemetry.traces = Some(Arc::new(tracing));
+        layer
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .init();
+    Ok(telemetry)
+}
+
+/// The `--config` file, or daprd's defaults without one.
+fn configuration(cli: &Cli) -> Result<DaprConfiguration> {
+    match &cli.config {
+        Some(file) => DaprConfiguration::read(file),
+        None => Ok(DaprConfiguration::default()),
+    }
+}
+
+/// What the flags and `configuration` say to observe, before the tracer starts.
+fn telemetry(cli: &Cli, configuration: &DaprConfiguration) -> Telemetry {
     let metrics_on = cli.enable_metrics && configuration.metrics_enabled();
-    Ok(Telemetry {
+    Telemetry {
         metrics: metrics_on.then(|| Arc::new(Metrics::new())),
         api_logging: cli.enable_api_logging,
         json_logs: cli
             .log_as_json
             .then(|| Arc::new(DaprJson::new(&cli.app_id))),
-    })
+        traces: None,
+        config_file: cli.config.clone(),
+    }
 }
 
 /// The connection limits the flags ask for (`0` disables a timeout), before they are
@@ -351,9 +395,10 @@ mod tests {
         let defaults = Cli::parse_from(["wasilock"]);
         assert!(defaults.enable_metrics);
         assert_eq!(defaults.metrics_port, 9090);
-        assert!(telemetry(&defaults).unwrap().metrics.is_some());
+        let configuration = DaprConfiguration::default();
+        assert!(telemetry(&defaults, &configuration).metrics.is_some());
         let off = Cli::parse_from(["wasilock", "--enable-metrics=false"]);
-        assert!(telemetry(&off).unwrap().metrics.is_none());
+        assert!(telemetry(&off, &configuration).metrics.is_none());
         let on = Cli::parse_from(["wasilock", "--enable-metrics", "--metrics-port", "0"]);
         assert!(on.enable_metrics);
     }

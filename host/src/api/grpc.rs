@@ -8,17 +8,19 @@
 //! Connections are bounded and timed by [`super::connections`], as for HTTP.
 
 use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
-use super::observe::GrpcCall;
+use super::observe::{GrpcCall, grpc_span};
 use crate::service::{LockError, LockRequest, LockService, Refusal, Tenant, UnlockRequest};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, traces};
 use crate::tenants::Registry;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::metadata::MetadataKey;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use tracing::Instrument;
 
 /// The code generated from `host/proto` (Dapr's messages and service, trimmed).
 pub mod proto {
@@ -139,17 +141,34 @@ impl<S: LockService> DaprApi<S> {
         answer: impl AsyncFnOnce(&Tenant<S>, T) -> Result<R, Status>,
     ) -> Result<Response<R>, Status> {
         let call = GrpcCall::begin(&self.telemetry, &request);
+        let span = grpc_span(&self.telemetry, method, &request);
         let tenant = tenant::<S, _>(&request);
-        let answered = match &tenant {
-            Ok(tenant) => answer(tenant, request.into_inner()).await,
-            Err(status) => Err(status.clone()),
+        let answered = match (&tenant, &span) {
+            (Ok(tenant), None) => answer(tenant, request.into_inner()).await,
+            (Ok(tenant), Some(span)) => {
+                let answering = answer(tenant, request.into_inner());
+                answering.instrument(span.clone()).await
+            }
+            (Err(status), _) => Err(status.clone()),
         };
+        let app_id = tenant.as_ref().map_or("", |t| t.app_id.as_str());
+        let code = answered.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
         if let Some(call) = call {
-            let app_id = tenant.as_ref().map_or("", |t| t.app_id.as_str());
-            let code = answered.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
             call.end(&self.telemetry, method, app_id, code);
         }
-        answered.map(Response::new)
+        let mut response = answered.map(Response::new);
+        if let Some(span) = &span {
+            span.record("app_id", app_id);
+            span.record("rpc.grpc.status_code", code as i32);
+            for (name, value) in traces::trace_headers(span) {
+                let key = MetadataKey::from_bytes(name.as_str().as_bytes()).ok();
+                let value = value.to_str().ok().and_then(|v| v.parse().ok());
+                if let (Ok(response), Some(key), Some(value)) = (&mut response, key, value) {
+                    response.metadata_mut().insert(key, value);
+                }
+            }
+        }
+        response
     }
 }
 

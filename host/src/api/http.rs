@@ -4,12 +4,12 @@
 //! are bounded and timed by [`super::connections`].
 
 use super::connections::{ConnectionLimits, Connections, Protocol};
-use super::observe::HttpCall;
+use super::observe::{HttpCall, http_span};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
     DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent, Tenant,
 };
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, traces};
 use crate::tenants::Registry;
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -76,7 +77,18 @@ pub async fn serve_observed<S: LockService>(
             let busy = activity.begin();
             async move {
                 let call = HttpCall::begin(&telemetry, &request);
-                let (tenant, response) = answer(&tenants, request).await;
+                let (tenant, response) = match http_span(&telemetry, &request) {
+                    None => answer(&tenants, request).await,
+                    Some(span) => {
+                        let answered = answer(&tenants, request).instrument(span.clone());
+                        let (tenant, mut response) = answered.await;
+                        let app_id = tenant.as_ref().map_or("", |t| t.app_id.as_str());
+                        span.record("app_id", app_id);
+                        span.record("http.response.status_code", response.status().as_u16());
+                        traces::inject(&span, response.headers_mut());
+                        (tenant, response)
+                    }
+                };
                 if let Some(call) = call {
                     call.end(&telemetry, tenant.as_deref(), response.status());
                 }

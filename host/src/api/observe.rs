@@ -3,7 +3,7 @@
 //! daprd's API log lines. Nothing is measured when neither is on.
 
 use crate::service::{LockService, Tenant};
-use crate::telemetry::{Telemetry, logs, routes};
+use crate::telemetry::{Telemetry, logs, routes, traces};
 use hyper::header::{HeaderValue, USER_AGENT};
 use hyper::{Method, Request, StatusCode, Uri};
 use std::time::Instant;
@@ -72,6 +72,44 @@ impl HttpCall {
             );
         }
     }
+}
+
+/// The server span of an HTTP request, named by its path, continuing the trace its
+/// `traceparent` carries; `None` when nothing is traced.
+pub(crate) fn http_span<B>(telemetry: &Telemetry, request: &Request<B>) -> Option<tracing::Span> {
+    telemetry.traces.as_ref()?;
+    let span = tracing::info_span!(
+        target: traces::TARGET,
+        "http server",
+        otel.name = request.uri().path(),
+        otel.kind = "server",
+        http.request.method = request.method().as_str(),
+        app_id = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    traces::continue_trace(&span, &traces::HttpCarrier(request.headers()));
+    Some(span)
+}
+
+/// The server span of a gRPC call of `method` (its full name), continuing the trace its
+/// `traceparent` metadata carries; `None` when nothing is traced.
+pub(crate) fn grpc_span<T>(
+    telemetry: &Telemetry,
+    method: &str,
+    request: &tonic::Request<T>,
+) -> Option<tracing::Span> {
+    telemetry.traces.as_ref()?;
+    let span = tracing::info_span!(
+        target: traces::TARGET,
+        "grpc server",
+        otel.name = method,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        app_id = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    traces::continue_trace(&span, &traces::GrpcCarrier(request.metadata()));
+    Some(span)
 }
 
 /// A gRPC call being answered.

@@ -1,5 +1,7 @@
 //! Daprd's `Configuration` resource (`--config FILE`): what wasilock reads of it,
-//! `spec.metrics.enabled`. Other fields are ignored, as daprd ignores what it does not use.
+//! `spec.metrics.enabled` and `spec.tracing` (`samplingRate`, `otel.endpointAddress`,
+//! `otel.protocol`, `otel.isSecure`). Other fields are ignored, as daprd ignores what it does
+//! not use.
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -14,16 +16,65 @@ pub struct DaprConfiguration {
     spec: Spec,
 }
 
+/// `spec`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 struct Spec {
     #[serde(default)]
     metrics: Option<MetricsSpec>,
+    #[serde(default)]
+    tracing: Option<TracingSpec>,
 }
 
+/// `spec.metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 struct MetricsSpec {
     #[serde(default = "enabled")]
     enabled: bool,
+}
+
+/// `spec.tracing`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TracingSpec {
+    #[serde(default)]
+    sampling_rate: String,
+    #[serde(default)]
+    otel: Option<OtelSpec>,
+}
+
+/// `spec.tracing.otel`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OtelSpec {
+    #[serde(default)]
+    endpoint_address: String,
+    #[serde(default)]
+    protocol: String,
+    #[serde(default)]
+    is_secure: bool,
+}
+
+/// Where and how much to trace, as `spec.tracing` says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingSettings {
+    /// `samplingRate`: the share of new traces recorded, 0 to 1 (a sampled parent is
+    /// followed whatever the rate).
+    pub sampling_rate: f64,
+    /// `otel.endpointAddress`: `host:port` of the OTLP receiver.
+    pub endpoint: String,
+    /// `otel.protocol`: gRPC, or HTTP (protobuf).
+    pub protocol: OtlpProtocol,
+    /// `otel.isSecure`: TLS to the receiver.
+    pub secure: bool,
+}
+
+/// How spans travel to the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (`grpc`).
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (`http`).
+    Http,
 }
 
 /// Daprd's default for `spec.metrics.enabled`.
@@ -48,6 +99,42 @@ impl DaprConfiguration {
         Ok(configuration)
     }
 
+    /// `spec.tracing` when it names an OTLP receiver; `None` when nothing is traced.
+    pub fn tracing(&self) -> Result<Option<TracingSettings>> {
+        let Some(tracing) = &self.spec.tracing else {
+            return Ok(None);
+        };
+        let Some(otel) = tracing
+            .otel
+            .as_ref()
+            .filter(|o| !o.endpoint_address.is_empty())
+        else {
+            return Ok(None);
+        };
+        let rate = tracing.sampling_rate.trim();
+        let sampling_rate = match rate {
+            "" => 0.0,
+            rate => rate
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .with_context(|| {
+                    format!("spec.tracing.samplingRate {rate:?} is not a number from 0 to 1")
+                })?,
+        };
+        let protocol = match otel.protocol.as_str() {
+            "grpc" => OtlpProtocol::Grpc,
+            "http" => OtlpProtocol::Http,
+            other => bail!("spec.tracing.otel.protocol {other:?} is neither \"grpc\" nor \"http\""),
+        };
+        Ok(Some(TracingSettings {
+            sampling_rate,
+            endpoint: otel.endpoint_address.clone(),
+            protocol,
+            secure: otel.is_secure,
+        }))
+    }
+
     /// `spec.metrics.enabled` (true when absent).
     pub fn metrics_enabled(&self) -> bool {
         self.spec.metrics.as_ref().is_none_or(|m| m.enabled)
@@ -69,6 +156,19 @@ mod tests {
         assert!(parse("  tracing:\n    samplingRate: \"1\"\n").metrics_enabled());
         assert!(parse("  metrics: {}\n").metrics_enabled());
         assert!(!parse("  metrics:\n    enabled: false\n").metrics_enabled());
+        let tracing = parse(
+            "  tracing:\n    samplingRate: \"0.5\"\n    otel:\n      endpointAddress: \"127.0.0.1:4317\"\n      protocol: grpc\n      isSecure: false\n",
+        );
+        let settings = tracing.tracing().unwrap().unwrap();
+        assert_eq!(settings.sampling_rate, 0.5);
+        assert_eq!(settings.endpoint, "127.0.0.1:4317");
+        assert_eq!(settings.protocol, OtlpProtocol::Grpc);
+        assert!(!settings.secure);
+        assert_eq!(parse("  metrics: {}\n").tracing().unwrap(), None);
+        let bad = parse(
+            "  tracing:\n    samplingRate: \"2\"\n    otel:\n      endpointAddress: x:1\n      protocol: grpc\n",
+        );
+        assert!(bad.tracing().is_err());
         let err = DaprConfiguration::parse("kind: Component\n").unwrap_err();
         assert!(err.to_string().contains("not \"Configuration\""), "{err}");
     }

@@ -13,6 +13,7 @@
 mod banner;
 pub mod serve;
 
+use crate::config::dapr_configuration::DaprConfiguration;
 use crate::config::tenants::{LimitOverrides, TenantSpec};
 use crate::config::watch::ReloadTriggers;
 use crate::config::{self, Resources};
@@ -95,21 +96,33 @@ impl Process {
         Ok(process)
     }
 
-    /// Reads the configuration again and puts it in force; on error nothing changes.
+    /// Reads the configuration again and puts it in force; on error nothing changes. The
+    /// `--config` file's sampling rate applies at once; its other settings at the next start.
     pub async fn reload(&self) -> Result<()> {
+        let telemetry = &self.settings.telemetry;
+        let configuration = match &telemetry.config_file {
+            Some(file) => Some(DaprConfiguration::read(file)?),
+            None => None,
+        };
+        let tracing = configuration.as_ref().map(|c| c.tracing()).transpose()?;
         let (stores, tenants) = self.configure().await?;
         *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = stores;
         self.tenants.replace(tenants);
+        if let (Some(traces), Some(settings)) = (&telemetry.traces, tracing.flatten()) {
+            traces.set_sampling_rate(settings.sampling_rate);
+        }
         Ok(())
     }
 
-    /// Reloads on SIGHUP, and when a resource file or a tenant's component file is added,
-    /// removed or changed (see [`config::watch`]), until `stopped` turns true. A failed reload
+    /// Reloads on SIGHUP, and when a resource file, a tenant's component file or the
+    /// `--config` file is added, removed or changed (see [`config::watch`]), until `stopped` turns true. A failed reload
     /// is logged and keeps the running configuration.
     pub async fn watch(&self, stopped: watch::Receiver<bool>) -> Result<()> {
-        let components = || -> Vec<PathBuf> {
+        let config_file = self.settings.telemetry.config_file.clone();
+        let components = move || -> Vec<PathBuf> {
             let compiled = self.components.lock().unwrap_or_else(|p| p.into_inner());
-            compiled.keys().flatten().cloned().collect()
+            let components = compiled.keys().flatten().cloned();
+            components.chain(config_file.clone()).collect()
         };
         let resources_paths = self.settings.resources_paths.clone();
         let mut triggers = ReloadTriggers::new(resources_paths, components, stopped)?;

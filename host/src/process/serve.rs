@@ -103,6 +103,10 @@ pub async fn run(
         server.context("a listener task failed")?;
     }
     watcher.await.context("the reload watcher failed")??;
+    if let Some(traces) = telemetry.traces.clone() {
+        // Flushing waits for the exporter, which runs on this runtime.
+        tokio::task::spawn_blocking(move || traces.shutdown()).await?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A lock store opened: its spec and its backend.
 #[derive(Clone)]
@@ -163,6 +164,11 @@ impl StoreView {
         self.stores.values().map(|s| &**s)
     }
 
+    /// The app id whose view this is.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
     /// Opens the store called `name` for a guest.
     pub fn bucket(&self, name: &str) -> Result<Bucket, OpenError> {
         if self.stores.is_empty() {
@@ -209,6 +215,20 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// The span of a store `operation` (nothing when traces are off): tenant, store and
+    /// type; never a key, a resource id or an owner.
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            target: crate::telemetry::traces::TARGET,
+            "store operation",
+            app_id = &*self.app_id,
+            store = self.store.name.as_str(),
+            store_type = self.store.type_name(),
+            operation,
+            outcome = tracing::field::Empty,
+        )
+    }
+
     fn key(&self, resource_id: &str) -> Result<String, String> {
         self.store
             .spec
@@ -220,7 +240,9 @@ impl Bucket {
     pub async fn get(&self, resource_id: &str) -> Result<Option<Vec<u8>>, String> {
         let key = self.key(resource_id)?;
         let started = self.metrics.as_ref().map(|_| Instant::now());
-        let value = self.store.backend.get(&key).await;
+        let span = self.span("get");
+        let value = self.store.backend.get(&key).instrument(span.clone()).await;
+        span.record("outcome", if value.is_ok() { "ok" } else { "error" });
         if let (Some(metrics), Some(started)) = (&self.metrics, started) {
             let outcome = match value {
                 Ok(_) => StoreOutcome::Ok,
@@ -241,11 +263,21 @@ impl Bucket {
     ) -> Result<CasOutcome, String> {
         let key = self.key(resource_id)?;
         let started = self.metrics.as_ref().map(|_| Instant::now());
+        let span = self.span("compare_and_swap");
         let outcome = self
             .store
             .backend
             .compare_and_swap(&key, expected, new, ttl)
+            .instrument(span.clone())
             .await;
+        span.record(
+            "outcome",
+            match outcome {
+                Ok(CasOutcome::Swapped) => "ok",
+                Ok(CasOutcome::Conflict(_)) => "conflict",
+                Err(_) => "error",
+            },
+        );
         if let (Some(metrics), Some(started)) = (&self.metrics, started) {
             let counted = match outcome {
                 Ok(CasOutcome::Swapped) => StoreOutcome::Ok,

@@ -81,6 +81,17 @@ pub enum TrapKind {
     Other,
 }
 
+impl TrapKind {
+    /// Its name, as the `kind` label and span attributes carry it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TrapKind::Deadline => "deadline",
+            TrapKind::Memory => "memory",
+            TrapKind::Other => "other",
+        }
+    }
+}
+
 /// A store operation of the WIT `bucket`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOperation {
@@ -252,7 +263,8 @@ impl Metrics {
         TenantMetrics {
             app_id: app_id.into(),
             calls: by_app(&self.component_calls),
-            traps: [trap("deadline"), trap("memory"), trap("other")],
+            traps: [TrapKind::Deadline, TrapKind::Memory, TrapKind::Other]
+                .map(|kind| trap(kind.label())),
             too_many_requests: by_app(&self.too_many_requests),
             slow_lane_waits: by_app(&self.slow_lane_waits),
             warm_instances: self.warm_instances.with_label_values(&[app_id]),

@@ -4,12 +4,14 @@
 //!   `wasilock_*`) and the label handles resolved once per tenant and store;
 //! - [`routes`]: the bounded `path` label of HTTP series;
 //! - [`endpoint`]: Prometheus text at `/` and `/metrics` on the metrics port;
-//! - [`logs`]: daprd's JSON log lines and its API log lines.
+//! - [`logs`]: daprd's JSON log lines and its API log lines;
+//! - [`traces`]: W3C trace context in and out, server and child spans, OTLP export.
 
 pub mod endpoint;
 pub mod logs;
 pub mod metrics;
 pub mod routes;
+pub mod traces;
 
 pub use metrics::{
     LockOperation, LockOutcome, Metrics, StoreMetrics, StoreMetricsByName, StoreOperation,
@@ -27,6 +29,10 @@ pub struct Telemetry {
     pub api_logging: bool,
     /// `--log-as-json`: the banner too is printed as JSON lines.
     pub json_logs: Option<Arc<logs::DaprJson>>,
+    /// The tracer, when the `--config` file traces (at a rate above 0 at start).
+    pub traces: Option<Arc<traces::Tracing>>,
+    /// `--config`: read again on reload (a new sampling rate applies at once).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -35,6 +41,8 @@ impl std::fmt::Debug for Telemetry {
             .field("metrics", &self.metrics.is_some())
             .field("api_logging", &self.api_logging)
             .field("json_logs", &self.json_logs.is_some())
+            .field("traces", &self.traces)
+            .field("config_file", &self.config_file)
             .finish()
     }
 }

@@ -23,10 +23,11 @@ use super::host_state::{HostState, LiveInstance};
 use super::schedule::{CallClock, SlowLane};
 use super::warm::{WarmInstance, WarmPool};
 use crate::stores::StoreView;
-use crate::telemetry::TenantMetrics;
+use crate::telemetry::{TenantMetrics, traces};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
@@ -203,6 +204,13 @@ impl Sandbox {
         if let Some(metrics) = &self.metrics {
             metrics.called();
         }
+        let span = tracing::info_span!(
+            target: traces::TARGET,
+            "component call",
+            app_id = self.stores.app_id(),
+            component = self.component.name(),
+            outcome = tracing::field::Empty,
+        );
         let (mut store, warm) = match pool.take() {
             Some(WarmInstance {
                 store,
@@ -226,9 +234,11 @@ impl Sandbox {
             let called = call(&mut store, &exports).await?;
             Ok::<_, wasmtime::Error>((exports, served + 1, called))
         }
+        .instrument(span.clone())
         .await;
         match called {
             Ok((exports, served, Called { value, reusable })) => {
+                span.record("outcome", "ok");
                 if reusable && served < self.limits.requests_per_instance {
                     pool.keep(WarmInstance {
                         store,
@@ -240,8 +250,10 @@ impl Sandbox {
             }
             Err(e) => {
                 let memory_cap_reached = store.data().memory_cap_reached();
+                let kind = trap_kind(memory_cap_reached, &e);
+                span.record("outcome", kind.label());
                 if let Some(metrics) = &self.metrics {
-                    metrics.trapped(trap_kind(memory_cap_reached, &e));
+                    metrics.trapped(kind);
                 }
                 Err(GuestFailure::named(&self.limits, memory_cap_reached, e))
             }
