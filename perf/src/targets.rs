@@ -57,7 +57,7 @@ fn row(rows: &[(Row, Summary)], wanted: Row) -> Option<&Summary> {
 
 /// The ratios of median throughputs, each when both its rows were measured.
 pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
-    let table: [(&str, Row, Row, Option<f64>); 8] = [
+    let table: [(&str, Row, Row, Option<f64>); 10] = [
         (
             "b/a (wasm / native)",
             Row::InMemory,
@@ -76,6 +76,18 @@ pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
             Row::InMemory,
             Row::MetricsOff,
             Some(0.97),
+        ),
+        (
+            "bᵗ⁰/b (tracing at rate 0 / none)",
+            Row::TracingRate0,
+            Row::InMemory,
+            Some(0.97),
+        ),
+        (
+            "bᵗ¹/b (every request traced / none)",
+            Row::TracingRate1,
+            Row::InMemory,
+            None,
         ),
         (
             "c/b (durable / in-memory)",

@@ -15,7 +15,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{Link, SpanKind, TraceId, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{
@@ -24,6 +24,7 @@ use opentelemetry_sdk::trace::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tonic::transport::ClientTlsConfig;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
@@ -57,6 +58,11 @@ impl Tracing {
         }
         let scheme = if settings.secure { "https" } else { "http" };
         let exporter = match settings.protocol {
+            OtlpProtocol::Grpc if settings.secure => SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(format!("{scheme}://{}", settings.endpoint))
+                .with_tls_config(ClientTlsConfig::new().with_native_roots())
+                .build(),
             OtlpProtocol::Grpc => SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(format!("{scheme}://{}", settings.endpoint))
