@@ -457,7 +457,7 @@ mod traces {
     }
 
     #[test]
-    fn spans_continue_the_callers_trace_and_reach_an_otlp_receiver() {
+    fn spans_continue_the_callers_trace_reach_an_otlp_receiver_and_the_rate_reloads() {
         let (receiver, port) = start_receiver();
         let config = tempfile::tempdir().unwrap();
         let file = config.path().join("tracing.yaml");
@@ -583,5 +583,46 @@ mod traces {
         for secret in ["traced-resource", "traced-owner", "traced-grpc"] {
             assert!(!everything.contains(secret), "{secret} in a span");
         }
+
+        // The sampling rate reloads with the file: a new trace is then not sampled.
+        let new_trace_flags = || {
+            let response = common::agent()
+                .post(&format!("{}/v1.0-alpha1/lock/lockstore", host.base))
+                .send(body)
+                .expect("POST");
+            let traceparent = response
+                .headers()
+                .get("traceparent")
+                .expect("a traceparent");
+            traceparent
+                .to_str()
+                .unwrap()
+                .rsplit('-')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(new_trace_flags(), "01", "sampled at rate 1");
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            yaml.replace("samplingRate: \"1\"", "samplingRate: \"0.0\""),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !host
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("reloaded the configuration")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no reload: {}",
+                host.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(new_trace_flags(), "00", "not sampled at rate 0");
     }
 }
