@@ -388,6 +388,11 @@ mod traces {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
+    /// The trace and parent span a `grpc-trace-bin` call carries.
+    const BIN_TRACE: [u8; 16] = [7; 16];
+    /// The caller's span in [`BIN_TRACE`].
+    const BIN_PARENT: [u8; 8] = [9; 8];
+
     /// Keeps every span exported to it.
     #[derive(Clone, Default)]
     struct Receiver(Arc<Mutex<Vec<Span>>>);
@@ -515,10 +520,25 @@ mod traces {
             request
                 .metadata_mut()
                 .insert("traceparent", traceparent.parse().unwrap());
-            DaprClient::new(channel)
-                .try_lock_alpha1(request)
-                .await
-                .unwrap()
+            let mut client = DaprClient::new(channel);
+            let answer = client.try_lock_alpha1(request).await.unwrap();
+            // The binary context of older clients: trace id, span id, sampled.
+            let mut unlock = tonic::Request::new(UnlockRequest {
+                store_name: "lockstore".into(),
+                resource_id: "traced-grpc".into(),
+                lock_owner: "traced-owner".into(),
+            });
+            let mut bin = vec![0, 0];
+            bin.extend(BIN_TRACE);
+            bin.push(1);
+            bin.extend(BIN_PARENT);
+            bin.extend([2, 1]);
+            unlock.metadata_mut().insert_bin(
+                "grpc-trace-bin",
+                tonic::metadata::MetadataValue::from_bytes(&bin),
+            );
+            client.unlock_alpha1(unlock).await.unwrap();
+            answer
         });
         let grpc_traceparent = grpc_answer
             .metadata()
@@ -539,6 +559,7 @@ mod traces {
                 .iter()
                 .any(|s| s.name == "store operation" && hex(&s.trace_id) == http_trace)
                 && server_named(spans, "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1").is_some()
+                && server_named(spans, "/dapr.proto.runtime.v1.Dapr/UnlockAlpha1").is_some()
         });
         let in_trace = |trace: &str| -> Vec<&Span> {
             spans.iter().filter(|s| hex(&s.trace_id) == trace).collect()
@@ -573,6 +594,11 @@ mod traces {
         );
         assert!(attribute(store, "outcome").is_some(), "{store:#?}");
 
+        let bin_server = in_trace(&hex(&BIN_TRACE))
+            .into_iter()
+            .find(|s| s.name == "/dapr.proto.runtime.v1.Dapr/UnlockAlpha1")
+            .expect("the gRPC server span in the trace of grpc-trace-bin");
+        assert_eq!(bin_server.parent_span_id, BIN_PARENT);
         let grpc_server = in_trace(grpc_trace)
             .into_iter()
             .find(|s| s.name == "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1")

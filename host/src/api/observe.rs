@@ -92,7 +92,7 @@ pub(crate) fn http_span<B>(telemetry: &Telemetry, request: &Request<B>) -> Optio
 }
 
 /// The server span of a gRPC call of `method` (its full name), continuing the trace its
-/// `traceparent` metadata carries; `None` when nothing is traced.
+/// `traceparent` (or `grpc-trace-bin`) metadata carries; `None` when nothing is traced.
 pub(crate) fn grpc_span<T>(
     telemetry: &Telemetry,
     method: &str,
@@ -108,7 +108,7 @@ pub(crate) fn grpc_span<T>(
         app_id = tracing::field::Empty,
         rpc.grpc.status_code = tracing::field::Empty,
     );
-    traces::continue_trace(&span, &traces::GrpcCarrier(request.metadata()));
+    traces::continue_grpc_trace(&span, request.metadata());
     Some(span)
 }
 

@@ -1,4 +1,5 @@
-//! Traces as daprd makes them: W3C `traceparent`/`tracestate` read from each API call, a
+//! Traces as daprd makes them: W3C `traceparent`/`tracestate` (gRPC: or `grpc-trace-bin`)
+//! read from each API call, a
 //! server span per call (HTTP: named by its path; gRPC: by its full method) with child spans
 //! for the component call and each store operation, exported with OTLP (gRPC or HTTP) as the
 //! `Configuration`'s `spec.tracing` says, and the call's `traceparent` on the answer.
@@ -13,7 +14,10 @@ use anyhow::{Context as _, Result, bail};
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{Link, SpanKind, TraceId, TracerProvider as _};
+use opentelemetry::trace::{
+    Link, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
+    TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -162,6 +166,48 @@ pub fn continue_trace(span: &tracing::Span, carrier: &dyn Extractor) {
     let _ = span.set_parent(parent);
 }
 
+/// Makes `span` a child of the trace a gRPC call carries: its `traceparent` (and
+/// `tracestate`), else its `grpc-trace-bin` (the binary context daprd also reads); a root
+/// when there is neither.
+pub fn continue_grpc_trace(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
+    if metadata.get("traceparent").is_none()
+        && let Some(bytes) = metadata.get_bin("grpc-trace-bin")
+        && let Ok(bytes) = bytes.to_bytes()
+        && let Some(parent) = trace_bin(&bytes)
+    {
+        let _ = span.set_parent(Context::new().with_remote_span_context(parent));
+        return;
+    }
+    continue_trace(span, &GrpcCarrier(metadata));
+}
+
+/// The span context of a `grpc-trace-bin` value: version 0, then field 0 the trace id (16
+/// bytes), field 1 the span id (8 bytes), field 2 the trace options (1 byte, bit 0 sampled).
+fn trace_bin(bytes: &[u8]) -> Option<SpanContext> {
+    let [0, 0, rest @ ..] = bytes else {
+        return None;
+    };
+    let (trace_id, rest) = rest.split_first_chunk::<16>()?;
+    let [1, rest @ ..] = rest else {
+        return None;
+    };
+    let (span_id, rest) = rest.split_first_chunk::<8>()?;
+    let sampled = matches!(rest, [2, options, ..] if options & 1 == 1);
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let context = SpanContext::new(
+        TraceId::from_bytes(*trace_id),
+        SpanId::from_bytes(*span_id),
+        flags,
+        true,
+        TraceState::default(),
+    );
+    context.is_valid().then_some(context)
+}
+
 /// The `traceparent` (and `tracestate`) of `span`, to put on the answer.
 pub fn trace_headers(span: &tracing::Span) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = Headers(Vec::new());
@@ -213,5 +259,33 @@ impl Injector for Headers {
         ) {
             self.0.push((name, value));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_trace_bin_reads_trace_span_and_sampled() {
+        let mut bytes = vec![0, 0];
+        bytes.extend(1..=16u8);
+        bytes.push(1);
+        bytes.extend(17..=24u8);
+        bytes.extend([2, 1]);
+        let context = trace_bin(&bytes).unwrap();
+        assert_eq!(
+            context.trace_id(),
+            TraceId::from_bytes(core::array::from_fn(|i| i as u8 + 1))
+        );
+        assert_eq!(
+            context.span_id(),
+            SpanId::from_bytes(core::array::from_fn(|i| i as u8 + 17))
+        );
+        assert!(context.is_sampled() && context.is_remote());
+        let unsampled = trace_bin(&bytes[..bytes.len() - 2]).unwrap();
+        assert!(!unsampled.is_sampled());
+        assert_eq!(trace_bin(&[1, 0]), None, "an unknown version");
+        assert_eq!(trace_bin(&bytes[..10]), None, "cut short");
     }
 }
