@@ -264,7 +264,9 @@
 //!   sandbox;
 //! - [`stores`]: backends and the store kinds that open them, Dapr's key layout and each
 //!   tenant's view of the stores;
-//! - [`answer`]: HTTP answers as the host writes them.
+//! - [`answer`]: HTTP answers as the host writes them;
+//! - [`telemetry`]: metrics, log lines and traces in daprd's conventions, owned by the
+//!   process and handed down (used by every layer; it imports only `config`'s settings).
 
 #![warn(missing_docs)]
 
@@ -274,6 +276,7 @@ pub mod config;
 pub mod process;
 pub mod service;
 pub mod stores;
+pub mod telemetry;
 pub mod tenants;
 pub mod upstream;
 pub mod wasm;

@@ -5,13 +5,18 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use sha2::Digest;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
 use wasilock::api::tls::{Tls, TlsFiles};
+use wasilock::config::dapr_configuration::DaprConfiguration;
 use wasilock::config::quantity::parse_bytes;
 use wasilock::process::serve::Listen;
 use wasilock::process::{self, Settings};
 use wasilock::stores::StoreKinds;
+use wasilock::telemetry::logs::DaprJson;
+use wasilock::telemetry::traces::{self, Tracing};
+use wasilock::telemetry::{Metrics, Telemetry};
 use wasilock::upstream::Upstream;
 use wasilock::wasm::compile_cache::CompileCache;
 use wasilock::{HttpExport, Limits};
@@ -123,6 +128,34 @@ struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
 
+    /// Serves Prometheus metrics on the metrics port (`--enable-metrics=false` turns them
+    /// off; so does `spec.metrics.enabled: false` in the `--config` file).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", require_equals = true)]
+    enable_metrics: bool,
+
+    /// The port of the metrics endpoint (0 picks a free port, printed at start-up).
+    #[arg(long, default_value_t = 9090)]
+    metrics_port: u16,
+
+    /// The address the metrics endpoint listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    metrics_listen_address: String,
+
+    /// Logs as JSON lines on stdout, in daprd's schema (the banner too).
+    #[arg(long)]
+    log_as_json: bool,
+
+    /// Logs one line per API call (`HTTP API Called`, `gRPC API Called`), as daprd does.
+    #[arg(long)]
+    enable_api_logging: bool,
+
+    /// A Dapr `Configuration` resource (YAML): `spec.metrics.enabled` and `spec.tracing`
+    /// (`samplingRate`, `otel.endpointAddress`, `otel.protocol`, `otel.isSecure`); reloaded
+    /// with the resources (a new sampling rate applies at once).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// The certificate chain (PEM, the server's own first) of the HTTP and gRPC listeners,
     /// which then serve TLS 1.2/1.3 only (ALPN `h2`, `http/1.1`). Reloaded when it changes.
     #[arg(long, value_name = "FILE", requires = "api_tls_key")]
@@ -203,22 +236,24 @@ fn main() {
         }
         return;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "wasilock={0},wasilock_rules={0},warn",
-            cli.log_level.filter()
-        )))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
-    if let Err(e) = runtime.block_on(run(cli)) {
+    // The trace exporter sends from the runtime: it is made inside it.
+    let entered = runtime.enter();
+    let telemetry = match start_telemetry(&cli) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("wasilock: error: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    drop(entered);
+    if let Err(e) = runtime.block_on(run(cli, telemetry)) {
         eprintln!("wasilock: error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, telemetry: Telemetry) -> Result<()> {
     let started = Instant::now();
     let settings = Settings {
         app_id: cli.app_id.clone(),
@@ -246,6 +281,7 @@ async fn run(cli: Cli) -> Result<()> {
             http: cli.dapr_upstream_http.clone(),
             grpc: cli.dapr_upstream_grpc.clone(),
         },
+        telemetry,
     };
     let limits = requested_limits(&cli);
     let tls = api_tls_files(&cli).map(Tls::load).transpose()?;
@@ -257,8 +293,69 @@ async fn run(cli: Cli) -> Result<()> {
         addresses: cli.dapr_listen_addresses.clone(),
         http_port: cli.dapr_http_port,
         grpc_port: cli.dapr_grpc_port,
+        metrics: Some((cli.metrics_listen_address.clone(), cli.metrics_port)),
     };
     process::serve::run(settings, &listen, connections, started).await
+}
+
+/// What the flags and the `--config` file say to observe, the tracer started; and the log
+/// lines set up (text on stderr, or daprd's JSON on stdout), apart from the spans that
+/// become traces.
+fn start_telemetry(cli: &Cli) -> Result<Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, Registry};
+    let configuration = configuration(cli)?;
+    let mut telemetry = telemetry(cli, &configuration);
+    let filter = EnvFilter::new(format!(
+        "wasilock={0},wasilock_rules={0},warn,{1}=off",
+        cli.log_level.filter(),
+        traces::TARGET
+    ));
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = if cli.log_as_json {
+        let json = DaprJson::new(&cli.app_id);
+        let layer = tracing_subscriber::fmt::layer().event_format(json);
+        layer.with_writer(std::io::stdout).boxed()
+    } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let layer = tracing_subscriber::fmt::layer().with_ansi(ansi);
+        layer.with_writer(std::io::stderr).boxed()
+    };
+    let started = match configuration.tracing()? {
+        Some(settings) => Tracing::start(&settings, &cli.app_id)?,
+        None => None,
+    };
+    let spans = started.map(|(tracing, layer)| {
+        telemetry.traces = Some(Arc::new(tracing));
+        layer
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .init();
+    Ok(telemetry)
+}
+
+/// The `--config` file, or daprd's defaults without one.
+fn configuration(cli: &Cli) -> Result<DaprConfiguration> {
+    match &cli.config {
+        Some(file) => DaprConfiguration::read(file),
+        None => Ok(DaprConfiguration::default()),
+    }
+}
+
+/// What the flags and `configuration` say to observe, before the tracer starts.
+fn telemetry(cli: &Cli, configuration: &DaprConfiguration) -> Telemetry {
+    let metrics_on = cli.enable_metrics && configuration.metrics_enabled();
+    Telemetry {
+        metrics: metrics_on.then(|| Arc::new(Metrics::new())),
+        api_logging: cli.enable_api_logging,
+        json_logs: cli
+            .log_as_json
+            .then(|| Arc::new(DaprJson::new(&cli.app_id))),
+        traces: None,
+        config_file: cli.config.clone(),
+    }
 }
 
 /// The connection limits the flags ask for (`0` disables a timeout), before they are
@@ -396,6 +493,19 @@ mod tests {
             let args = [&["wasilock"][..], alone].concat();
             assert!(Cli::try_parse_from(args).is_err(), "{alone:?}");
         }
+    }
+
+    #[test]
+    fn metrics_are_on_by_default_and_off_with_false() {
+        let defaults = Cli::parse_from(["wasilock"]);
+        assert!(defaults.enable_metrics);
+        assert_eq!(defaults.metrics_port, 9090);
+        let configuration = DaprConfiguration::default();
+        assert!(telemetry(&defaults, &configuration).metrics.is_some());
+        let off = Cli::parse_from(["wasilock", "--enable-metrics=false"]);
+        assert!(telemetry(&off, &configuration).metrics.is_none());
+        let on = Cli::parse_from(["wasilock", "--enable-metrics", "--metrics-port", "0"]);
+        assert!(on.enable_metrics);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::answer::HyperOutgoingBody;
 use crate::stores::StoreView;
+use crate::telemetry::TenantMetrics;
 use crate::wasm::{GuestFailure, Sandbox};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -41,6 +42,11 @@ pub trait LockService: Send + Sync + 'static {
 
     /// The lock stores this tenant sees.
     fn stores(&self) -> &StoreView;
+
+    /// The tenant's metric handles, when it is observed.
+    fn metrics(&self) -> Option<&TenantMetrics> {
+        None
+    }
 }
 
 impl LockService for Sandbox {
@@ -69,6 +75,10 @@ impl LockService for Sandbox {
 
     fn stores(&self) -> &StoreView {
         Sandbox::stores(self)
+    }
+
+    fn metrics(&self) -> Option<&TenantMetrics> {
+        Sandbox::metrics(self)
     }
 }
 

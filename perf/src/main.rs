@@ -96,6 +96,9 @@ enum Hidden {
         log_level: String,
         #[arg(long)]
         data_dir: PathBuf,
+        /// Accepted as wasilock accepts it; the native server serves no metrics.
+        #[arg(long)]
+        metrics_port: Option<u16>,
     },
 }
 

@@ -248,6 +248,10 @@ impl Host {
             "--data-dir".into(),
             data_dir.to_string_lossy().into_owned(),
         ]);
+        // Metrics on a free port (the banner says which), unless the test chose one.
+        if !args.iter().any(|a| a.starts_with("--metrics-port")) {
+            args.extend(["--metrics-port".into(), "0".into()]);
+        }
         let launch = Launch {
             program: options.program.clone().unwrap_or_else(binary),
             args,
@@ -298,11 +302,12 @@ impl Host {
     }
 
     /// The start-up banner: stdout once its last line (the `try:` example, or the note that
-    /// there are no stores) has arrived.
+    /// there are no stores) has arrived. With `--log-as-json`, each JSON line stands for its
+    /// `msg`.
     pub fn banner(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let stdout = self.stdout.lock().unwrap().clone();
+            let stdout = plain_lines(&self.stdout.lock().unwrap());
             let complete = stdout
                 .lines()
                 .any(|l| l.trim().starts_with("try: ") || l.trim().starts_with("no lock stores"));
@@ -312,6 +317,14 @@ impl Host {
             assert!(Instant::now() < deadline, "no complete banner: {stdout}");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The metrics endpoint the banner names (`http://ADDR/metrics`), when metrics are on.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.banner()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("metrics on "))
+            .map(str::to_string)
     }
 
     /// Resident memory in bytes (`VmRSS`).
@@ -508,6 +521,20 @@ pub(crate) fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) 
     });
 }
 
+/// `output` with each JSON log line replaced by its `msg`.
+pub fn plain_lines(output: &str) -> String {
+    let mut plain = String::new();
+    for line in output.lines() {
+        let json = serde_json::from_str::<serde_json::Value>(line).ok();
+        match json.as_ref().and_then(|v| v["msg"].as_str()) {
+            Some(msg) => plain.push_str(msg),
+            None => plain.push_str(line),
+        }
+        plain.push('\n');
+    }
+    plain
+}
+
 /// A loopback port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -616,6 +643,12 @@ pub fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_log_lines_read_as_their_message() {
+        let output = "{\"level\":\"info\",\"msg\":\"  store x\"}\n  plain\n";
+        assert_eq!(plain_lines(output), "  store x\n  plain\n");
+    }
 
     #[test]
     fn reads_resident_memory() {

@@ -13,7 +13,8 @@
 //! - [`standin_daprd`]: a stand-in daprd (the `dapr` package's servicer stubs) for the
 //!   upstream flags;
 //! - [`guests`]: lock components built for tests;
-//! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does.
+//! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does;
+//! - [`prometheus`]: `promtool check metrics` and a throwaway Prometheus server.
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod host;
 pub mod http_cases;
 pub mod installs;
 pub mod node_host;
+pub mod prometheus;
 pub mod python_host;
 pub mod redis_server;
 pub mod resources;

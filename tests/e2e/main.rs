@@ -10,6 +10,7 @@ mod connections;
 mod grpc;
 mod http;
 mod node;
+mod observability;
 mod python;
 mod redis;
 mod sdks;

@@ -105,6 +105,11 @@ impl Connections {
         self.limits
     }
 
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.limits.max_connections - self.slots.available_permits()
+    }
+
     /// Accepts connections on `listener` within these limits.
     pub(crate) fn acceptor(self: &Arc<Self>, listener: tokio::net::TcpListener) -> Acceptor {
         Acceptor::new(listener, self.clone())

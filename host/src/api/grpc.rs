@@ -17,17 +17,21 @@ use super::connections::{
 };
 use super::forward::Forwarder;
 use super::forward::grpc::ForwardLayer;
+use super::observe::{GrpcCall, grpc_span};
 use crate::service::{
     LockError, LockRequest, LockService, Metadata, Refusal, Tenant, UnlockRequest,
 };
+use crate::telemetry::{Telemetry, traces};
 use crate::tenants::Registry;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::metadata::MetadataKey;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use tracing::Instrument;
 
 /// The code generated from `host/proto` (Dapr's messages and service, trimmed).
 pub mod proto {
@@ -59,6 +63,19 @@ pub async fn serve_within<S: LockService>(
     listener: TcpListener,
     tenants: Arc<Registry<S>>,
     connections: &Arc<Connections>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let telemetry = Telemetry::default();
+    serve_observed(listener, tenants, connections, &telemetry, shutdown).await
+}
+
+/// Serves as [`serve_within`] does, recording each call of the `Dapr` service as
+/// `telemetry` says (daprd's gRPC server series, API log lines).
+pub async fn serve_observed<S: LockService>(
+    listener: TcpListener,
+    tenants: Arc<Registry<S>>,
+    connections: &Arc<Connections>,
+    telemetry: &Telemetry,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -73,7 +90,10 @@ pub async fn serve_within<S: LockService>(
             move |request: Request<()>| select_tenant(&tenants, request),
         ))
         .layer(ForwardLayer::<S>::new(Forwarder::new()))
-        .add_service(DaprServer::new(DaprApi::<S>(PhantomData)))
+        .add_service(DaprServer::new(DaprApi::<S> {
+            telemetry: telemetry.clone(),
+            tenant: PhantomData,
+        }))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let stopped = async move {
@@ -134,7 +154,55 @@ fn select_tenant<S: LockService>(
 }
 
 /// The `Dapr` service; each call finds its tenant in its extensions.
-struct DaprApi<S>(PhantomData<fn() -> S>);
+struct DaprApi<S> {
+    telemetry: Telemetry,
+    tenant: PhantomData<fn() -> S>,
+}
+
+/// The full names of the methods the series and API log lines name.
+const TRY_LOCK: &str = "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1";
+const UNLOCK: &str = "/dapr.proto.runtime.v1.Dapr/UnlockAlpha1";
+const GET_METADATA: &str = "/dapr.proto.runtime.v1.Dapr/GetMetadata";
+
+impl<S: LockService> DaprApi<S> {
+    /// Answers `request` with `answer` given its tenant, recorded as a call of `method`.
+    async fn observed<T, R>(
+        &self,
+        method: &str,
+        request: Request<T>,
+        answer: impl AsyncFnOnce(&Tenant<S>, T) -> Result<R, Status>,
+    ) -> Result<Response<R>, Status> {
+        let call = GrpcCall::begin(&self.telemetry, &request);
+        let span = grpc_span(&self.telemetry, method, &request);
+        let tenant = tenant::<S, _>(&request);
+        let answered = match (&tenant, &span) {
+            (Ok(tenant), None) => answer(tenant, request.into_inner()).await,
+            (Ok(tenant), Some(span)) => {
+                let answering = answer(tenant, request.into_inner());
+                answering.instrument(span.clone()).await
+            }
+            (Err(status), _) => Err(status.clone()),
+        };
+        let app_id = tenant.as_ref().map_or("", |t| t.app_id.as_str());
+        let code = answered.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
+        if let Some(call) = call {
+            call.end(&self.telemetry, method, app_id, code);
+        }
+        let mut response = answered.map(Response::new);
+        if let Some(span) = &span {
+            span.record("app_id", app_id);
+            span.record("rpc.grpc.status_code", code as i32);
+            for (name, value) in traces::trace_headers(span) {
+                let key = MetadataKey::from_bytes(name.as_str().as_bytes()).ok();
+                let value = value.to_str().ok().and_then(|v| v.parse().ok());
+                if let (Ok(response), Some(key), Some(value)) = (&mut response, key, value) {
+                    response.metadata_mut().insert(key, value);
+                }
+            }
+        }
+        response
+    }
+}
 
 /// The tenant [`select_tenant`] chose for `request`.
 fn tenant<S: LockService, T>(request: &Request<T>) -> Result<Arc<Tenant<S>>, Status> {
@@ -151,45 +219,49 @@ impl<S: LockService> Dapr for DaprApi<S> {
         &self,
         request: Request<proto::TryLockRequest>,
     ) -> Result<Response<proto::TryLockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let lock = LockRequest {
-            resource_id: request.resource_id,
-            lock_owner: request.lock_owner,
-            expiry_in_seconds: request.expiry_in_seconds,
-        };
-        let success = tenant
-            .try_lock(&request.store_name, lock)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(proto::TryLockResponse { success }))
+        self.observed(TRY_LOCK, request, async |tenant, request| {
+            let lock = LockRequest {
+                resource_id: request.resource_id,
+                lock_owner: request.lock_owner,
+                expiry_in_seconds: request.expiry_in_seconds,
+            };
+            let success = tenant
+                .try_lock(&request.store_name, lock)
+                .await
+                .map_err(status)?;
+            Ok(proto::TryLockResponse { success })
+        })
+        .await
     }
 
     async fn unlock_alpha1(
         &self,
         request: Request<proto::UnlockRequest>,
     ) -> Result<Response<proto::UnlockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let unlock = UnlockRequest {
-            resource_id: request.resource_id,
-            lock_owner: request.lock_owner,
-        };
-        let outcome = tenant
-            .unlock(&request.store_name, unlock)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(proto::UnlockResponse {
-            status: outcome as i32,
-        }))
+        self.observed(UNLOCK, request, async |tenant, request| {
+            let unlock = UnlockRequest {
+                resource_id: request.resource_id,
+                lock_owner: request.lock_owner,
+            };
+            let outcome = tenant
+                .unlock(&request.store_name, unlock)
+                .await
+                .map_err(status)?;
+            Ok(proto::UnlockResponse {
+                status: outcome as i32,
+            })
+        })
+        .await
     }
 
     async fn get_metadata(
         &self,
         request: Request<proto::GetMetadataRequest>,
     ) -> Result<Response<proto::GetMetadataResponse>, Status> {
-        let metadata = tenant::<S, _>(&request)?.metadata();
-        Ok(Response::new(metadata_response(&metadata)))
+        self.observed(GET_METADATA, request, async |tenant, _| {
+            Ok(metadata_response(&tenant.metadata()))
+        })
+        .await
     }
 }
 

@@ -5,10 +5,12 @@
 //! - [`forward`]: what neither serves itself, sent to the tenant's daprd when it has one;
 //! - [`connections`]: what both accept: a bound on open connections, request head and idle
 //!   timeouts, `accept` failures retried with a back-off, and TLS handshakes;
-//! - [`tls`]: TLS and mutual TLS on both (certificates reloaded when their files change).
+//! - [`tls`]: TLS and mutual TLS on both (certificates reloaded when their files change);
+//! - `observe`: what both record of each call (daprd's server series, API log lines).
 
 pub mod connections;
 pub mod forward;
 pub mod grpc;
 pub mod http;
+mod observe;
 pub mod tls;

@@ -5,12 +5,14 @@
 //! documents; documents of other kinds are skipped. Errors name the file, then the component
 //! or tenant and the field.
 //! - `dapr_component`: lock stores from Dapr `Component` documents;
+//! - [`dapr_configuration`]: daprd's `Configuration` resource (`--config`);
 //! - [`tenants`]: tenants (app id, token, component, limits) and their limits merged with
 //!   the flags';
 //! - [`quantity`]: byte sizes as daprd writes them (`4Mi`);
 //! - [`watch`]: when to reload: SIGHUP, or a resource file or component that changed.
 
 pub(crate) mod dapr_component;
+pub mod dapr_configuration;
 pub mod quantity;
 pub mod tenants;
 pub mod watch;

@@ -13,11 +13,13 @@
 mod banner;
 pub mod serve;
 
+use crate::config::dapr_configuration::DaprConfiguration;
 use crate::config::tenants::{LimitOverrides, TenantSpec};
 use crate::config::watch::ReloadTriggers;
 use crate::config::{self, Resources};
 use crate::service::Tenant;
 use crate::stores::{StoreKinds, StoreSet, default_store};
+use crate::telemetry::Telemetry;
 use crate::tenants::{Registry, Tenants};
 use crate::upstream::Upstream;
 use crate::wasm::EMBEDDED_GUEST;
@@ -59,6 +61,8 @@ pub struct Settings {
     /// `--dapr-upstream-http` and `--dapr-upstream-grpc`: the daprd of tenants that name
     /// none; empty serves only the lock API, as without a daprd.
     pub upstream: Upstream,
+    /// What is observed (metrics, API log lines, the log format), for every tenant.
+    pub telemetry: Telemetry,
 }
 
 /// The process: its engine, its stores and its tenants.
@@ -96,26 +100,42 @@ impl Process {
         Ok(process)
     }
 
-    /// Reads the configuration again and puts it in force; on error nothing changes.
+    /// Reads the configuration again and puts it in force; on error nothing changes. The
+    /// `--config` file's sampling rate applies at once; its other settings at the next start.
     pub async fn reload(&self) -> Result<()> {
+        let telemetry = &self.settings.telemetry;
+        let configuration = match &telemetry.config_file {
+            Some(file) => Some(DaprConfiguration::read(file)?),
+            None => None,
+        };
+        let tracing = configuration.as_ref().map(|c| c.tracing()).transpose()?;
         let (stores, tenants) = self.configure().await?;
         *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = stores;
         self.tenants.replace(tenants);
+        if let (Some(traces), Some(settings)) = (&telemetry.traces, tracing.flatten()) {
+            traces.set_sampling_rate(settings.sampling_rate);
+        }
         Ok(())
     }
 
-    /// Reloads on SIGHUP, and when a resource file or a tenant's component file is added,
-    /// removed or changed (see [`config::watch`]), until `stopped` turns true. A failed reload
+    /// Reloads on SIGHUP, and when a resource file, a tenant's component file or the
+    /// `--config` file is added, removed or changed (see [`config::watch`]), until `stopped` turns true. A failed reload
     /// is logged and keeps the running configuration.
     pub async fn watch(&self, stopped: watch::Receiver<bool>) -> Result<()> {
-        let components = || -> Vec<PathBuf> {
+        let config_file = self.settings.telemetry.config_file.clone();
+        let components = move || -> Vec<PathBuf> {
             let compiled = self.components.lock().unwrap_or_else(|p| p.into_inner());
-            compiled.keys().flatten().cloned().collect()
+            let components = compiled.keys().flatten().cloned();
+            components.chain(config_file.clone()).collect()
         };
         let resources_paths = self.settings.resources_paths.clone();
         let mut triggers = ReloadTriggers::new(resources_paths, components, stopped)?;
         while let Some(reason) = triggers.next().await {
-            match self.reload().await {
+            let reloaded = self.reload().await;
+            if let Some(metrics) = &self.settings.telemetry.metrics {
+                metrics.reloaded(reloaded.is_ok());
+            }
+            match reloaded {
                 Ok(()) => tracing::info!(
                     "reloaded the configuration ({reason}): {} tenants",
                     self.tenants.current().iter().count()
@@ -217,14 +237,23 @@ impl Process {
             }
             _ => self.component(path)?,
         };
+        let metrics = self.settings.telemetry.metrics.as_deref();
+        let view = match metrics {
+            Some(metrics) => stores.observed_view(app_id, metrics),
+            None => stores.view(app_id),
+        };
+        let sandbox = Sandbox::new(
+            component,
+            Arc::new(view),
+            limits,
+            self.settings.max_body_size,
+        );
         Ok(Tenant {
             app_id: app_id.to_string(),
-            service: Sandbox::new(
-                component,
-                Arc::new(stores.view(app_id)),
-                limits,
-                self.settings.max_body_size,
-            ),
+            service: match metrics {
+                Some(metrics) => sandbox.observed(Arc::new(metrics.tenant(app_id))),
+                None => sandbox,
+            },
         })
     }
 

@@ -4,6 +4,7 @@
 use super::{Process, Settings, banner};
 use crate::api;
 use crate::api::connections::Connections;
+use crate::telemetry::endpoint;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,9 @@ pub struct Listen {
     pub http_port: u16,
     /// `--dapr-grpc-port` (0 picks a free port).
     pub grpc_port: u16,
+    /// `--metrics-listen-address` and `--metrics-port` (0 picks a free port); `None` with
+    /// `--enable-metrics=false`.
+    pub metrics: Option<(String, u16)>,
 }
 
 /// Starts the process of `settings`, listens as `listen` says within `connections` (over TLS
@@ -38,15 +42,29 @@ pub async fn run(
     let http_listeners = bind(&listen.addresses, listen.http_port, "HTTP").await?;
     let grpc_listeners = bind(&listen.addresses, listen.grpc_port, "gRPC").await?;
     let tls = connections.tls().cloned();
-    banner::print(
-        &process,
-        &http_listeners,
-        &grpc_listeners,
-        tls.as_deref(),
-        started.elapsed(),
-    )?;
+    let telemetry = process.settings.telemetry.clone();
+    let metrics_listener = match (&listen.metrics, &telemetry.metrics) {
+        (Some((address, port)), Some(_)) => {
+            let address = [address.clone()];
+            bind(&address, *port, "metrics").await?.pop()
+        }
+        _ => None,
+    };
+    let listeners = banner::Listeners {
+        http: &http_listeners,
+        grpc: &grpc_listeners,
+        metrics: metrics_listener.as_ref(),
+        tls: tls.as_deref(),
+    };
+    banner::print(&process, &listeners, started.elapsed())?;
 
     let (stop, stopped) = watch::channel(false);
+    if let (Some(listener), Some(metrics)) = (metrics_listener, &telemetry.metrics) {
+        let connections = connections.clone();
+        let open = Arc::new(move || connections.open());
+        let serving = endpoint::serve(listener, metrics.clone(), open, stopped.clone());
+        tokio::spawn(serving);
+    }
     tokio::spawn(purge_expired_locks(process.clone(), stopped.clone()));
     let watcher = {
         let (process, stopped) = (process.clone(), stopped.clone());
@@ -63,8 +81,9 @@ pub async fn run(
             connections.clone(),
             stopped.clone(),
         );
+        let telemetry = telemetry.clone();
         servers.spawn(async move {
-            api::http::serve_within(listener, tenants, &connections, stopped).await;
+            api::http::serve_observed(listener, tenants, &connections, &telemetry, stopped).await;
         });
     }
     for listener in grpc_listeners {
@@ -73,9 +92,11 @@ pub async fn run(
             connections.clone(),
             stopped.clone(),
         );
+        let telemetry = telemetry.clone();
         servers.spawn(async move {
-            if let Err(e) = api::grpc::serve_within(listener, tenants, &connections, stopped).await
-            {
+            let served =
+                api::grpc::serve_observed(listener, tenants, &connections, &telemetry, stopped);
+            if let Err(e) = served.await {
                 tracing::error!("the gRPC server stopped: {e:#}");
             }
         });
@@ -88,6 +109,10 @@ pub async fn run(
         server.context("a listener task failed")?;
     }
     watcher.await.context("the reload watcher failed")??;
+    if let Some(traces) = telemetry.traces.clone() {
+        // Flushing waits for the exporter, which runs on this runtime.
+        tokio::task::spawn_blocking(move || traces.shutdown()).await?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod keys;
 mod kinds;
 mod spec;
 
+use crate::telemetry::{Metrics, StoreMetrics, StoreMetricsByName, StoreOperation, StoreOutcome};
 use anyhow::Context;
 use backend::{Backend, CasOutcome, OpenContext};
 pub use kinds::{RegisteredKind, StoreKinds, StoreSettings};
@@ -25,7 +26,8 @@ pub use spec::{StoreSpec, default_store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A lock store opened: its spec and its backend.
 #[derive(Clone)]
@@ -120,7 +122,17 @@ impl StoreSet {
             app_id: app_id.into(),
             stores: visible,
             scoped_out: hidden.into_keys().collect(),
+            metrics: None,
         }
+    }
+
+    /// What the app `app_id` sees, as [`StoreSet::view`], its store operations and lock
+    /// outcomes counted in `metrics` under handles resolved here, once.
+    pub fn observed_view(&self, app_id: &str, metrics: &Metrics) -> StoreView {
+        let mut view = self.view(app_id);
+        let names = view.stores.keys().map(String::as_str);
+        view.metrics = Some(StoreMetricsByName::new(metrics, app_id, names));
+        view
     }
 
     /// Deletes expired entries in every store; returns how many.
@@ -143,12 +155,18 @@ pub struct StoreView {
     app_id: Arc<str>,
     stores: BTreeMap<String, Arc<OpenedStore>>,
     scoped_out: BTreeSet<String>,
+    metrics: Option<StoreMetricsByName>,
 }
 
 impl StoreView {
     /// The visible stores, by name.
     pub fn iter(&self) -> impl Iterator<Item = &OpenedStore> {
         self.stores.values().map(|s| &**s)
+    }
+
+    /// The app id whose view this is.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
     }
 
     /// Opens the store called `name` for a guest.
@@ -163,7 +181,14 @@ impl StoreView {
         Ok(Bucket {
             store: store.clone(),
             app_id: self.app_id.clone(),
+            metrics: self.metrics(name).cloned(),
         })
+    }
+
+    /// The metric handles of the store called `name` (of no store, for a name this app does
+    /// not see); `None` when nothing is counted.
+    pub fn metrics(&self, name: &str) -> Option<&Arc<StoreMetrics>> {
+        self.metrics.as_ref().map(|metrics| metrics.get(name))
     }
 }
 
@@ -186,9 +211,24 @@ async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<OpenedS
 pub struct Bucket {
     store: Arc<OpenedStore>,
     app_id: Arc<str>,
+    metrics: Option<Arc<StoreMetrics>>,
 }
 
 impl Bucket {
+    /// The span of a store `operation` (nothing when traces are off): tenant, store and
+    /// type; never a key, a resource id or an owner.
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            target: crate::telemetry::traces::TARGET,
+            "store operation",
+            app_id = &*self.app_id,
+            store = self.store.name.as_str(),
+            store_type = self.store.type_name(),
+            operation,
+            outcome = tracing::field::Empty,
+        )
+    }
+
     fn key(&self, resource_id: &str) -> Result<String, String> {
         self.store
             .spec
@@ -199,11 +239,18 @@ impl Bucket {
     /// The live value of `resource_id`.
     pub async fn get(&self, resource_id: &str) -> Result<Option<Vec<u8>>, String> {
         let key = self.key(resource_id)?;
-        self.store
-            .backend
-            .get(&key)
-            .await
-            .map_err(|e| format!("{e:#}"))
+        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let span = self.span("get");
+        let value = self.store.backend.get(&key).instrument(span.clone()).await;
+        span.record("outcome", if value.is_ok() { "ok" } else { "error" });
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            let outcome = match value {
+                Ok(_) => StoreOutcome::Ok,
+                Err(_) => StoreOutcome::Error,
+            };
+            metrics.store_operation(StoreOperation::Get, outcome, started.elapsed());
+        }
+        value.map_err(|e| format!("{e:#}"))
     }
 
     /// Compare-and-swap on `resource_id` (see [`Backend::compare_and_swap`]).
@@ -215,11 +262,32 @@ impl Bucket {
         ttl: Option<Duration>,
     ) -> Result<CasOutcome, String> {
         let key = self.key(resource_id)?;
-        self.store
+        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let span = self.span("compare_and_swap");
+        let outcome = self
+            .store
             .backend
             .compare_and_swap(&key, expected, new, ttl)
-            .await
-            .map_err(|e| format!("{e:#}"))
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            match outcome {
+                Ok(CasOutcome::Swapped) => "ok",
+                Ok(CasOutcome::Conflict(_)) => "conflict",
+                Err(_) => "error",
+            },
+        );
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            let counted = match outcome {
+                Ok(CasOutcome::Swapped) => StoreOutcome::Ok,
+                Ok(CasOutcome::Conflict(_)) => StoreOutcome::Conflict,
+                Err(_) => StoreOutcome::Error,
+            };
+            let operation = StoreOperation::CompareAndSwap;
+            metrics.store_operation(operation, counted, started.elapsed());
+        }
+        outcome.map_err(|e| format!("{e:#}"))
     }
 }
 
