@@ -1,8 +1,10 @@
 //! The HTTP/1.1 API: daprd's health checks in the host; then the `dapr-api-token` selects the
-//! tenant (daprd's 401 when none matches), whose metadata the host answers and whose lock
-//! component answers the lock routes (and daprd's answer to every other path). Connections
+//! tenant (daprd's 401 when none matches), whose metadata the host answers, whose alpha2
+//! routes [`super::alpha2_http`] answers, and whose lock component answers the alpha1 lock
+//! routes (and daprd's answer to every other path). Connections
 //! are bounded and timed by [`super::connections`].
 
+use super::alpha2_http;
 use super::connections::{ConnectionLimits, Connections, Protocol};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
@@ -102,6 +104,16 @@ pub async fn handle<S: LockService>(
     };
     if get && path == "/v1.0/metadata" {
         return json(200, metadata_json(&tenant.metadata()));
+    }
+    if alpha2_http::serves(request.method())
+        && let Some(routed) = wasilock_rules::alpha2::route(path)
+    {
+        return match routed {
+            Ok((store, resource_id)) => {
+                alpha2_http::handle(tenant, store, resource_id, request).await
+            }
+            Err(e) => json(e.http_status(), e.body()),
+        };
     }
     let operation = if path.starts_with("/v1.0-alpha1/unlock/") {
         Operation::Unlock

@@ -1,10 +1,13 @@
 //! The Dapr API's transports; both select the tenant by its token
 //! ([`crate::tenants::Registry`]) and answer through its [`crate::service::Tenant`]:
 //! - [`http`]: HTTP/1.1 (health, token, metadata, the lock routes through the component);
+//! - [`alpha2_http`]: the alpha2 lock API over HTTP (acquire, wait, renew, release, force,
+//!   inspect, a lock held by an ND-JSON stream);
 //! - [`grpc`]: gRPC (`dapr.proto.runtime.v1.Dapr`: locks and metadata, with reflection);
 //! - [`connections`]: what both accept: a bound on open connections, request head and idle
 //!   timeouts, and `accept` failures retried with a back-off.
 
+pub mod alpha2_http;
 pub mod connections;
 pub mod grpc;
 pub mod http;

@@ -27,6 +27,8 @@ pub struct TenantSpec {
     pub limits: LimitOverrides,
     /// The file it came from (`None` for the tenant made of `--app-id` and `DAPR_API_TOKEN`).
     pub source: Option<PathBuf>,
+    /// `spec.allowForceUnlock`: whether it may force a release (alpha2); default false.
+    pub allow_force_unlock: bool,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -38,6 +40,7 @@ impl std::fmt::Debug for TenantSpec {
             .field("component", &self.component)
             .field("limits", &self.limits)
             .field("source", &self.source)
+            .field("allow_force_unlock", &self.allow_force_unlock)
             .finish()
     }
 }
@@ -100,6 +103,7 @@ struct Spec {
     api_token: Option<ApiTokenYaml>,
     component: Option<String>,
     limits: Option<LimitsYaml>,
+    allow_force_unlock: Option<bool>,
 }
 
 /// `spec.apiToken` as written: a value or an `envRef`.
@@ -196,6 +200,7 @@ pub(crate) fn tenant_spec(
         component,
         limits,
         source: Some(file.to_path_buf()),
+        allow_force_unlock: spec.allow_force_unlock.unwrap_or(false),
     })
 }
 

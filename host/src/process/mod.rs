@@ -16,7 +16,7 @@ pub mod serve;
 use crate::config::tenants::{LimitOverrides, TenantSpec};
 use crate::config::watch::ReloadTriggers;
 use crate::config::{self, Resources};
-use crate::service::Tenant;
+use crate::service::{Alpha2Policy, Tenant};
 use crate::stores::{StoreKinds, StoreSet, default_store};
 use crate::tenants::{Registry, Tenants};
 use crate::wasm::EMBEDDED_GUEST;
@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// What the flags and the environment say.
@@ -55,6 +56,10 @@ pub struct Settings {
     /// `--compile-cache`: where compiled components are kept between runs; `None` compiles
     /// every component at every start.
     pub compile_cache: Option<PathBuf>,
+    /// `--allow-force-unlock`: whether the `--app-id` tenant may force an alpha2 release.
+    pub allow_force_unlock: bool,
+    /// `--max-lock-wait`: the longest an alpha2 acquire waits.
+    pub max_lock_wait: Duration,
 }
 
 /// The process: its engine, its stores and its tenants.
@@ -156,6 +161,7 @@ impl Process {
                     component: None,
                     limits: LimitOverrides::default(),
                     source: None,
+                    allow_force_unlock: settings.allow_force_unlock,
                 },
             )?;
         }
@@ -163,14 +169,21 @@ impl Process {
         let stores =
             Arc::new(StoreSet::open(&resources.stores, &settings.data_dir, Some(&previous)).await?);
         if open {
-            let tenant =
-                self.tenant(&settings.app_id, &None, &LimitOverrides::default(), &stores)?;
+            let default = TenantSpec {
+                app_id: settings.app_id.clone(),
+                api_token: String::new(),
+                component: None,
+                limits: LimitOverrides::default(),
+                source: None,
+                allow_force_unlock: settings.allow_force_unlock,
+            };
+            let tenant = self.tenant(&default, &stores)?;
             return Ok((stores, Tenants::open(tenant)));
         }
         let mut tenants = Vec::new();
         for spec in specs {
             let tenant = self
-                .tenant(&spec.app_id, &spec.component, &spec.limits, &stores)
+                .tenant(&spec, &stores)
                 .with_context(|| match &spec.source {
                     Some(file) => format!("tenant {:?} in {}", spec.app_id, file.display()),
                     None => format!("tenant {:?} (--app-id)", spec.app_id),
@@ -180,16 +193,11 @@ impl Process {
         Ok((stores, Tenants::with_tokens(tenants)))
     }
 
-    /// One tenant's sandbox over `stores`.
-    fn tenant(
-        &self,
-        app_id: &str,
-        component: &Option<PathBuf>,
-        overrides: &LimitOverrides,
-        stores: &StoreSet,
-    ) -> Result<Tenant> {
-        let limits = overrides.over(&self.settings.limits)?;
-        let path = component.as_ref().or(self.settings.component.as_ref());
+    /// The sandbox of the tenant `spec` declares, over `stores`.
+    fn tenant(&self, spec: &TenantSpec, stores: &StoreSet) -> Result<Tenant> {
+        let app_id = spec.app_id.as_str();
+        let limits = spec.limits.over(&self.settings.limits)?;
+        let path = spec.component.as_ref().or(self.settings.component.as_ref());
         // Compiling takes a while: on a multi-threaded runtime, other tasks move off this
         // thread meanwhile.
         let component = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -206,6 +214,11 @@ impl Process {
                 limits,
                 self.settings.max_body_size,
             ),
+            alpha2: Alpha2Policy {
+                allow_force_unlock: spec.allow_force_unlock,
+                max_lock_wait: self.settings.max_lock_wait,
+                ..Alpha2Policy::default()
+            },
         })
     }
 

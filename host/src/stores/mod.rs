@@ -6,6 +6,7 @@
 //! - [`StoreKinds`]: the kinds a process can open, by type name; [`StoreSettings`]: a kind
 //!   with the settings it read from a component;
 //! - [`keys`]: Dapr's lock key layout, applied by the host;
+//! - [`events`]: release events, which wake waiters without polling;
 //! - [`StoreSpec`]: what a store is, as configured.
 //!
 //! A [`StoreSet`] holds the process's stores. A [`StoreView`] is what one app id sees of
@@ -14,12 +15,13 @@
 //! can never reach keys of another store or app id.
 
 pub mod backend;
+pub mod events;
 pub mod keys;
 mod kinds;
 mod spec;
 
 use anyhow::Context;
-use backend::{Backend, CasOutcome, OpenContext};
+use backend::{Backend, CasOutcome, Inspected, OpenContext};
 pub use kinds::{RegisteredKind, StoreKinds, StoreSettings};
 pub use spec::{StoreSpec, default_store};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +38,7 @@ pub struct OpenedStore {
     pub location: String,
     spec: StoreSpec,
     backend: Arc<dyn Backend>,
+    events: Arc<events::ReleaseEvents>,
 }
 
 impl OpenedStore {
@@ -178,6 +181,7 @@ async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<OpenedS
         location: opened.location,
         spec: spec.clone(),
         backend: opened.backend,
+        events: Arc::default(),
     })
 }
 
@@ -189,7 +193,13 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    fn key(&self, resource_id: &str) -> Result<String, String> {
+    /// The store's name.
+    pub fn store_name(&self) -> &str {
+        &self.store.name
+    }
+
+    /// The backend key of `resource_id` (Dapr's layout), or daprd's error for a `||` in it.
+    pub fn key(&self, resource_id: &str) -> Result<String, String> {
         self.store
             .spec
             .key_prefix
@@ -206,6 +216,16 @@ impl Bucket {
             .map_err(|e| format!("{e:#}"))
     }
 
+    /// The live value of `resource_id` with its fencing token and remaining lifetime.
+    pub async fn inspect(&self, resource_id: &str) -> Result<Option<Inspected>, String> {
+        let key = self.key(resource_id)?;
+        self.store
+            .backend
+            .inspect(&key)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// Compare-and-swap on `resource_id` (see [`Backend::compare_and_swap`]).
     pub async fn compare_and_swap(
         &self,
@@ -215,11 +235,21 @@ impl Bucket {
         ttl: Option<Duration>,
     ) -> Result<CasOutcome, String> {
         let key = self.key(resource_id)?;
-        self.store
+        let outcome = self
+            .store
             .backend
             .compare_and_swap(&key, expected, new, ttl)
             .await
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| format!("{e:#}"))?;
+        if new.is_none() && expected.is_some() && matches!(outcome, CasOutcome::Swapped(_)) {
+            self.store.events.released(&key);
+        }
+        Ok(outcome)
+    }
+
+    /// The release events of the store (lock keys, see [`Bucket::key`]).
+    pub fn release_events(&self) -> &events::ReleaseEvents {
+        &self.store.events
     }
 }
 
