@@ -490,7 +490,7 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+pub(crate) fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
     let content_type = response
         .headers()
         .get("content-type")

@@ -2,11 +2,13 @@
 //! ([`crate::tenants::Registry`]) and answer through its [`crate::service::Tenant`]:
 //! - [`http`]: HTTP/1.1 (health, token, metadata, the lock routes through the component);
 //! - [`alpha2_http`]: the alpha2 lock API over HTTP (acquire, wait, renew, release, force,
-//!   inspect, a lock held by an ND-JSON stream);
+//!   inspect, a lock held by an ND-JSON stream); [`alpha2_grpc`]: the same over gRPC
+//!   (`wasilock.lock.v1alpha2.Locks`);
 //! - [`grpc`]: gRPC (`dapr.proto.runtime.v1.Dapr`: locks and metadata, with reflection);
 //! - [`connections`]: what both accept: a bound on open connections, request head and idle
 //!   timeouts, and `accept` failures retried with a back-off.
 
+pub mod alpha2_grpc;
 pub mod alpha2_http;
 pub mod connections;
 pub mod grpc;
