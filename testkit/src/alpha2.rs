@@ -2,7 +2,7 @@
 //! over keep-alive HTTP, and a lock held by an ND-JSON stream on a socket of its own, so a
 //! test can read its lines and drop the connection.
 
-use crate::host::{Reply, reply};
+use crate::host::{Reply, reply_of};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -72,7 +72,7 @@ impl Alpha2 {
             .fold(request, |r, (name, value)| r.header(name, value));
         let request = request.body(body.to_owned()).expect("a valid request");
         let mut response = self.agent.run(request).expect("an answer");
-        reply(&mut response).expect("a readable answer")
+        reply_of(&mut response).expect("a readable answer")
     }
 
     /// `POST` (acquire) with `body`.

@@ -335,7 +335,7 @@ impl Host {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        reply(&mut request.call().expect("GET")).expect("GET")
+        reply_of(&mut request.call().expect("GET")).expect("GET")
     }
 
     /// `TryLock`: `Ok(success)` on 200, the reply otherwise.
@@ -490,7 +490,8 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-pub(crate) fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+/// The [`Reply`] of a response `ureq` received.
+pub fn reply_of(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
     let content_type = response
         .headers()
         .get("content-type")
@@ -519,7 +520,7 @@ pub fn try_post(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    reply(&mut request.send(body)?)
+    reply_of(&mut request.send(body)?)
 }
 
 /// `TryLock` against the host at `base`.

@@ -367,6 +367,35 @@ fn tokens_increase_across_two_hosts_on_one_redis() {
 }
 
 #[test]
+fn a_release_on_one_redis_host_wakes_a_waiter_on_another() {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!("SKIPPED: waking across hosts on one Redis (no redis-server)");
+        return;
+    };
+    let yaml = component(STORE, "lock.redis", &[("redisHost", &redis.address())]);
+    let (one, _a) = host_with(Some(yaml.clone()), &[]);
+    let (two, _b) = host_with(Some(yaml), &[]);
+    let holder = Alpha2::new(&one.base).grant(STORE, "r", r#"{"ttl":"10m"}"#);
+    let waiter = {
+        let api = Alpha2::new(&two.base);
+        // Far shorter than the holder's TTL: only the release can grant it in time.
+        std::thread::spawn(move || api.acquire(STORE, "r", r#"{"waitTimeout":"60s"}"#))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let reply = Alpha2::new(&one.base).release(STORE, "r", &holder.lock_id);
+    assert_eq!(reply.status, 204);
+    let reply = waiter.join().unwrap();
+    assert_eq!(
+        reply.status, 200,
+        "woken by the release on the other host: {reply:?}"
+    );
+    assert_eq!(
+        Grant::from_json(&reply.body).fencing_token,
+        holder.fencing_token + 1
+    );
+}
+
+#[test]
 fn a_component_built_before_alpha2_answers_not_supported() {
     let fixture = common::workspace().join("tests/fixtures/wasilock-lock-0.1.0.wasm");
     let host = Host::start_with(Options::new().args(["--component", fixture.to_str().unwrap()]));

@@ -178,13 +178,15 @@ fn each_lock_and_unlock_is_one_redis_command() {
         .collect();
     calls.sort();
     // One EVALSHA per call: the acquire's script runs SET NX and INCR of the fencing
-    // counter, the release's one GET of the lock, one GET of the counter and one DEL
-    // (Redis counts commands inside scripts too): nothing else reached Redis.
+    // counter, the release's one GET of the lock, one GET of the counter, one DEL and one
+    // PUBLISH for waiters (Redis counts commands inside scripts too): nothing else reached
+    // Redis.
     let expected = [
         ("del", 20),
         ("evalsha", 40),
         ("get", 40),
         ("incr", 20),
+        ("publish", 20),
         ("set", 20),
     ]
     .map(|(name, count)| (name.to_string(), count));

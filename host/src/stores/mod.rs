@@ -176,12 +176,14 @@ async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<OpenedS
         data_dir,
     };
     let opened = spec.settings.open(context).await?;
+    let events = Arc::default();
+    opened.backend.watch_releases(Arc::downgrade(&events));
     Ok(OpenedStore {
         name: spec.name.clone(),
         location: opened.location,
         spec: spec.clone(),
         backend: opened.backend,
-        events: Arc::default(),
+        events,
     })
 }
 

@@ -18,7 +18,9 @@ pub use embedded::{EmbeddedBackend, EmbeddedKind};
 pub use kind::{Metadata, OpenContext, Opened, Remark, StoreKind};
 pub use memory::{InMemoryKind, MemoryBackend};
 
+use super::events::ReleaseEvents;
 use async_trait::async_trait;
+use std::sync::Weak;
 use std::time::Duration;
 
 /// The result of a compare-and-swap.
@@ -63,6 +65,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The live value of `key` with its fencing token and remaining lifetime; `None` when
     /// absent or expired.
     async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>>;
+
+    /// Forwards releases made by other processes on the same data (another host on one
+    /// Redis) to `events`, for as long as they live, so that this host's waiters wake. A
+    /// backend only this process writes has nothing to forward (the default).
+    fn watch_releases(&self, events: Weak<ReleaseEvents>) {
+        let _ = events;
+    }
 
     /// Deletes expired entries so that storage does not grow without bound; returns how many.
     async fn purge_expired(&self) -> anyhow::Result<usize>;

@@ -9,6 +9,11 @@
 //! counter, atomically; every other swap, release included, is one script that reads and
 //! writes atomically, like Dapr's unlock script. One round trip per operation.
 //!
+//! A release also publishes the lock key on the channel `wasilock||released`; each host
+//! on a single Redis server subscribes, so its waiters wake when another host releases
+//! (with Sentinel or a cluster, waiters wake on their own host's releases and at the
+//! holder's expiry).
+//!
 //! The token is as durable as Redis makes the counter: with `appendfsync always` it never
 //! goes back; with weaker persistence a crash can lose the last increments, and a Sentinel
 //! failover can lose what the old master had not replicated, so a token can repeat.
@@ -22,6 +27,7 @@ mod settings;
 pub use settings::RedisSettings;
 
 use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
+use crate::stores::events::ReleaseEvents;
 use crate::stores::keys::fence_key;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -35,6 +41,7 @@ use redis::{
 };
 use settings::{Redacted, TlsSettings, Topology};
 use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
 
 /// Acquire in one script: Dapr's `SET NX`, and on success the next fencing token.
@@ -77,9 +84,14 @@ if ARGV[3] == "1" then
   end
 else
   redis.call("del", KEYS[1])
+  redis.call("publish", "wasilock||released", KEYS[1])
 end
 return {1, token}
 "#;
+
+/// The channel every release is published on (the lock key as message), so that the hosts
+/// sharing a Redis wake their waiters; `||` keeps it apart from any channel of Dapr's.
+const RELEASED_CHANNEL: &str = "wasilock||released";
 
 /// The live value with its token and remaining lifetime. KEYS[1] = key, KEYS[2] = its fence
 /// key. Returns {0} when absent, else {1, value, token, pttl} (pttl -1 = no expiry).
@@ -213,6 +225,8 @@ async fn refuse_replicas(connection: &mut ConnectionManager) -> anyhow::Result<(
 /// A lock store in Redis.
 pub struct RedisBackend {
     connection: Connection,
+    /// A client for the release subscription (a single server only).
+    subscriber: Option<redis::Client>,
     acquire: Script,
     cas: Script,
     inspect: Script,
@@ -263,6 +277,12 @@ impl RedisBackend {
                 }
             })
         };
+        let subscriber = match &settings.topology {
+            Topology::Node => connection_info(settings, &settings.host, settings.port)
+                .and_then(|info| client(info, settings.tls.as_ref()))
+                .ok(),
+            _ => None,
+        };
         let mut connection = tokio::time::timeout(settings.dial_timeout, connect)
             .await
             .map_err(|_| anyhow::anyhow!("timed out after {:?}", settings.dial_timeout))
@@ -275,6 +295,7 @@ impl RedisBackend {
         }
         Ok(RedisBackend {
             connection,
+            subscriber,
             acquire: Script::new(ACQUIRE_SCRIPT),
             cas: Script::new(CAS_SCRIPT),
             inspect: Script::new(INSPECT_SCRIPT),
@@ -430,9 +451,55 @@ impl Backend for RedisBackend {
         }
     }
 
+    fn watch_releases(&self, events: Weak<ReleaseEvents>) {
+        if let Some(client) = self.subscriber.clone() {
+            tokio::spawn(forward_releases(client, events, self.address.clone()));
+        }
+    }
+
     async fn purge_expired(&self) -> anyhow::Result<usize> {
         // Redis expires keys itself.
         Ok(0)
+    }
+}
+
+/// Subscribes to [`RELEASED_CHANNEL`] and tells `events` every key released, until the
+/// store is gone; after a lost connection, subscribes again (waiters meanwhile wake at the
+/// holder's expiry).
+async fn forward_releases(client: redis::Client, events: Weak<ReleaseEvents>, address: String) {
+    use futures_util::StreamExt;
+    while events.strong_count() > 0 {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(RELEASED_CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match subscribed.await {
+            Ok(pubsub) => {
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let next = tokio::time::timeout(Duration::from_secs(1), messages.next());
+                    match next.await {
+                        Ok(Some(message)) => {
+                            let Some(events) = events.upgrade() else {
+                                return;
+                            };
+                            if let Ok(key) = std::str::from_utf8(message.get_payload_bytes()) {
+                                events.released(key);
+                            }
+                        }
+                        Ok(None) => break,
+                        // Checks now and then whether the store is still there.
+                        Err(_) if events.strong_count() == 0 => return,
+                        Err(_) => {}
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!("Redis at {address}: cannot subscribe to releases: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
