@@ -92,6 +92,16 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = HttpExportArg::Auto)]
     http_export: HttpExportArg,
 
+    /// Lets the `--app-id` tenant force an alpha2 release (`DELETE` with `"force":true`) of a
+    /// lock it does not hold; Tenant resources say `allowForceUnlock: true` instead.
+    #[arg(long)]
+    allow_force_unlock: bool,
+
+    /// The longest an alpha2 acquire waits for a held lock (`waitTimeout` above it, or none,
+    /// is cut to it).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    max_lock_wait: Duration,
+
     /// How long one request may run inside the component (`500ms`, `10s`).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     guest_timeout: Duration,
@@ -282,6 +292,8 @@ async fn run(cli: Cli, telemetry: Telemetry) -> Result<()> {
             grpc: cli.dapr_upstream_grpc.clone(),
         },
         telemetry,
+        allow_force_unlock: cli.allow_force_unlock,
+        max_lock_wait: cli.max_lock_wait,
     };
     let limits = requested_limits(&cli);
     let tls = api_tls_files(&cli).map(Tls::load).transpose()?;

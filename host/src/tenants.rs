@@ -208,6 +208,7 @@ mod tests {
         Tenant {
             app_id: app_id.into(),
             service: (),
+            alpha2: Default::default(),
         }
     }
 

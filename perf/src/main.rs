@@ -3,15 +3,18 @@
 //! the native baseline, wasilock with the in-memory store (through each HTTP export and
 //! gRPC), the embedded and the Redis stores, `redis-benchmark`, 1,000 tenants in one
 //! process, a noisy neighbour, and a call forwarded to an upstream (`--dapr-upstream-http`)
-//! against the same call sent to it directly; then, once, latency with many live locks, memory per lock
-//! and per idle tenant, start-up time and the guest's size. It prints a report and writes it
+//! against the same call sent to it directly; then, once, latency with many live locks,
+//! memory per lock and per idle tenant, start-up time, the guest's size, and the alpha2
+//! figures per store. It prints a report and writes it
 //! to `BENCHMARKS.md`.
 //!
 //! Modules: [`machine`] (pinning, CPU time, the machine), [`servers`] (starting them),
 //! [`load`] (the load generator), [`native`] (the baseline server), [`setups`] (the rows and
 //! one round), [`tenants`] (the tenant setups), [`footprint`] (the figures measured once),
+//! [`alpha2`] (waiting, renewal, streams and alpha2 throughput),
 //! [`stats`] (medians and spreads), [`targets`] (ratios and verdicts), [`report`] (Markdown).
 
+mod alpha2;
 mod footprint;
 mod load;
 mod machine;
@@ -64,6 +67,10 @@ struct Cli {
     /// Leaves out the scale runs (they take minutes).
     #[arg(long)]
     skip_scale: bool,
+
+    /// Leaves out the alpha2 figures.
+    #[arg(long)]
+    skip_alpha2: bool,
 
     /// Where the report goes.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md"))]
@@ -205,6 +212,18 @@ async fn run(
             scale.push(footprint::scale(launcher, store, cli.scale_locks, &settings).await?);
         }
     }
+    let mut alpha2 = Vec::new();
+    if !cli.skip_alpha2 {
+        eprintln!("alpha2 figures...");
+        alpha2.push(alpha2::measure(launcher, Store::InMemory, "lock.in-memory", &settings).await?);
+        alpha2.push(alpha2::measure(launcher, Store::Embedded, "lock.embedded", &settings).await?);
+        if redis_skipped.is_none() {
+            let redis = launcher.redis(servers::Persistence::None)?;
+            alpha2.push(
+                alpha2::measure(launcher, Store::Redis(&redis), "lock.redis", &settings).await?,
+            );
+        }
+    }
     let startup = footprint::startup(launcher).await?;
     let guest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/guest-build/wasm32-wasip2/guest/wasilock_guest.wasm");
@@ -233,5 +252,6 @@ async fn run(
         ratios,
         targets,
         scale,
+        alpha2,
     })
 }

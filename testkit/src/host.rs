@@ -360,7 +360,7 @@ impl Host {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        reply(&mut request.call().expect("GET")).expect("GET")
+        reply_of(&mut request.call().expect("GET")).expect("GET")
     }
 
     /// `TryLock`: `Ok(success)` on 200, the reply otherwise.
@@ -550,7 +550,8 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+/// The [`Reply`] of a response `ureq` received.
+pub fn reply_of(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
     let content_type = response
         .headers()
         .get("content-type")
@@ -579,7 +580,7 @@ pub fn try_post(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    reply(&mut request.send(body)?)
+    reply_of(&mut request.send(body)?)
 }
 
 /// `TryLock` against the host at `base`.

@@ -1,6 +1,7 @@
 //! Test and benchmark support for wasilock, shared by the end-to-end tests (`tests/`), the
 //! store contract tests and the benchmark harness (`perf/`).
 //!
+//! - [`alpha2`]: a client of the alpha2 lock API, plain calls and a lock held by a stream;
 //! - [`host`]: a `wasilock` process on free ports, ready on `/v1.0/healthz`, and an HTTP client;
 //! - [`resources`](mod@resources): Component and Tenant YAML for `--resources-path`;
 //! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
@@ -18,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alpha2;
 mod apt;
 pub mod certificates;
 pub mod guests;

@@ -5,6 +5,7 @@
 //! Run one area with its module path as the filter, e.g.
 //! `cargo test -p wasilock --test e2e grpc::`.
 
+mod alpha2;
 mod componentize_py;
 mod connections;
 mod grpc;

@@ -1,6 +1,7 @@
 //! The gRPC API: service `dapr.proto.runtime.v1.Dapr` with `TryLockAlpha1`, `UnlockAlpha1`
-//! and `GetMetadata` (every other method answers `UNIMPLEMENTED`), HTTP/2 without TLS, and
-//! server reflection (v1 and v1alpha) as daprd registers it.
+//! and `GetMetadata` (every other method answers `UNIMPLEMENTED`), wasilock's
+//! `wasilock.lock.v1alpha2.Locks` ([`super::alpha2_grpc`]), HTTP/2 without TLS, and server
+//! reflection (v1 and v1alpha) as daprd registers it, listing both.
 //!
 //! The `dapr-api-token` metadata selects the tenant; a missing or unknown token is
 //! `UNAUTHENTICATED` with daprd's `ErrorInfo`. Errors are daprd's: a plain status whose code
@@ -38,11 +39,18 @@ pub mod proto {
     #![allow(missing_docs)]
     tonic::include_proto!("dapr.proto.runtime.v1");
 
-    /// The encoded descriptors of `host/proto`, served by reflection.
+    /// The encoded descriptors of `host/proto` (Dapr's and alpha2's), served by reflection.
     pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/dapr_descriptor.bin"));
 }
 
+/// The code generated from `host/proto/wasilock/lock/v1alpha2` (the alpha2 lock API).
+pub mod alpha2_proto {
+    #![allow(missing_docs)]
+    tonic::include_proto!("wasilock.lock.v1alpha2");
+}
+
+use super::alpha2_grpc::{LocksApi, LocksServer};
 use proto::dapr_server::{Dapr, DaprServer};
 
 /// Serves the gRPC API on `listener` with the default [`ConnectionLimits`] until `shutdown`
@@ -94,6 +102,7 @@ pub async fn serve_observed<S: LockService>(
             telemetry: telemetry.clone(),
             tenant: PhantomData,
         }))
+        .add_service(LocksServer::new(LocksApi::<S>::default()))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let stopped = async move {
@@ -205,7 +214,7 @@ impl<S: LockService> DaprApi<S> {
 }
 
 /// The tenant [`select_tenant`] chose for `request`.
-fn tenant<S: LockService, T>(request: &Request<T>) -> Result<Arc<Tenant<S>>, Status> {
+pub(super) fn tenant<S: LockService, T>(request: &Request<T>) -> Result<Arc<Tenant<S>>, Status> {
     request
         .extensions()
         .get::<Arc<Tenant<S>>>()

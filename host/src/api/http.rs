@@ -1,6 +1,7 @@
 //! The HTTP/1.1 API: daprd's health checks in the host; then the `dapr-api-token` selects the
-//! tenant (daprd's 401 when none matches), whose metadata the host answers and whose lock
-//! component answers the lock routes (and daprd's answer to every other path). Connections
+//! tenant (daprd's 401 when none matches), whose metadata the host answers, whose alpha2
+//! routes [`super::alpha2_http`] answers, and whose lock component answers the alpha1 lock
+//! routes (and daprd's answer to every other path). Connections
 //! are bounded and timed by [`super::connections`].
 //!
 //! With an HTTP upstream for the tenant, every other path goes to its daprd, health follows
@@ -8,6 +9,7 @@
 //! same API is served over HTTP/1.1 or HTTP/2, as ALPN chooses, and a client certificate may
 //! select the tenant ([`Tenants::select_for`](crate::tenants::Tenants::select_for)).
 
+use super::alpha2_http;
 use super::connections::{Activity, Admitted, ConnectionLimits, Connections, Protocol};
 use super::forward::Forwarder;
 use super::observe::{HttpCall, http_span};
@@ -250,6 +252,17 @@ async fn answer<S: LockService>(
             None => json(200, ours),
         };
         return (Some(tenant), metadata);
+    }
+    if alpha2_http::serves(request.method())
+        && let Some(routed) = wasilock_rules::alpha2::route(path)
+    {
+        let response = match routed {
+            Ok((store, resource_id)) => {
+                alpha2_http::handle(tenant.clone(), store, resource_id, request).await
+            }
+            Err(e) => json(e.http_status(), e.body()),
+        };
+        return (Some(tenant), response);
     }
     if let Some(upstream) = upstream {
         let route = wasilock_rules::http::route(request.method().as_str(), path);

@@ -36,6 +36,8 @@ pub struct TenantSpec {
     pub upstream: Option<Upstream>,
     /// The file it came from (`None` for the tenant made of `--app-id` and `DAPR_API_TOKEN`).
     pub source: Option<PathBuf>,
+    /// `spec.allowForceUnlock`: whether it may force a release (alpha2); default false.
+    pub allow_force_unlock: bool,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for TenantSpec {
             .field("limits", &self.limits)
             .field("upstream", &self.upstream)
             .field("source", &self.source)
+            .field("allow_force_unlock", &self.allow_force_unlock)
             .finish()
     }
 }
@@ -155,6 +158,7 @@ struct Spec {
     client_identity: Option<String>,
     component: Option<String>,
     limits: Option<LimitsYaml>,
+    allow_force_unlock: Option<bool>,
     upstream: Option<UpstreamYaml>,
 }
 
@@ -268,6 +272,7 @@ pub(crate) fn tenant_spec(
         limits,
         upstream,
         source: Some(file.to_path_buf()),
+        allow_force_unlock: spec.allow_force_unlock.unwrap_or(false),
     })
 }
 

@@ -17,7 +17,7 @@ use crate::config::dapr_configuration::DaprConfiguration;
 use crate::config::tenants::{LimitOverrides, TenantSpec};
 use crate::config::watch::ReloadTriggers;
 use crate::config::{self, Resources};
-use crate::service::Tenant;
+use crate::service::{Alpha2Policy, Tenant};
 use crate::stores::{StoreKinds, StoreSet, default_store};
 use crate::telemetry::Telemetry;
 use crate::tenants::{Registry, Tenants};
@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// What the flags and the environment say.
@@ -63,6 +64,10 @@ pub struct Settings {
     pub upstream: Upstream,
     /// What is observed (metrics, API log lines, the log format), for every tenant.
     pub telemetry: Telemetry,
+    /// `--allow-force-unlock`: whether the `--app-id` tenant may force an alpha2 release.
+    pub allow_force_unlock: bool,
+    /// `--max-lock-wait`: the longest an alpha2 acquire waits.
+    pub max_lock_wait: Duration,
 }
 
 /// The process: its engine, its stores and its tenants.
@@ -182,6 +187,7 @@ impl Process {
                     limits: LimitOverrides::default(),
                     upstream: None,
                     source: None,
+                    allow_force_unlock: settings.allow_force_unlock,
                 },
             )?;
         }
@@ -190,8 +196,17 @@ impl Process {
             Arc::new(StoreSet::open(&resources.stores, &settings.data_dir, Some(&previous)).await?);
         let default_upstream = Some(settings.upstream.clone());
         if open {
-            let tenant =
-                self.tenant(&settings.app_id, &None, &LimitOverrides::default(), &stores)?;
+            let default = TenantSpec {
+                app_id: settings.app_id.clone(),
+                api_token: String::new(),
+                client_identity: None,
+                component: None,
+                limits: LimitOverrides::default(),
+                upstream: None,
+                source: None,
+                allow_force_unlock: settings.allow_force_unlock,
+            };
+            let tenant = self.tenant(&default, &stores)?;
             let upstreams = [(settings.app_id.clone(), settings.upstream.clone())];
             let tenants = Tenants::open(tenant).with_upstreams(upstreams, default_upstream);
             return Ok((stores, tenants));
@@ -206,7 +221,7 @@ impl Process {
             let upstream = spec.upstream.as_ref().unwrap_or(&settings.upstream);
             upstreams.push((spec.app_id.clone(), upstream.clone()));
             let tenant = self
-                .tenant(&spec.app_id, &spec.component, &spec.limits, &stores)
+                .tenant(&spec, &stores)
                 .with_context(|| match &spec.source {
                     Some(file) => format!("tenant {:?} in {}", spec.app_id, file.display()),
                     None => format!("tenant {:?} (--app-id)", spec.app_id),
@@ -219,16 +234,11 @@ impl Process {
         Ok((stores, tenants))
     }
 
-    /// One tenant's sandbox over `stores`.
-    fn tenant(
-        &self,
-        app_id: &str,
-        component: &Option<PathBuf>,
-        overrides: &LimitOverrides,
-        stores: &StoreSet,
-    ) -> Result<Tenant> {
-        let limits = overrides.over(&self.settings.limits)?;
-        let path = component.as_ref().or(self.settings.component.as_ref());
+    /// The sandbox of the tenant `spec` declares, over `stores`.
+    fn tenant(&self, spec: &TenantSpec, stores: &StoreSet) -> Result<Tenant> {
+        let app_id = spec.app_id.as_str();
+        let limits = spec.limits.over(&self.settings.limits)?;
+        let path = spec.component.as_ref().or(self.settings.component.as_ref());
         // Compiling takes a while: on a multi-threaded runtime, other tasks move off this
         // thread meanwhile.
         let component = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -253,6 +263,11 @@ impl Process {
             service: match metrics {
                 Some(metrics) => sandbox.observed(Arc::new(metrics.tenant(app_id))),
                 None => sandbox,
+            },
+            alpha2: Alpha2Policy {
+                allow_force_unlock: spec.allow_force_unlock,
+                max_lock_wait: self.settings.max_lock_wait,
+                ..Alpha2Policy::default()
             },
         })
     }

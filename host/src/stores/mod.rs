@@ -6,6 +6,7 @@
 //! - [`StoreKinds`]: the kinds a process can open, by type name; [`StoreSettings`]: a kind
 //!   with the settings it read from a component;
 //! - [`keys`]: Dapr's lock key layout, applied by the host;
+//! - [`events`]: release events, which wake waiters without polling;
 //! - [`StoreSpec`]: what a store is, as configured.
 //!
 //! A [`StoreSet`] holds the process's stores. A [`StoreView`] is what one app id sees of
@@ -14,13 +15,14 @@
 //! can never reach keys of another store or app id.
 
 pub mod backend;
+pub mod events;
 pub mod keys;
 mod kinds;
 mod spec;
 
 use crate::telemetry::{Metrics, StoreMetrics, StoreMetricsByName, StoreOperation, StoreOutcome};
 use anyhow::Context;
-use backend::{Backend, CasOutcome, OpenContext};
+use backend::{Backend, CasOutcome, Inspected, OpenContext};
 pub use kinds::{RegisteredKind, StoreKinds, StoreSettings};
 pub use spec::{StoreSpec, default_store};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +40,7 @@ pub struct OpenedStore {
     pub location: String,
     spec: StoreSpec,
     backend: Arc<dyn Backend>,
+    events: Arc<events::ReleaseEvents>,
 }
 
 impl OpenedStore {
@@ -198,11 +201,14 @@ async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<OpenedS
         data_dir,
     };
     let opened = spec.settings.open(context).await?;
+    let events = Arc::default();
+    opened.backend.watch_releases(Arc::downgrade(&events));
     Ok(OpenedStore {
         name: spec.name.clone(),
         location: opened.location,
         spec: spec.clone(),
         backend: opened.backend,
+        events,
     })
 }
 
@@ -229,7 +235,13 @@ impl Bucket {
         )
     }
 
-    fn key(&self, resource_id: &str) -> Result<String, String> {
+    /// The store's name.
+    pub fn store_name(&self) -> &str {
+        &self.store.name
+    }
+
+    /// The backend key of `resource_id` (Dapr's layout), or daprd's error for a `||` in it.
+    pub fn key(&self, resource_id: &str) -> Result<String, String> {
         self.store
             .spec
             .key_prefix
@@ -253,6 +265,16 @@ impl Bucket {
         value.map_err(|e| format!("{e:#}"))
     }
 
+    /// The live value of `resource_id` with its fencing token and remaining lifetime.
+    pub async fn inspect(&self, resource_id: &str) -> Result<Option<Inspected>, String> {
+        let key = self.key(resource_id)?;
+        self.store
+            .backend
+            .inspect(&key)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// Compare-and-swap on `resource_id` (see [`Backend::compare_and_swap`]).
     pub async fn compare_and_swap(
         &self,
@@ -273,21 +295,30 @@ impl Bucket {
         span.record(
             "outcome",
             match outcome {
-                Ok(CasOutcome::Swapped) => "ok",
+                Ok(CasOutcome::Swapped(_)) => "ok",
                 Ok(CasOutcome::Conflict(_)) => "conflict",
                 Err(_) => "error",
             },
         );
         if let (Some(metrics), Some(started)) = (&self.metrics, started) {
             let counted = match outcome {
-                Ok(CasOutcome::Swapped) => StoreOutcome::Ok,
+                Ok(CasOutcome::Swapped(_)) => StoreOutcome::Ok,
                 Ok(CasOutcome::Conflict(_)) => StoreOutcome::Conflict,
                 Err(_) => StoreOutcome::Error,
             };
             let operation = StoreOperation::CompareAndSwap;
             metrics.store_operation(operation, counted, started.elapsed());
         }
-        outcome.map_err(|e| format!("{e:#}"))
+        let outcome = outcome.map_err(|e| format!("{e:#}"))?;
+        if new.is_none() && expected.is_some() && matches!(outcome, CasOutcome::Swapped(_)) {
+            self.store.events.released(&key);
+        }
+        Ok(outcome)
+    }
+
+    /// The release events of the store (lock keys, see [`Bucket::key`]).
+    pub fn release_events(&self) -> &events::ReleaseEvents {
+        &self.store.events
     }
 }
 

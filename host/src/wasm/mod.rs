@@ -13,9 +13,11 @@
 //!   (`warm`), and the one call helper every entry goes through;
 //! - `schedule`: a call's clock: its deadline, the ticks it computed, its tenant's slow lane;
 //! - `entries`: the entries into a component: `http-api`, `wasi:http` and the typed export;
+//! - `alpha2_entry`: the entry for the alpha2 lock API (the typed `lock-alpha2` export);
 //! - `failure`: why a call gave no answer ([`GuestFailure`]), a broken limit named;
 //! - `convert`: conversions between the WIT bindings' types and the host's and rules' own.
 
+mod alpha2_entry;
 pub mod compile_cache;
 mod component;
 mod convert;
@@ -35,12 +37,12 @@ pub use failure::GuestFailure;
 pub use sandbox::{Limits, Sandbox};
 pub use store_import::{LockStoreCtxView, LockStoreView};
 
-/// Host bindings for the `lock-api` world (the `store` import, the typed `lock` and the
-/// `http-api` exports).
+/// Host bindings for the `lock-api-alpha2` world (the `store` import, the typed `lock`,
+/// `lock-alpha2` and the `http-api` exports).
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "lock-api",
+        world: "lock-api-alpha2",
         imports: { default: async | trappable },
         exports: { default: async },
         with: { "wasilock:lock/store.bucket": crate::stores::Bucket },

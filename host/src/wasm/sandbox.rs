@@ -146,6 +146,11 @@ impl Sandbox {
         self.component.http_export_name()
     }
 
+    /// Whether the component serves the alpha2 lock API (`wasilock:lock/lock-alpha2`).
+    pub fn has_alpha2(&self) -> bool {
+        self.component.has_alpha2()
+    }
+
     /// The component's name: its file, or `built-in`.
     pub fn component_name(&self) -> &str {
         self.component.name()
