@@ -5,6 +5,7 @@
 //! - [`resources`](mod@resources): Component and Tenant YAML for `--resources-path`;
 //! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
 //! - [`redis_server`]: a throwaway `redis-server`;
+//! - [`etcd_cluster`]: a throwaway 3-member etcd cluster;
 //! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
 //! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod apt;
+pub mod etcd_cluster;
 pub mod guests;
 pub mod host;
 pub mod http_cases;

@@ -1,10 +1,13 @@
 //! The store contract, run against every backend: absent and expired values, conflicts
 //! carrying the live value, TTL, delete, purge, and atomicity under concurrency.
 
-use super::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend, RedisBackend, RedisSettings};
+use super::{
+    Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, MemoryBackend, RedisBackend,
+    RedisSettings,
+};
 use std::sync::Arc;
 use std::time::Duration;
-use wasilock_testkit::redis_server;
+use wasilock_testkit::{etcd_cluster, redis_server};
 
 const SHORT: Duration = Duration::from_millis(300);
 
@@ -63,22 +66,43 @@ async fn swap_and_delete(b: &dyn Backend) {
     );
 }
 
-/// Whether `purge_expired` deletes and counts expired entries, or the server expires them.
+/// Whether `purge_expired` deletes and counts expired entries, or the server expires them
+/// (etcd: on leases of whole seconds, shared for a second, checked every 500 ms).
 #[derive(Clone, Copy, PartialEq)]
 enum Expiry {
     PurgedByHost,
     ByServer,
+    ByEtcdLeases,
+}
+
+impl Expiry {
+    /// A short TTL the store can keep.
+    fn short(self) -> Duration {
+        match self {
+            Expiry::ByEtcdLeases => Duration::from_secs(1),
+            Expiry::PurgedByHost | Expiry::ByServer => SHORT,
+        }
+    }
+
+    /// How long after its grant a value of TTL [`Expiry::short`] is surely gone.
+    fn gone_after(self) -> Duration {
+        match self {
+            Expiry::ByEtcdLeases => Duration::from_secs(4),
+            Expiry::PurgedByHost | Expiry::ByServer => SHORT + Duration::from_millis(100),
+        }
+    }
 }
 
 async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry) {
-    b.compare_and_swap("t", None, Some(b"a"), Some(SHORT))
+    let short = expiry.short();
+    b.compare_and_swap("t", None, Some(b"a"), Some(short))
         .await
         .unwrap();
     b.compare_and_swap("forever", None, Some(b"f"), None)
         .await
         .unwrap();
     assert_eq!(b.get("t").await.unwrap(), Some(b"a".to_vec()), "not early");
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    tokio::time::sleep(expiry.gone_after()).await;
     assert_eq!(b.get("t").await.unwrap(), None);
     assert_eq!(
         b.compare_and_swap("t", Some(b"a"), None, None)
@@ -92,21 +116,22 @@ async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry) {
     assert_eq!(b.purge_expired().await.unwrap(), 0);
     assert_eq!(b.get("forever").await.unwrap(), Some(b"f".to_vec()));
     assert_eq!(
-        b.compare_and_swap("t", None, Some(b"b"), Some(SHORT))
+        b.compare_and_swap("t", None, Some(b"b"), Some(short))
             .await
             .unwrap(),
         CasOutcome::Swapped
     );
 }
 
-async fn renewal_replaces_the_expiry(b: &dyn Backend) {
-    b.compare_and_swap("r", None, Some(b"a"), Some(SHORT))
+async fn renewal_replaces_the_expiry(b: &dyn Backend, expiry: Expiry) {
+    let short = expiry.short();
+    b.compare_and_swap("r", None, Some(b"a"), Some(short))
         .await
         .unwrap();
-    b.compare_and_swap("r", Some(b"a"), Some(b"a"), Some(SHORT * 10))
+    b.compare_and_swap("r", Some(b"a"), Some(b"a"), Some(short * 10))
         .await
         .unwrap();
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    tokio::time::sleep(expiry.gone_after()).await;
     assert_eq!(
         b.purge_expired().await.unwrap(),
         0,
@@ -143,7 +168,7 @@ async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {
     absent_then_set_then_conflict(&*make()).await;
     swap_and_delete(&*make()).await;
     ttl_expires_and_frees_the_key(&*make(), expiry).await;
-    renewal_replaces_the_expiry(&*make()).await;
+    renewal_replaces_the_expiry(&*make(), expiry).await;
     one_winner_among_concurrent_acquirers(make()).await;
 }
 
@@ -252,4 +277,29 @@ async fn redis_backend_fails_fast_when_unreachable() {
         format!("{err:#}").contains("cannot connect to Redis at 127.0.0.1:1"),
         "{err:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_backend_meets_the_contract() {
+    let Some(cluster) = etcd_cluster::EtcdCluster::start() else {
+        return;
+    };
+    // One key prefix path per check, so that each starts empty.
+    let mut backends = Vec::new();
+    for check in 0..5 {
+        let metadata = [
+            ("endpoints".to_string(), cluster.endpoints()),
+            ("keyPrefixPath".to_string(), format!("check-{check}")),
+        ]
+        .into_iter()
+        .collect();
+        let settings = EtcdSettings::from_metadata(&metadata).unwrap();
+        backends.push(Arc::new(EtcdBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>);
+    }
+    let next = std::sync::Mutex::new(backends.into_iter());
+    run_contract(
+        || next.lock().unwrap().next().expect("one prefix per check"),
+        Expiry::ByEtcdLeases,
+    )
+    .await;
 }

@@ -7,12 +7,15 @@
 //! [`StoreKinds::builtin`](super::StoreKinds::builtin).
 
 mod embedded;
+mod etcd;
 mod kind;
 mod memory;
 mod redis;
 
 pub use self::redis::{RedisBackend, RedisKind, RedisSettings};
 pub use embedded::{EmbeddedBackend, EmbeddedKind};
+pub use etcd::api as etcd_api;
+pub use etcd::{EtcdBackend, EtcdKind, EtcdSettings};
 pub use kind::{Metadata, OpenContext, Opened, Remark, StoreKind};
 pub use memory::{InMemoryKind, MemoryBackend};
 
