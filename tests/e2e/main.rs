@@ -7,6 +7,7 @@
 
 mod componentize_py;
 mod connections;
+mod etcd;
 mod grpc;
 mod http;
 mod node;

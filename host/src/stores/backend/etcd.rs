@@ -153,7 +153,7 @@ impl EtcdBackend {
                 }
                 Ok(Some(applied)) => applied,
             };
-            self.account(&cas, &applied);
+            self.account(&cas, lease, &applied);
             if let (CasOutcome::Swapped, Some(lease), Some(ttl)) = (&applied.outcome, lease, ttl)
                 && Instant::now() > lease.covers_until(ttl)
             {
@@ -220,19 +220,21 @@ impl EtcdBackend {
         }
     }
 
-    /// Counts the locks on this process's leases after `applied`; revokes a lease left empty.
-    fn account(&self, cas: &Cas<'_>, applied: &Applied) {
-        if applied.outcome != CasOutcome::Swapped {
-            return;
-        }
-        let revoke = {
+    /// Settles the lease `lease` taken for `cas` after `applied`, and the lease the key
+    /// left; revokes those left empty.
+    fn account(&self, cas: &Cas<'_>, lease: Option<Lease>, applied: &Applied) {
+        let swapped = applied.outcome == CasOutcome::Swapped;
+        let revoke: Vec<i64> = {
             let mut pool = self.pool();
-            if cas.new.is_some() && cas.lease != 0 {
-                pool.attached(cas.lease);
-            }
-            applied.left_lease.and_then(|left| pool.detached(left))
+            let settled =
+                lease.and_then(|lease| pool.settle(lease.id, swapped && cas.new.is_some()));
+            let left = applied
+                .left_lease
+                .filter(|_| swapped)
+                .and_then(|left| pool.detached(left));
+            settled.into_iter().chain(left).collect()
         };
-        if let Some(id) = revoke {
+        for id in revoke {
             self.revoke_later(id);
         }
     }
@@ -246,10 +248,12 @@ impl EtcdBackend {
     ) -> anyhow::Result<Lease> {
         let seconds = lease_seconds(ttl, LEASE_WINDOW);
         let reusable = |backend: &Self| {
+            if fresh {
+                return None;
+            }
             backend
                 .pool()
-                .reusable(seconds, Instant::now())
-                .filter(|_| !fresh)
+                .take(seconds, Instant::now())
                 .map(|(id, asked_at)| Lease {
                     id,
                     asked_at,

@@ -6,9 +6,10 @@
 //! outlives the lock's TTL whatever moment of the window the lock came in, so a lock never
 //! expires early; it may expire late, by the rounding up and by at most `window` (and by
 //! etcd's own slack: the leader checks expiries every 500 ms, and a new leader restarts
-//! every lease's clock). The pool counts the locks this process put on each lease; a lease
-//! whose window closed and that holds none of them any more is revoked. A lease that may
-//! hold a lock whose fate is unknown is never revoked (it just expires).
+//! every lease's clock). The pool counts the locks this process put on each lease, and the
+//! requests on their way to put one; a lease whose window closed and that has neither any
+//! more is revoked. A lease that may hold a lock whose fate is unknown is never revoked (it
+//! just expires).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -34,6 +35,8 @@ struct Current {
 struct Held {
     /// Locks this process put on it and has not seen leave it.
     locks: usize,
+    /// Requests taking it that have not settled yet.
+    pending: usize,
     /// Its window closed: no new lock goes on it.
     closed: bool,
     /// A lock may be on it that the count does not know of.
@@ -58,21 +61,39 @@ impl LeasePool {
         }
     }
 
-    /// A lease of `seconds` that can still take a lock at `now`, with when its grant was
-    /// asked for.
-    pub fn reusable(&self, seconds: i64, now: Instant) -> Option<(i64, Instant)> {
-        self.current
+    /// Takes a lease of `seconds` that can still take a lock at `now`, with when its grant
+    /// was asked for; the request must [`LeasePool::settle`] it.
+    pub fn take(&mut self, seconds: i64, now: Instant) -> Option<(i64, Instant)> {
+        let current = *self
+            .current
             .get(&seconds)
-            .filter(|c| now < c.asked_at + self.window)
-            .map(|c| (c.id, c.asked_at))
+            .filter(|c| now < c.asked_at + self.window)?;
+        self.held.get_mut(&current.id)?.pending += 1;
+        Some((current.id, current.asked_at))
     }
 
     /// Records the lease `id` of `seconds`, asked for at `asked_at`, as the one new locks of
-    /// that length go on; returns the lease it replaces if it can be revoked now.
+    /// that length go on, taken by the request that asked for it; returns the lease it
+    /// replaces if it can be revoked now.
     pub fn granted(&mut self, seconds: i64, id: i64, asked_at: Instant) -> Option<i64> {
-        self.held.insert(id, Held::default());
+        let held = Held {
+            pending: 1,
+            ..Held::default()
+        };
+        self.held.insert(id, held);
         let previous = self.current.insert(seconds, Current { id, asked_at })?;
         self.close(previous.id)
+    }
+
+    /// A request that took lease `id` is done: it put a lock on it (`attached`) or not;
+    /// returns the lease if it can be revoked now.
+    pub fn settle(&mut self, id: i64, attached: bool) -> Option<i64> {
+        let held = self.held.get_mut(&id)?;
+        held.pending = held.pending.saturating_sub(1);
+        if attached {
+            held.locks += 1;
+        }
+        self.revocable(id)
     }
 
     /// Forgets the lease `id` as a current lease (etcd no longer knows it).
@@ -81,16 +102,11 @@ impl LeasePool {
         self.held.remove(&id);
     }
 
-    /// A lock went on lease `id`.
-    pub fn attached(&mut self, id: i64) {
-        if let Some(held) = self.held.get_mut(&id) {
-            held.locks += 1;
-        }
-    }
-
-    /// A lock may or may not be on lease `id`: never revoke it.
+    /// A request that took lease `id` failed: a lock may or may not be on it, so it is
+    /// never revoked.
     pub fn uncertain(&mut self, id: i64) {
         if let Some(held) = self.held.get_mut(&id) {
+            held.pending = held.pending.saturating_sub(1);
             held.uncertain = true;
         }
     }
@@ -110,7 +126,7 @@ impl LeasePool {
 
     fn revocable(&mut self, id: i64) -> Option<i64> {
         let held = *self.held.get(&id)?;
-        if held.closed && held.locks == 0 {
+        if held.closed && held.locks == 0 && held.pending == 0 {
             self.held.remove(&id);
             if held.uncertain {
                 return None;
@@ -146,13 +162,13 @@ mod tests {
     fn a_lease_takes_locks_during_its_window_only() {
         let mut pool = LeasePool::new(WINDOW);
         let t0 = Instant::now();
-        assert_eq!(pool.reusable(4, t0), None);
+        assert_eq!(pool.take(4, t0), None);
         assert_eq!(pool.granted(4, 7, t0), None);
-        assert_eq!(pool.reusable(4, t0 + WINDOW / 2), Some((7, t0)));
-        assert_eq!(pool.reusable(5, t0), None, "one lease per length");
-        assert_eq!(pool.reusable(4, t0 + WINDOW), None);
+        assert_eq!(pool.take(4, t0 + WINDOW / 2), Some((7, t0)));
+        assert_eq!(pool.take(5, t0), None, "one lease per length");
+        assert_eq!(pool.take(4, t0 + WINDOW), None);
         pool.lost(7);
-        assert_eq!(pool.reusable(4, t0), None);
+        assert_eq!(pool.take(4, t0), None);
     }
 
     #[test]
@@ -160,8 +176,9 @@ mod tests {
         let mut pool = LeasePool::new(WINDOW);
         let t0 = Instant::now();
         pool.granted(4, 1, t0);
-        pool.attached(1);
-        pool.attached(1);
+        assert_eq!(pool.settle(1, true), None);
+        pool.take(4, t0);
+        assert_eq!(pool.settle(1, true), None);
         assert_eq!(pool.detached(1), None, "its window is still open");
         assert_eq!(
             pool.granted(4, 2, t0 + WINDOW),
@@ -171,12 +188,21 @@ mod tests {
         assert_eq!(pool.detached(1), Some(1));
         assert_eq!(pool.detached(1), None, "revoked once");
         // Empty when its window closes: revoked when the next one replaces it.
+        assert_eq!(pool.settle(2, false), None);
         assert_eq!(pool.granted(4, 3, t0 + WINDOW * 2), Some(2));
+        // A request on its way to put a lock keeps the lease.
+        pool.take(4, t0 + WINDOW * 2);
+        assert_eq!(pool.settle(3, false), None);
+        assert_eq!(
+            pool.granted(4, 4, t0 + WINDOW * 3),
+            None,
+            "one request on its way"
+        );
+        assert_eq!(pool.settle(3, false), Some(3));
         // A lease that may hold a lock of unknown fate is never revoked.
-        pool.attached(3);
-        pool.uncertain(3);
-        pool.granted(4, 4, t0 + WINDOW * 3);
-        assert_eq!(pool.detached(3), None);
+        pool.uncertain(4);
+        assert_eq!(pool.granted(4, 5, t0 + WINDOW * 4), None);
+        assert_eq!(pool.detached(4), None);
         // Leases of other processes are none of the pool's business.
         assert_eq!(pool.detached(99), None);
     }
