@@ -9,9 +9,11 @@
 //!
 //! Modules: [`machine`] (pinning, CPU time, the machine), [`servers`] (starting them),
 //! [`load`] (the load generator), [`native`] (the baseline server), [`setups`] (the rows and
-//! one round), [`tenants`] (the tenant setups), [`footprint`] (the figures measured once),
+//! one round), [`etcd`] (the raw etcd client row and the `lock.etcd` figures), [`tenants`]
+//! (the tenant setups), [`footprint`] (the figures measured once),
 //! [`stats`] (medians and spreads), [`targets`] (ratios and verdicts), [`report`] (Markdown).
 
+mod etcd;
 mod footprint;
 mod load;
 mod machine;
@@ -178,6 +180,7 @@ async fn run(
         }
     }
     let startup = footprint::startup(launcher).await?;
+    let etcd = etcd::figures(launcher, 200)?;
     let guest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/guest-build/wasm32-wasip2/guest/wasilock_guest.wasm");
     let guest_bytes = std::fs::metadata(&guest)
@@ -202,6 +205,7 @@ async fn run(
         settings,
         rows: rows.into_iter().map(|(row, s)| (row.label(), s)).collect(),
         redis_skipped,
+        etcd,
         ratios,
         targets,
         scale,

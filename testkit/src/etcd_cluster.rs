@@ -11,6 +11,7 @@
 //! with client certificates ([`EtcdCluster::start_tls`]) and require a user and password
 //! ([`EtcdCluster::enable_auth`]).
 
+use crate::host::pin_command;
 use crate::redis_server::TlsFiles;
 use crate::{apt, available};
 use std::net::{TcpListener, TcpStream};
@@ -29,6 +30,8 @@ pub struct EtcdCluster {
     tls: Option<PathBuf>,
     /// `root`'s password once [`EtcdCluster::enable_auth`] ran.
     root_password: Option<String>,
+    /// The only CPU the members run on, if any.
+    cpu: Option<usize>,
 }
 
 struct Member {
@@ -41,16 +44,22 @@ struct Member {
 impl EtcdCluster {
     /// Starts a cluster of [`MEMBERS`] members and waits until it has a leader.
     pub fn start() -> Option<Self> {
-        Self::start_configured(None)
+        Self::start_configured(None, None)
+    }
+
+    /// Starts a cluster as [`EtcdCluster::start`] does, every member running on `cpu` only
+    /// (when given), also after a [`EtcdCluster::restart`]; for benchmarks.
+    pub fn start_pinned(cpu: Option<usize>) -> Option<Self> {
+        Self::start_configured(None, cpu)
     }
 
     /// Starts a cluster whose members serve clients over TLS only, with the certificates of
     /// `tls`, and require a client certificate of its authority.
     pub fn start_tls(tls: &TlsFiles) -> Option<Self> {
-        Self::start_configured(Some(tls.dir().to_path_buf()))
+        Self::start_configured(Some(tls.dir().to_path_buf()), None)
     }
 
-    fn start_configured(tls: Option<PathBuf>) -> Option<Self> {
+    fn start_configured(tls: Option<PathBuf>, cpu: Option<usize>) -> Option<Self> {
         if !ensure_installed() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -74,6 +83,7 @@ impl EtcdCluster {
             dir: tempfile::tempdir().expect("a directory for etcd"),
             tls,
             root_password: None,
+            cpu,
         };
         for i in 0..MEMBERS {
             cluster.restart(i);
@@ -151,6 +161,9 @@ impl EtcdCluster {
                 .arg("--trusted-ca-file")
                 .arg(tls.join("ca.crt"))
                 .arg("--client-cert-auth");
+        }
+        if let Some(cpu) = self.cpu {
+            pin_command(&mut command, cpu);
         }
         self.members[i].child = Some(command.spawn().expect("start etcd"));
         wait_for_port(self.members[i].client_port);
@@ -234,6 +247,36 @@ impl EtcdCluster {
     /// The data directory of the cluster.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The process ids of the members running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .filter_map(|m| m.child.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// How many gRPC calls of `method` (`Txn`, `Range`, `LeaseGrant`, ...) the running
+    /// members have answered, from their `/metrics` (`grpc_server_handled_total`).
+    pub fn handled(&self, method: &str) -> u64 {
+        let agent = crate::agent();
+        let needle = format!("grpc_method=\"{method}\"");
+        (0..MEMBERS)
+            .filter(|i| self.members[*i].child.is_some())
+            .map(|i| {
+                let metrics = agent
+                    .get(format!("{}/metrics", self.url(i)))
+                    .call()
+                    .and_then(|mut r| r.body_mut().read_to_string())
+                    .expect("etcd's /metrics");
+                metrics
+                    .lines()
+                    .filter(|l| l.starts_with("grpc_server_handled_total{") && l.contains(&needle))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>() as u64
+            })
+            .sum()
     }
 }
 

@@ -199,6 +199,28 @@ fn keys_are_daprs_layout_under_the_prefix_path_with_the_owner_on_a_lease() {
 }
 
 #[test]
+fn each_lock_and_unlock_is_one_etcd_transaction() {
+    let Some(cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let (host, _dir) = host_on(&cluster, "counted", &[]);
+    let methods = ["Txn", "Range", "DeleteRange", "LeaseGrant", "LeaseRevoke"];
+    let counts = || methods.map(|m| cluster.handled(m));
+    let before = counts();
+    let pairs = 20;
+    for i in 0..pairs {
+        assert_eq!(host.lock("shared", &format!("r{i}"), "o", 30), Ok(true));
+        assert_eq!(host.unlock("shared", &format!("r{i}"), "o"), Ok(0));
+    }
+    let after = counts();
+    let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // One Txn per call and nothing else on the way, but a lease now and then (one per
+    // second of locks at most, shared by the locks of that second; revoked once empty).
+    assert_eq!(&delta[..3], &[2 * pairs, 0, 0], "{methods:?}: {delta:?}");
+    assert!(delta[3] >= 1 && delta[3] <= pairs, "{methods:?}: {delta:?}");
+}
+
+#[test]
 fn two_hosts_on_one_cluster_grant_each_lock_once() {
     let Some(cluster) = EtcdCluster::start() else {
         return;
