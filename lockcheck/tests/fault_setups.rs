@@ -78,7 +78,16 @@ fn two_hosts_on_one_redis_never_grant_one_lock_twice() {
 
 #[test]
 fn two_hosts_on_etcd_keep_every_lock_through_leader_kills() {
-    assert_safe(Setup::Etcd);
+    // 14 s: etcd locks live past their expiry (whole-second leases, restarted by each new
+    // leader), so fewer are granted per second than on the other stores.
+    let Some((run, figures)) = run(Setup::Etcd, 14, 2) else {
+        return;
+    };
+    assert!(
+        figures.held_across_faults >= 1,
+        "no fault hit a held lock: {figures:?}"
+    );
+    assert_eq!(figures.violations, 0, "{}", text(&run));
 }
 
 #[test]
