@@ -32,6 +32,8 @@ pub struct EtcdCluster {
     root_password: Option<String>,
     /// The only CPU the members run on, if any.
     cpu: Option<usize>,
+    /// More `etcd` arguments for every member.
+    extra_args: Vec<String>,
 }
 
 struct Member {
@@ -44,22 +46,32 @@ struct Member {
 impl EtcdCluster {
     /// Starts a cluster of [`MEMBERS`] members and waits until it has a leader.
     pub fn start() -> Option<Self> {
-        Self::start_configured(None, None)
+        Self::start_configured(None, None, &[])
+    }
+
+    /// Starts a cluster whose members take the extra `etcd` arguments `extra_args` (such as
+    /// `["--auth-token-ttl", "1"]`).
+    pub fn start_with(extra_args: &[&str]) -> Option<Self> {
+        Self::start_configured(None, None, extra_args)
     }
 
     /// Starts a cluster as [`EtcdCluster::start`] does, every member running on `cpu` only
     /// (when given), also after a [`EtcdCluster::restart`]; for benchmarks.
     pub fn start_pinned(cpu: Option<usize>) -> Option<Self> {
-        Self::start_configured(None, cpu)
+        Self::start_configured(None, cpu, &[])
     }
 
     /// Starts a cluster whose members serve clients over TLS only, with the certificates of
     /// `tls`, and require a client certificate of its authority.
     pub fn start_tls(tls: &TlsFiles) -> Option<Self> {
-        Self::start_configured(Some(tls.dir().to_path_buf()), None)
+        Self::start_configured(Some(tls.dir().to_path_buf()), None, &[])
     }
 
-    fn start_configured(tls: Option<PathBuf>, cpu: Option<usize>) -> Option<Self> {
+    fn start_configured(
+        tls: Option<PathBuf>,
+        cpu: Option<usize>,
+        extra_args: &[&str],
+    ) -> Option<Self> {
         if !ensure_installed() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -84,6 +96,7 @@ impl EtcdCluster {
             tls,
             root_password: None,
             cpu,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         for i in 0..MEMBERS {
             cluster.restart(i);
@@ -150,6 +163,7 @@ impl EtcdCluster {
             ])
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
             .args(["--logger", "zap", "--log-level", "error"])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(tls) = &self.tls {

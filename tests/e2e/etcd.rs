@@ -490,14 +490,31 @@ fn tls_checks_the_servers_and_presents_the_client_certificate() {
         &[&cannot_connect],
     );
     let certificates = "  - name: cert\n    envRef: TEST_CLIENT_CERT\n  - name: key\n    envRef: TEST_CLIENT_KEY\n";
+    // An authority that did not sign the members' certificates: no start.
+    let Some(other) = TlsFiles::generate() else {
+        return;
+    };
+    let other_ca = std::fs::read_to_string(other.ca_file()).unwrap();
+    let dir = resources(&[("etcd.yaml", &yaml(certificates))]);
+    let options = Options::new()
+        .args(["--resources-path", dir.path().to_str().unwrap()])
+        .env("TEST_CA", &other_ca)
+        .env("TEST_CLIENT_CERT", &cert)
+        .env("TEST_CLIENT_KEY", &key);
+    StartFailure::expect(
+        Host::try_start(options),
+        "an unknown authority: no start",
+        &[&cannot_connect],
+    );
     let (host, _dir) = start(&yaml(certificates));
     let host = host.unwrap_or_else(|failure| panic!("{failure}"));
     conformance_sequence(&host, "shared");
 }
 
 #[test]
-fn etcd_users_log_in_and_wrong_credentials_stop_start_up() {
-    let Some(mut cluster) = EtcdCluster::start() else {
+fn etcd_users_log_in_again_when_the_token_expires_and_wrong_credentials_stop_start_up() {
+    // Tokens expire after a second without use.
+    let Some(mut cluster) = EtcdCluster::start_with(&["--auth-token-ttl", "1"]) else {
         return;
     };
     cluster.enable_auth("s3cret");
@@ -534,5 +551,9 @@ fn etcd_users_log_in_and_wrong_credentials_stop_start_up() {
         &[("username", "root"), ("password", "s3cret")],
     );
     assert_eq!(host.lock("shared", "r", "o", 30), Ok(true));
+    let logins = cluster.handled("Authenticate");
+    std::thread::sleep(Duration::from_secs(3));
     assert_eq!(host.unlock("shared", "r", "o"), Ok(0));
+    assert!(cluster.handled("Authenticate") > logins, "logged in again");
+    assert_eq!(host.lock("shared", "r", "o", 30), Ok(true));
 }
