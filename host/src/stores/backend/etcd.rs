@@ -13,8 +13,10 @@
 //!
 //! A request cut off (lost connection, leader change, timeout) has an unknown outcome: the
 //! key is read back to decide it, and the request is sent again (to the next endpoint)
-//! while the compare still holds, until the dial timeout runs out twice; then the call
-//! fails, naming etcd's error. It is never answered as "not held" or "released" unseen.
+//! while the compare still holds. Each attempt is bounded by the dial timeout, and none
+//! starts once twice the dial timeout has passed (a proposal a follower forwarded to a
+//! leader that died can hang a whole attempt), so a call fails within three dial timeouts,
+//! naming etcd's error. It is never answered as "not held" or "released" unseen.
 //!
 //! - [`settings`]: the component metadata, name by name;
 //! - [`client`]: the connection (endpoints, failover, auth token);
@@ -314,7 +316,8 @@ impl EtcdBackend {
         (pause * 2).min(MAX_PAUSE)
     }
 
-    /// When a call stops retrying: two dial timeouts (each attempt has one).
+    /// When a call stops retrying: after two dial timeouts (each attempt is bounded by one,
+    /// so a call ends within three).
     fn deadline(&self) -> Instant {
         Instant::now() + self.client.timeout() * 2
     }
@@ -458,7 +461,7 @@ mod cluster_tests {
         let (outcome, third) = a
             .compare_and_swap_with_revision("r", None, Some(b"a"), LONG)
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(outcome, CasOutcome::Swapped);
         assert!(third.unwrap() > second);
     }

@@ -184,11 +184,7 @@ impl EtcdSettings {
             credentials,
             tls,
             dial_timeout: dial_timeout(get("dialTimeout"))?,
-            key_prefix_path: metadata
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("keyPrefixPath"))
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default(),
+            key_prefix_path: get("keyPrefixPath").unwrap_or_default().to_string(),
         })
     }
 
