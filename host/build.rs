@@ -1,8 +1,9 @@
 //! Builds the guest component for `wasm32-wasip2` and hands its path to the host crate, so
 //! the `wasilock` binary embeds it. Installs the `wasm32-wasip2` target with rustup when the
-//! toolchain lacks it. Compiles Dapr's gRPC protos (`proto/`) with protox, in Rust, so no
-//! system `protoc` is needed, and keeps their descriptor set for server reflection; and
-//! etcd's v3 protos (`proto/etcd/`, trimmed) into the client `lock.etcd` uses.
+//! toolchain lacks it. Compiles Dapr's gRPC protos and wasilock's alpha2 one (`proto/`) with
+//! protox, in Rust, so no system `protoc` is needed, and keeps their descriptor set for
+//! server reflection; and etcd's v3 protos (`proto/etcd/`, trimmed) into the client
+//! `lock.etcd` uses.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -54,13 +55,19 @@ fn main() {
     println!("cargo:rustc-env=WASILOCK_GUEST_WASM={}", embedded.display());
 }
 
-/// Generates the gRPC server and client code for Dapr's API subset, and writes the encoded
-/// descriptor set (`dapr_descriptor.bin`) that reflection serves.
+/// Generates the gRPC server and client code for Dapr's API subset and wasilock's alpha2 lock
+/// API, and writes the encoded descriptor set (`dapr_descriptor.bin`) that reflection serves.
 fn compile_protos(manifest_dir: &Path) {
     let proto_dir = manifest_dir.join("proto");
     println!("cargo:rerun-if-changed={}", proto_dir.display());
-    let files = protox::compile(["dapr/proto/runtime/v1/dapr.proto"], [&proto_dir])
-        .expect("compile the protos in host/proto");
+    let files = protox::compile(
+        [
+            "dapr/proto/runtime/v1/dapr.proto",
+            "wasilock/lock/v1alpha2/locks.proto",
+        ],
+        [&proto_dir],
+    )
+    .expect("compile the protos in host/proto");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     std::fs::write(
         out_dir.join("dapr_descriptor.bin"),

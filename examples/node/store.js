@@ -13,9 +13,13 @@
 /** The lock stores by name: each maps a key to `{ value: Uint8Array, expiresAt: number }`. */
 const stores = new Map();
 
+/** The last fencing token granted, per store name and key (a `bigint`); never removed. */
+const fences = new Map();
+
 /** Makes `names` the lock stores, each empty; with no names, every `open` is `not-configured`. */
 export function configureStores(names) {
   stores.clear();
+  fences.clear();
   for (const name of names) {
     stores.set(name, new Map());
   }
@@ -32,9 +36,11 @@ class StoreError extends Error {
 /** One lock store (the WIT resource `bucket`). */
 export class Bucket {
   #entries;
+  #fences;
 
-  constructor(entries) {
+  constructor(entries, fences) {
     this.#entries = entries;
+    this.#fences = fences;
   }
 
   /** `open: static func(name) -> result<bucket, error>`. */
@@ -46,7 +52,12 @@ export class Bucket {
     if (entries === undefined) {
       throw new StoreError({ tag: 'no-such-store' });
     }
-    return new Bucket(entries);
+    let storeFences = fences.get(name);
+    if (storeFences === undefined) {
+      storeFences = new Map();
+      fences.set(name, storeFences);
+    }
+    return new Bucket(entries, storeFences);
   }
 
   /** `get(key) -> result<option<list<u8>>, error>`: the live value, `undefined` if none. */
@@ -60,9 +71,22 @@ export class Bucket {
    * delete) for `ttlMs` milliseconds (a `bigint`; `undefined` = no expiry).
    */
   compareAndSwap(key, expected, value, ttlMs) {
+    const outcome = this.compareAndSwapFenced(key, expected, value, ttlMs);
+    return outcome.tag === 'swapped' ? { tag: 'swapped' } : outcome;
+  }
+
+  /**
+   * `compare-and-swap-fenced(...) -> result<fenced-outcome, error>`: as `compareAndSwap`,
+   * answering the key's fencing token (a `bigint`): the next one on a grant (absent to a
+   * value), else the current one.
+   */
+  compareAndSwapFenced(key, expected, value, ttlMs) {
     const live = this.#live(key);
     if (!sameBytes(live, expected)) {
       return { tag: 'conflict', val: live };
+    }
+    if (live === undefined && value !== undefined) {
+      this.#fences.set(key, this.#token(key) + 1n);
     }
     if (value === undefined) {
       this.#entries.delete(key);
@@ -70,7 +94,24 @@ export class Bucket {
       const expiresAt = ttlMs === undefined ? Infinity : performance.now() + Number(ttlMs);
       this.#entries.set(key, { value, expiresAt });
     }
-    return { tag: 'swapped' };
+    return { tag: 'swapped', val: this.#token(key) };
+  }
+
+  /** `inspect(key) -> result<option<entry>, error>`: the live value, its token and TTL left. */
+  inspect(key) {
+    const value = this.#live(key);
+    if (value === undefined) {
+      return undefined;
+    }
+    const { expiresAt } = this.#entries.get(key);
+    const ttlMs =
+      expiresAt === Infinity ? undefined : BigInt(Math.ceil(expiresAt - performance.now()));
+    return { value, fencingToken: this.#token(key), ttlMs };
+  }
+
+  /** The last token granted for `key` (0n before the first grant). */
+  #token(key) {
+    return this.#fences.get(key) ?? 0n;
   }
 
   /** The value of `key` unless absent or expired (an expired one is removed). */

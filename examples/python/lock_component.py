@@ -20,7 +20,7 @@ from wasmtime.component import Component, Linker, Record, ResourceHost, Resource
 from store import StoreError
 
 PACKAGE = "wasilock:lock"
-VERSION = "0.1.1"
+VERSION = "0.1.2"
 BUCKET = 1  # our id for the `bucket` resource type
 
 
@@ -67,13 +67,17 @@ class LockComponent:
             self._call(configure, record(max_body_size=max_body_size))
 
     def _link_store(self, linker):
-        """Defines the `store` interface: the `bucket` resource and its three functions."""
+        """Defines the `store` interface: the `bucket` resource and its functions."""
         with linker.root() as root:
             with root.add_instance(f"{PACKAGE}/store@{VERSION}") as store:
                 store.add_resource("bucket", ResourceType.host(BUCKET), self._drop_bucket)
                 store.add_func("[static]bucket.open", self._open)
                 store.add_func("[method]bucket.get", self._get)
                 store.add_func("[method]bucket.compare-and-swap", self._compare_and_swap)
+                store.add_func(
+                    "[method]bucket.compare-and-swap-fenced", self._compare_and_swap_fenced
+                )
+                store.add_func("[method]bucket.inspect", self._inspect)
 
     # The `store` import. wasmtime-py calls these with its store context first.
 
@@ -100,6 +104,21 @@ class LockComponent:
         swapped, live = bucket.compare_and_swap(key, expected, new, ttl_ms)
         outcome = Variant("swapped") if swapped else Variant("conflict", live)
         return Variant("ok", outcome)
+
+    def _compare_and_swap_fenced(self, context, handle, key, expected, new, ttl_ms):
+        bucket = self._bucket(context, handle)
+        swapped, token_or_live = bucket.compare_and_swap(key, expected, new, ttl_ms)
+        if swapped:
+            return Variant("ok", Variant("swapped", token_or_live))
+        return Variant("ok", Variant("conflict", token_or_live))
+
+    def _inspect(self, context, handle, key):
+        # As `get`: the `ok` payload alone (None or a record) tells itself from an error.
+        live = self._bucket(context, handle).inspect(key)
+        if live is None:
+            return None
+        value, token, ttl_ms = live
+        return record(value=value, fencing_token=token, ttl_ms=ttl_ms)
 
     # The exports.
 

@@ -23,6 +23,7 @@ class MemoryStore:
     def __init__(self):
         self._lock = threading.Lock()
         self._entries = {}  # key -> (value, deadline in monotonic seconds or None)
+        self._fences = {}  # key -> the last fencing token granted; never removed
 
     def _live(self, key):
         """The live value of `key` (None when absent or expired); the caller holds the lock."""
@@ -43,18 +44,31 @@ class MemoryStore:
     def compare_and_swap(self, key, expected, new, ttl_ms):
         """Sets `key` to `new` (None deletes) if its live value equals `expected`.
 
-        Returns (True, None) when swapped, (False, live value) otherwise.
+        Returns (True, fencing token) when swapped, (False, live value) otherwise. A grant
+        (absent to a value) takes the key's next token; anything else keeps the current one.
         """
         with self._lock:
             live = self._live(key)
             if live != expected:
                 return False, live
+            if live is None and new is not None:
+                self._fences[key] = self._fences.get(key, 0) + 1
             if new is None:
                 self._entries.pop(key, None)
             else:
                 deadline = None if ttl_ms is None else time.monotonic() + ttl_ms / 1000
                 self._entries[key] = (new, deadline)
-            return True, None
+            return True, self._fences.get(key, 0)
+
+    def inspect(self, key):
+        """(value, fencing token, remaining ms or None) of the live value, or None."""
+        with self._lock:
+            value = self._live(key)
+            if value is None:
+                return None
+            deadline = self._entries[key][1]
+            remaining = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            return value, self._fences.get(key, 0), remaining
 
 
 class Stores:

@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use wasilock_rules::alpha2::{self, Alpha2Error, FencedBucket, FencedOutcome, FencedStore};
 use wasilock_rules::http::{self, Response, Route};
 use wasilock_rules::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
 
@@ -25,6 +26,7 @@ wit_bindgen::generate!({
 use exports::wasi::http::incoming_handler::Guest as IncomingHandler;
 use exports::wasilock::lock::http_api::{self as wit_http_api, Guest as HttpApi, RequestBody};
 use exports::wasilock::lock::lock as wit_lock;
+use exports::wasilock::lock::lock_alpha2 as wit_alpha2;
 use exports::wasilock::lock::settings::{self as wit_settings, Guest as Settings};
 use wasilock::lock::store as wit_store;
 use wasip2::http::types::{
@@ -82,6 +84,37 @@ impl LockBucket for HostBucket {
     }
 }
 
+impl FencedStore for HostStore {
+    type Bucket = HostBucket;
+
+    fn open(&self, name: &str) -> Result<Self::Bucket, StoreError> {
+        LockStore::open(self, name)
+    }
+}
+
+impl FencedBucket for HostBucket {
+    fn compare_and_swap_fenced(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl_ms: Option<u64>,
+    ) -> Result<FencedOutcome, StoreError> {
+        match self.0.compare_and_swap_fenced(key, expected, new, ttl_ms)? {
+            wit_store::FencedOutcome::Swapped(token) => Ok(FencedOutcome::Swapped(token)),
+            wit_store::FencedOutcome::Conflict(live) => Ok(FencedOutcome::Conflict(live)),
+        }
+    }
+
+    fn inspect(&self, key: &str) -> Result<Option<alpha2::Entry>, StoreError> {
+        Ok(self.0.inspect(key)?.map(|entry| alpha2::Entry {
+            value: entry.value,
+            fencing_token: entry.fencing_token,
+            ttl_ms: entry.ttl_ms,
+        }))
+    }
+}
+
 impl From<wit_store::Error> for StoreError {
     fn from(e: wit_store::Error) -> Self {
         match e {
@@ -136,6 +169,95 @@ impl wit_lock::Guest for Component {
             lease::UnlockStatus::LockBelongsToOthers => wit_lock::UnlockStatus::LockBelongsToOthers,
             lease::UnlockStatus::InternalError => wit_lock::UnlockStatus::InternalError,
         })
+    }
+}
+
+/// 128 bits from the host's CSPRNG (`wasi:random/random`), for a lock ID.
+fn random_lock_id_bytes() -> [u8; alpha2::LOCK_ID_BYTES] {
+    let mut bytes = [0; alpha2::LOCK_ID_BYTES];
+    let random = wasip2::random::random::get_random_bytes(alpha2::LOCK_ID_BYTES as u64);
+    bytes.copy_from_slice(&random[..alpha2::LOCK_ID_BYTES]);
+    bytes
+}
+
+impl From<Alpha2Error> for wit_alpha2::LockError {
+    fn from(e: Alpha2Error) -> Self {
+        match e {
+            Alpha2Error::MalformedRequest(m) => Self::MalformedRequest(m),
+            Alpha2Error::StoreNotConfigured(m) => Self::StoreNotConfigured(m),
+            Alpha2Error::StoreNotFound(m) => Self::StoreNotFound(m),
+            Alpha2Error::LockNotFound(m) => Self::LockNotFound(m),
+            Alpha2Error::UnlockFailed(m) => Self::UnlockFailed(m),
+            Alpha2Error::TryLockFailed(m) => Self::TryLockFailed(m),
+            // The rest are the host's answers; the rules give none of them.
+            Alpha2Error::ResourceLocked(m)
+            | Alpha2Error::PermissionDenied(m)
+            | Alpha2Error::NotSupported(m)
+            | Alpha2Error::TooManyRequests(m) => Self::TryLockFailed(m),
+        }
+    }
+}
+
+fn wit_grant(grant: alpha2::Grant) -> wit_alpha2::Grant {
+    wit_alpha2::Grant {
+        lock_id: grant.lock_id,
+        fencing_token: grant.fencing_token,
+        ttl_ms: u64::try_from(grant.ttl.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+impl wit_alpha2::Guest for Component {
+    fn acquire(
+        store: String,
+        resource_id: String,
+        ttl: Option<String>,
+    ) -> Result<wit_alpha2::Acquired, wit_alpha2::LockError> {
+        let acquired = alpha2::acquire(
+            &HostStore,
+            &store,
+            &resource_id,
+            ttl.as_deref(),
+            random_lock_id_bytes,
+        )?;
+        Ok(match acquired {
+            alpha2::Acquired::Granted(grant) => wit_alpha2::Acquired::Granted(wit_grant(grant)),
+            alpha2::Acquired::Held => wit_alpha2::Acquired::Held,
+        })
+    }
+
+    fn renew(
+        store: String,
+        resource_id: String,
+        lock_id: String,
+        ttl: Option<String>,
+    ) -> Result<wit_alpha2::Grant, wit_alpha2::LockError> {
+        let grant = alpha2::renew(&HostStore, &store, &resource_id, &lock_id, ttl.as_deref())?;
+        Ok(wit_grant(grant))
+    }
+
+    fn release(
+        store: String,
+        resource_id: String,
+        lock_id: String,
+    ) -> Result<(), wit_alpha2::LockError> {
+        Ok(alpha2::release(&HostStore, &store, &resource_id, &lock_id)?)
+    }
+
+    fn force_release(store: String, resource_id: String) -> Result<(), wit_alpha2::LockError> {
+        Ok(alpha2::force_release(&HostStore, &store, &resource_id)?)
+    }
+
+    fn inspect(
+        store: String,
+        resource_id: String,
+    ) -> Result<Option<wit_alpha2::LockState>, wit_alpha2::LockError> {
+        let state = alpha2::inspect(&HostStore, &store, &resource_id)?;
+        Ok(state.map(|state| wit_alpha2::LockState {
+            fencing_token: state.fencing_token,
+            expires_in_ms: state
+                .expires_in
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }))
     }
 }
 

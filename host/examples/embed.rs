@@ -13,7 +13,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasilock::stores::backend::Metadata;
-use wasilock::{Backend, CasOutcome, EMBEDDED_GUEST, HttpExport, Limits, LinkedComponent};
+use wasilock::{
+    Backend, CasOutcome, EMBEDDED_GUEST, HttpExport, Inspected, Limits, LinkedComponent,
+};
 use wasilock::{LockRequest, OpenContext, Opened, Sandbox, StoreKind, StoreKinds, StoreSet};
 use wasilock::{StoreSpec, UnlockRequest, async_trait, new_engine};
 
@@ -46,10 +48,12 @@ impl StoreKind for MapKind {
     }
 }
 
-/// The backend of one store of our kind: entries by key.
+/// The backend of one store of our kind: entries by key, and the last fencing token
+/// granted per key (never removed, so tokens only grow).
 #[derive(Default)]
 struct MapBackend {
     entries: Mutex<BTreeMap<String, Entry>>,
+    fences: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A value and the instant it expires, if it does.
@@ -93,6 +97,13 @@ impl Backend for MapBackend {
         if current != expected {
             return Ok(CasOutcome::Conflict(current.map(<[u8]>::to_vec)));
         }
+        // A grant (absent to a value) takes the next token; anything else keeps it.
+        let mut fences = self.fences.lock().unwrap();
+        let token = fences.entry(key.into()).or_default();
+        if current.is_none() && new.is_some() {
+            *token += 1;
+        }
+        let token = *token;
         match new {
             Some(value) => {
                 let entry = Entry {
@@ -105,7 +116,20 @@ impl Backend for MapBackend {
                 entries.remove(key);
             }
         }
-        Ok(CasOutcome::Swapped)
+        Ok(CasOutcome::Swapped(token))
+    }
+
+    async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
+        let now = Instant::now();
+        let entries = self.entries.lock().unwrap();
+        let Some(entry) = entries.get(key).filter(|e| live(Some(e), now).is_some()) else {
+            return Ok(None);
+        };
+        Ok(Some(Inspected {
+            value: entry.value.clone(),
+            fencing_token: self.fences.lock().unwrap().get(key).copied().unwrap_or(0),
+            ttl: entry.expires.map(|at| at - now),
+        }))
     }
 
     async fn purge_expired(&self) -> anyhow::Result<usize> {

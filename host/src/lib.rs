@@ -116,8 +116,11 @@
 //!   own clock. [`Backend::get`] gives the live value (absent and expired are both `None`).
 //!   [`Backend::compare_and_swap`] is atomic: when the live value equals `expected` it sets
 //!   `new` (`None` deletes) for `ttl` (`None`: no expiry) and answers
-//!   [`CasOutcome::Swapped`]; otherwise it answers [`CasOutcome::Conflict`] with the live
-//!   value. Its atomicity is what makes a lock exclusive: of two owners racing on a key,
+//!   [`CasOutcome::Swapped`] with the key's fencing token; otherwise it answers
+//!   [`CasOutcome::Conflict`] with the live value. The token is a counter per key that
+//!   every grant (a swap from absent to a value) advances and nothing lowers; a renewal or
+//!   delete answers the live one. [`Backend::inspect`] reads the live value with its token
+//!   and remaining lifetime (alpha2's `GET`). Its atomicity is what makes a lock exclusive: of two owners racing on a key,
 //!   only one sees `Swapped`, across every process that shares the backend. An error
 //!   reaches the caller as daprd's `ERR_TRY_LOCK` or `ERR_UNLOCK`.
 //! - [`Backend::purge_expired`] deletes expired entries; call [`StoreSet::purge_expired`]
@@ -142,7 +145,7 @@
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::time::Duration;
 //! use wasilock::stores::backend::Metadata;
-//! use wasilock::{Backend, CasOutcome, LockRequest, MemoryBackend, OpenContext, Opened};
+//! use wasilock::{Backend, CasOutcome, Inspected, LockRequest, MemoryBackend, OpenContext, Opened};
 //! use wasilock::{StoreKind, StoreKinds, StoreSet, StoreSpec, async_trait};
 //! # use wasilock::{EMBEDDED_GUEST, HttpExport, Limits, LinkedComponent, Sandbox, new_engine};
 //!
@@ -167,10 +170,14 @@
 //!         ttl: Option<Duration>,
 //!     ) -> anyhow::Result<CasOutcome> {
 //!         let outcome = self.inner.compare_and_swap(key, expected, new, ttl).await?;
-//!         if outcome == CasOutcome::Swapped {
+//!         if matches!(outcome, CasOutcome::Swapped(_)) {
 //!             self.writes.fetch_add(1, Ordering::Relaxed);
 //!         }
 //!         Ok(outcome)
+//!     }
+//!
+//!     async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
+//!         self.inner.inspect(key).await
 //!     }
 //!
 //!     async fn purge_expired(&self) -> anyhow::Result<usize> {
@@ -240,7 +247,7 @@
 //!
 //! # async fn serve(sandbox: Sandbox) -> std::io::Result<()> {
 //! // One tenant that needs no token, as daprd without `DAPR_API_TOKEN`.
-//! let tenant = Tenant { app_id: "orders".into(), service: sandbox };
+//! let tenant = Tenant { app_id: "orders".into(), service: sandbox, alpha2: Default::default() };
 //! let tenants = Arc::new(Registry::new(Tenants::open(tenant)));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3500").await?;
 //! let (_stop, stopped) = tokio::sync::watch::channel(false);
@@ -260,11 +267,14 @@
 //! - [`upstream`]: the daprd a tenant's other Dapr calls go to;
 //! - [`api`]: the HTTP and gRPC transports;
 //! - [`service`]: lock operations of a tenant, independent of the transport;
+//! - [`waiting`]: FIFO queues of waiting alpha2 acquires, woken by release events;
 //! - [`wasm`]: the engine, linked components, the WIT `store` host side, and each tenant's
 //!   sandbox;
 //! - [`stores`]: backends and the store kinds that open them, Dapr's key layout and each
 //!   tenant's view of the stores;
-//! - [`answer`]: HTTP answers as the host writes them.
+//! - [`answer`]: HTTP answers as the host writes them;
+//! - [`telemetry`]: metrics, log lines and traces in daprd's conventions, owned by the
+//!   process and handed down (used by every layer; it imports only `config`'s settings).
 
 #![warn(missing_docs)]
 
@@ -274,14 +284,18 @@ pub mod config;
 pub mod process;
 pub mod service;
 pub mod stores;
+pub mod telemetry;
 pub mod tenants;
 pub mod upstream;
+pub mod waiting;
 pub mod wasm;
 
 /// The attribute a [`Backend`] implementation carries (re-exported: no dependency needed).
 pub use async_trait::async_trait;
 pub use service::{LockError, LockRequest, UnlockRequest, UnlockStatus};
-pub use stores::backend::{Backend, CasOutcome, MemoryBackend, OpenContext, Opened, StoreKind};
+pub use stores::backend::{
+    Backend, CasOutcome, Inspected, MemoryBackend, OpenContext, Opened, StoreKind,
+};
 pub use stores::{StoreKinds, StoreSet, StoreSettings, StoreSpec, StoreView};
 pub use wasm::EMBEDDED_GUEST;
 pub use wasm::{GuestFailure, HttpExport, Limits, LinkedComponent, Sandbox};

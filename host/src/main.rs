@@ -5,15 +5,21 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use sha2::Digest;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasilock::api::connections::{ConnectionLimits, Connections, descriptors};
+use wasilock::api::tls::{Tls, TlsFiles};
+use wasilock::config::dapr_configuration::DaprConfiguration;
 use wasilock::config::quantity::parse_bytes;
 use wasilock::process::serve::Listen;
 use wasilock::process::{self, Settings};
 use wasilock::stores::StoreKinds;
+use wasilock::telemetry::logs::DaprJson;
+use wasilock::telemetry::traces::{self, Tracing};
+use wasilock::telemetry::{Metrics, Telemetry};
 use wasilock::upstream::Upstream;
 use wasilock::wasm::compile_cache::CompileCache;
-use wasilock::wasm::sandbox::{HttpExport, Limits};
+use wasilock::{HttpExport, Limits};
 
 /// Dapr's Distributed Lock API, served by sandboxed WebAssembly components, one per tenant.
 ///
@@ -86,6 +92,16 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = HttpExportArg::Auto)]
     http_export: HttpExportArg,
 
+    /// Lets the `--app-id` tenant force an alpha2 release (`DELETE` with `"force":true`) of a
+    /// lock it does not hold; Tenant resources say `allowForceUnlock: true` instead.
+    #[arg(long)]
+    allow_force_unlock: bool,
+
+    /// The longest an alpha2 acquire waits for a held lock (`waitTimeout` above it, or none,
+    /// is cut to it).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    max_lock_wait: Duration,
+
     /// How long one request may run inside the component (`500ms`, `10s`).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     guest_timeout: Duration,
@@ -121,6 +137,48 @@ struct Cli {
     /// its hard limit at start-up) less 64 when that is lower]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+
+    /// Serves Prometheus metrics on the metrics port (`--enable-metrics=false` turns them
+    /// off; so does `spec.metrics.enabled: false` in the `--config` file).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", require_equals = true)]
+    enable_metrics: bool,
+
+    /// The port of the metrics endpoint (0 picks a free port, printed at start-up).
+    #[arg(long, default_value_t = 9090)]
+    metrics_port: u16,
+
+    /// The address the metrics endpoint listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    metrics_listen_address: String,
+
+    /// Logs as JSON lines on stdout, in daprd's schema (the banner too).
+    #[arg(long)]
+    log_as_json: bool,
+
+    /// Logs one line per API call (`HTTP API Called`, `gRPC API Called`), as daprd does.
+    #[arg(long)]
+    enable_api_logging: bool,
+
+    /// A Dapr `Configuration` resource (YAML): `spec.metrics.enabled` and `spec.tracing`
+    /// (`samplingRate`, `otel.endpointAddress`, `otel.protocol`, `otel.isSecure`); reloaded
+    /// with the resources (a new sampling rate applies at once).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The certificate chain (PEM, the server's own first) of the HTTP and gRPC listeners,
+    /// which then serve TLS 1.2/1.3 only (ALPN `h2`, `http/1.1`). Reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--api-tls-cert`. Reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: clients must present a certificate of an authority in this file (PEM); a
+    /// Tenant's `spec.clientIdentity` names the certificates that select it.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    api_tls_client_ca: Option<PathBuf>,
 
     /// Daprd's HTTP API (`http://127.0.0.1:3501`): every HTTP request wasilock does not serve
     /// itself (the lock routes, health, metadata) is forwarded there, and health and metadata
@@ -188,22 +246,24 @@ fn main() {
         }
         return;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "wasilock={0},wasilock_rules={0},warn",
-            cli.log_level.filter()
-        )))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
-    if let Err(e) = runtime.block_on(run(cli)) {
+    // The trace exporter sends from the runtime: it is made inside it.
+    let entered = runtime.enter();
+    let telemetry = match start_telemetry(&cli) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("wasilock: error: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    drop(entered);
+    if let Err(e) = runtime.block_on(run(cli, telemetry)) {
         eprintln!("wasilock: error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, telemetry: Telemetry) -> Result<()> {
     let started = Instant::now();
     let settings = Settings {
         app_id: cli.app_id.clone(),
@@ -231,17 +291,83 @@ async fn run(cli: Cli) -> Result<()> {
             http: cli.dapr_upstream_http.clone(),
             grpc: cli.dapr_upstream_grpc.clone(),
         },
+        telemetry,
+        allow_force_unlock: cli.allow_force_unlock,
+        max_lock_wait: cli.max_lock_wait,
     };
     let limits = requested_limits(&cli);
-    let connections = Connections::new(
+    let tls = api_tls_files(&cli).map(Tls::load).transpose()?;
+    let connections = Connections::with_tls(
         limits.fit_descriptor_limit(descriptors::raise_limit(), cli.max_connections.is_some()),
+        tls.clone(),
     );
     let listen = Listen {
         addresses: cli.dapr_listen_addresses.clone(),
         http_port: cli.dapr_http_port,
         grpc_port: cli.dapr_grpc_port,
+        metrics: Some((cli.metrics_listen_address.clone(), cli.metrics_port)),
     };
     process::serve::run(settings, &listen, connections, started).await
+}
+
+/// What the flags and the `--config` file say to observe, the tracer started; and the log
+/// lines set up (text on stderr, or daprd's JSON on stdout), apart from the spans that
+/// become traces.
+fn start_telemetry(cli: &Cli) -> Result<Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, Registry};
+    let configuration = configuration(cli)?;
+    let mut telemetry = telemetry(cli, &configuration);
+    let filter = EnvFilter::new(format!(
+        "wasilock={0},wasilock_rules={0},warn,{1}=off",
+        cli.log_level.filter(),
+        traces::TARGET
+    ));
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = if cli.log_as_json {
+        let json = DaprJson::new(&cli.app_id);
+        let layer = tracing_subscriber::fmt::layer().event_format(json);
+        layer.with_writer(std::io::stdout).boxed()
+    } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let layer = tracing_subscriber::fmt::layer().with_ansi(ansi);
+        layer.with_writer(std::io::stderr).boxed()
+    };
+    let started = match configuration.tracing()? {
+        Some(settings) => Tracing::start(&settings, &cli.app_id)?,
+        None => None,
+    };
+    let spans = started.map(|(tracing, layer)| {
+        telemetry.traces = Some(Arc::new(tracing));
+        layer
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .init();
+    Ok(telemetry)
+}
+
+/// The `--config` file, or daprd's defaults without one.
+fn configuration(cli: &Cli) -> Result<DaprConfiguration> {
+    match &cli.config {
+        Some(file) => DaprConfiguration::read(file),
+        None => Ok(DaprConfiguration::default()),
+    }
+}
+
+/// What the flags and `configuration` say to observe, before the tracer starts.
+fn telemetry(cli: &Cli, configuration: &DaprConfiguration) -> Telemetry {
+    let metrics_on = cli.enable_metrics && configuration.metrics_enabled();
+    Telemetry {
+        metrics: metrics_on.then(|| Arc::new(Metrics::new())),
+        api_logging: cli.enable_api_logging,
+        json_logs: cli
+            .log_as_json
+            .then(|| Arc::new(DaprJson::new(&cli.app_id))),
+        traces: None,
+        config_file: cli.config.clone(),
+    }
 }
 
 /// The connection limits the flags ask for (`0` disables a timeout), before they are
@@ -257,6 +383,15 @@ fn requested_limits(cli: &Cli) -> ConnectionLimits {
                 usize::try_from(max).unwrap_or(usize::MAX)
             }),
     }
+}
+
+/// The files of the API's TLS, when `--api-tls-cert` is given (clap requires the key with it).
+fn api_tls_files(cli: &Cli) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: cli.api_tls_cert.clone()?,
+        key: cli.api_tls_key.clone()?,
+        client_ca: cli.api_tls_client_ca.clone(),
+    })
 }
 
 /// The directory `--compile-cache` names: none for `off`, the user's cache directory when
@@ -342,6 +477,47 @@ mod tests {
                 .to_string()
                 .contains("must start with http://")
         );
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        assert_eq!(api_tls_files(&Cli::parse_from(["wasilock"])), None);
+        let both = Cli::parse_from([
+            "wasilock",
+            "--api-tls-cert",
+            "c.pem",
+            "--api-tls-key",
+            "k.pem",
+        ]);
+        assert_eq!(
+            api_tls_files(&both),
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+                client_ca: None
+            })
+        );
+        for alone in [
+            &["--api-tls-cert", "c.pem"][..],
+            &["--api-tls-key", "k.pem"],
+            &["--api-tls-client-ca", "ca.pem"],
+        ] {
+            let args = [&["wasilock"][..], alone].concat();
+            assert!(Cli::try_parse_from(args).is_err(), "{alone:?}");
+        }
+    }
+
+    #[test]
+    fn metrics_are_on_by_default_and_off_with_false() {
+        let defaults = Cli::parse_from(["wasilock"]);
+        assert!(defaults.enable_metrics);
+        assert_eq!(defaults.metrics_port, 9090);
+        let configuration = DaprConfiguration::default();
+        assert!(telemetry(&defaults, &configuration).metrics.is_some());
+        let off = Cli::parse_from(["wasilock", "--enable-metrics=false"]);
+        assert!(telemetry(&off, &configuration).metrics.is_none());
+        let on = Cli::parse_from(["wasilock", "--enable-metrics", "--metrics-port", "0"]);
+        assert!(on.enable_metrics);
     }
 
     #[test]

@@ -8,10 +8,20 @@
 
 use crate::answer::HyperOutgoingBody;
 use crate::stores::StoreView;
+use crate::telemetry::TenantMetrics;
+use crate::waiting::Waiters;
 use crate::wasm::{GuestFailure, Sandbox};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use std::sync::Arc;
+use std::time::Duration;
+pub use wasilock_rules::alpha2::{
+    Acquired, Alpha2Error, Alpha2Outcome, Alpha2Request, Grant, LockState,
+};
 pub use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+
+mod alpha2;
+pub use alpha2::HoldEvent;
 
 /// The Dapr runtime version whose lock API this host reproduces.
 pub const DAPR_RUNTIME_VERSION: &str = "1.18.3";
@@ -41,6 +51,26 @@ pub trait LockService: Send + Sync + 'static {
 
     /// The lock stores this tenant sees.
     fn stores(&self) -> &StoreView;
+
+    /// The tenant's metric handles, when it is observed.
+    fn metrics(&self) -> Option<&TenantMetrics> {
+        None
+    }
+
+    /// Runs one alpha2 request (`lock-alpha2`); lock logic without it answers
+    /// `ERR_NOT_SUPPORTED`.
+    fn alpha2(
+        &self,
+        store: &str,
+        request: &Alpha2Request,
+    ) -> impl Future<Output = Result<Result<Alpha2Outcome, Alpha2Error>, GuestFailure>> + Send {
+        let _ = (store, request);
+        async {
+            Ok(Err(Alpha2Error::NotSupported(
+                "this lock service does not serve the alpha2 lock API".into(),
+            )))
+        }
+    }
 }
 
 impl LockService for Sandbox {
@@ -70,6 +100,18 @@ impl LockService for Sandbox {
     fn stores(&self) -> &StoreView {
         Sandbox::stores(self)
     }
+
+    fn metrics(&self) -> Option<&TenantMetrics> {
+        Sandbox::metrics(self)
+    }
+
+    fn alpha2(
+        &self,
+        store: &str,
+        request: &Alpha2Request,
+    ) -> impl Future<Output = Result<Result<Alpha2Outcome, Alpha2Error>, GuestFailure>> + Send {
+        Sandbox::alpha2(self, store, request)
+    }
 }
 
 /// One tenant, served as a Dapr sidecar serves its app: its app id and its lock logic.
@@ -78,6 +120,31 @@ pub struct Tenant<S = Sandbox> {
     pub app_id: String,
     /// The lock logic.
     pub service: S,
+    /// What the alpha2 API allows this tenant, and its waiting requests.
+    pub alpha2: Alpha2Policy,
+}
+
+/// What the alpha2 lock API allows a tenant, and the requests it holds waiting.
+pub struct Alpha2Policy {
+    /// Whether it may release a lock it does not hold (`allowForceUnlock`).
+    pub allow_force_unlock: bool,
+    /// The longest an acquire may wait (`--max-lock-wait`).
+    pub max_lock_wait: Duration,
+    /// Its waiting acquires, FIFO per resource.
+    pub waiters: Arc<Waiters>,
+}
+
+/// The default bound of a waiting acquire (`--max-lock-wait`).
+pub const DEFAULT_MAX_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+impl Default for Alpha2Policy {
+    fn default() -> Self {
+        Alpha2Policy {
+            allow_force_unlock: false,
+            max_lock_wait: DEFAULT_MAX_LOCK_WAIT,
+            waiters: Arc::default(),
+        }
+    }
 }
 
 /// Why a lock request got no lock outcome.

@@ -1,12 +1,17 @@
 //! Which tenant a request is for: its `dapr-api-token` (HTTP header or gRPC metadata) selects
 //! one, swapped atomically when the configuration is reloaded.
 //!
+//! Over mutual TLS, a client certificate that presents a tenant's `clientIdentity` selects
+//! that tenant; a token sent beside it must then select the same tenant, or the request is
+//! refused. A certificate that presents no tenant's identity leaves the choice to the token.
+//!
 //! Tokens are looked up by their SHA-256 digest, so no comparison ever runs over the secret's
 //! bytes (the time a lookup takes says nothing about how close a guess was), and the tokens
 //! themselves are not kept. Without any token configured (no `Tenant` resources and no
 //! `DAPR_API_TOKEN`), the one tenant serves every request, as daprd without a token does.
 //! Each tenant may have an [`Upstream`]: the daprd its other Dapr calls go to.
 
+use crate::config::tenants::ClientIdentity;
 use crate::service::Tenant;
 use crate::upstream::Upstream;
 use crate::wasm::Sandbox;
@@ -17,6 +22,7 @@ use std::sync::{Arc, RwLock};
 /// The tenants of one configuration.
 pub struct Tenants<S = Sandbox> {
     by_token: HashMap<[u8; 32], Arc<Tenant<S>>>,
+    by_identity: HashMap<ClientIdentity, Arc<Tenant<S>>>,
     open: Option<Arc<Tenant<S>>>,
     upstreams: HashMap<String, Arc<Upstream>>,
     default_upstream: Option<Arc<Upstream>>,
@@ -27,6 +33,7 @@ impl<S> Tenants<S> {
     pub fn open(tenant: Tenant<S>) -> Self {
         Tenants {
             by_token: HashMap::new(),
+            by_identity: HashMap::new(),
             open: Some(Arc::new(tenant)),
             upstreams: HashMap::new(),
             default_upstream: None,
@@ -40,6 +47,7 @@ impl<S> Tenants<S> {
                 .into_iter()
                 .map(|(token, tenant)| (digest(token.as_bytes()), Arc::new(tenant)))
                 .collect(),
+            by_identity: HashMap::new(),
             open: None,
             upstreams: HashMap::new(),
             default_upstream: None,
@@ -75,12 +83,56 @@ impl<S> Tenants<S> {
             .or_else(|| self.default_upstream.clone())
     }
 
+    /// Lets each client identity select the tenant of that app id (identities of app ids
+    /// that have no tenant select nothing).
+    pub fn with_identities(
+        mut self,
+        identities: impl IntoIterator<Item = (ClientIdentity, String)>,
+    ) -> Self {
+        let by_app_id: HashMap<&str, &Arc<Tenant<S>>> = self
+            .by_token
+            .values()
+            .map(|t| (t.app_id.as_str(), t))
+            .collect();
+        let by_identity = identities
+            .into_iter()
+            .filter_map(|(identity, app_id)| {
+                Some((identity, (*by_app_id.get(app_id.as_str())?).clone()))
+            })
+            .collect();
+        self.by_identity = by_identity;
+        self
+    }
+
     /// The tenant a request presenting `token` (or none) is for; `None` means daprd's 401.
     pub fn select(&self, token: Option<&[u8]>) -> Option<Arc<Tenant<S>>> {
+        self.select_for(&[], token)
+    }
+
+    /// The tenant a request from a client whose certificate presents `names` (none without
+    /// one) and that sends `token` (or none) is for; `None` means daprd's 401. A certificate
+    /// that names one tenant selects it, and a token must then select the same one; one
+    /// that names two tenants selects none.
+    pub fn select_for(
+        &self,
+        names: &[ClientIdentity],
+        token: Option<&[u8]>,
+    ) -> Option<Arc<Tenant<S>>> {
         if let Some(open) = &self.open {
             return Some(open.clone());
         }
-        self.by_token.get(&digest(token?)).cloned()
+        let mut named = names.iter().filter_map(|name| self.by_identity.get(name));
+        let by_token = || self.by_token.get(&digest(token?)).cloned();
+        let Some(certified) = named.next() else {
+            return by_token();
+        };
+        if named.any(|other| !Arc::ptr_eq(other, certified)) {
+            return None;
+        }
+        match token {
+            None => Some(certified.clone()),
+            Some(_) => by_token().filter(|t| Arc::ptr_eq(t, certified)),
+        }
     }
 
     /// Every tenant, in app id order.
@@ -136,6 +188,16 @@ impl<S> Registry<S> {
     pub fn select(&self, token: Option<&[u8]>) -> Option<Arc<Tenant<S>>> {
         self.current().select(token)
     }
+
+    /// The tenant a request from a client whose certificate presents `names` and that sends
+    /// `token` is for, in the tenants in force now ([`Tenants::select_for`]).
+    pub fn select_for(
+        &self,
+        names: &[ClientIdentity],
+        token: Option<&[u8]>,
+    ) -> Option<Arc<Tenant<S>>> {
+        self.current().select_for(names, token)
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +208,7 @@ mod tests {
         Tenant {
             app_id: app_id.into(),
             service: (),
+            alpha2: Default::default(),
         }
     }
 
@@ -196,6 +259,47 @@ mod tests {
         assert_eq!(health(None), Some(default));
         let none = Tenants::open(tenant("app")).with_upstreams([], Some(Upstream::default()));
         assert_eq!(none.health_upstream(None), None);
+    }
+
+    #[test]
+    fn a_certificate_selects_its_tenant_and_a_token_beside_it_must_agree() {
+        let uri = |u: &str| ClientIdentity::Uri(u.into());
+        let dns = |d: &str| ClientIdentity::Dns(d.into());
+        let tenants = Tenants::with_tokens([
+            ("t-orders".to_string(), tenant("orders")),
+            ("t-billing".to_string(), tenant("billing")),
+        ])
+        .with_identities([
+            (uri("spiffe://x/orders"), "orders".to_string()),
+            (dns("billing.x"), "billing".to_string()),
+            (dns("gone.x"), "gone".to_string()),
+        ]);
+        let app = |names: &[ClientIdentity], token: Option<&[u8]>| {
+            tenants.select_for(names, token).map(|t| t.app_id.clone())
+        };
+        let orders = [uri("spiffe://x/orders"), dns("unrelated.x")];
+        assert_eq!(app(&orders, None), Some("orders".into()));
+        assert_eq!(app(&orders, Some(b"t-orders")), Some("orders".into()));
+        assert_eq!(
+            app(&orders, Some(b"t-billing")),
+            None,
+            "tokens of another tenant"
+        );
+        assert_eq!(app(&orders, Some(b"wrong")), None);
+        assert_eq!(app(&[dns("billing.x")], None), Some("billing".into()));
+        assert_eq!(
+            app(&[dns("unrelated.x")], Some(b"t-billing")),
+            Some("billing".into()),
+            "a certificate of no tenant leaves the choice to the token"
+        );
+        assert_eq!(app(&[dns("unrelated.x")], None), None);
+        assert_eq!(app(&[dns("gone.x")], None), None);
+        assert_eq!(
+            app(&[uri("spiffe://x/orders"), dns("billing.x")], None),
+            None,
+            "a certificate of two tenants selects none"
+        );
+        assert_eq!(app(&[], Some(b"t-orders")), Some("orders".into()));
     }
 
     #[test]

@@ -36,14 +36,19 @@
 //!    is certainly held during the whole call, or answered 2 (held by another owner)
 //!    although the owner's own lock is certainly held during the whole call.
 //! 4. **Unexplained answer**: an unlock answered 2 although no other owner's lock may be
-//!    live at any instant of the call; or an unlock status other than 0, 1 and 2.
+//!    live at any instant of the call; or an unlock status other than 0, 1, 2 and (alpha2)
+//!    [`NOT_HELD`]. An alpha2 release answered `NOT_HELD` is a **lost lock** (rule 3) when
+//!    the owner's own lock is certainly held during the whole call.
+//! 5. **Stale token**: an acknowledged grant whose fencing token is not above the token of
+//!    every grant of the resource acknowledged before it was invoked (alpha2 grants carry
+//!    tokens; per resource they must only grow, across crashes and hosts).
 //!
 //! # Oddities (liveness, not safety)
 //!
 //! A lock answered `false` although no lock of the resource may be live at any instant of
 //! the call is reported apart: refusing a free lock is safe, but not what Dapr promises.
 
-use crate::history::{Call, History, Op, Outcome, at};
+use crate::history::{Call, History, NOT_HELD, Op, Outcome, at};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -62,6 +67,8 @@ pub enum Rule {
     LostLock,
     /// An unlock answer no state of the store explains.
     UnexplainedAnswer,
+    /// A grant's fencing token did not grow past an earlier grant's.
+    StaleToken,
 }
 
 /// One violation and its evidence.
@@ -90,11 +97,12 @@ pub struct Report {
 
 impl Rule {
     /// Every rule, in the order of the module docs.
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 5] = [
         Rule::TwoHolders,
         Rule::UnlockWithoutLock,
         Rule::LostLock,
         Rule::UnexplainedAnswer,
+        Rule::StaleToken,
     ];
 }
 
@@ -233,6 +241,7 @@ pub fn check(history: &History) -> Report {
             })
             .count();
         check_two_holders(&resource, &mut report);
+        check_tokens(ops, &mut report);
         for op in ops {
             match &op.call {
                 Call::Lock {
@@ -359,11 +368,57 @@ fn check_unlock(resource: &Resource, unlock: &Op, status: i64, report: &mut Repo
                 );
             }
         }
+        NOT_HELD => {
+            if let Some(mine) = certain_holder(true) {
+                violation(
+                    Rule::LostLock,
+                    "an alpha2 release found its lock not held while it was certainly held",
+                    Some(mine),
+                );
+            }
+        }
         _ => violation(
             Rule::UnexplainedAnswer,
             &format!("an unlock answered status {status}"),
             None,
         ),
+    }
+}
+
+/// Rule 5 over the calls on one resource.
+fn check_tokens(ops: &[&Op], report: &mut Report) {
+    let mut grants: Vec<(&Op, u64)> = ops
+        .iter()
+        .filter(|op| op.acknowledged())
+        .filter_map(|op| Some((*op, op.fencing_token?)))
+        .collect();
+    // By completion, with the largest token of each prefix: the grants acknowledged before
+    // an instant are a prefix.
+    grants.sort_by_key(|(op, _)| op.completed);
+    let mut highest: Vec<(u64, &Op)> = Vec::with_capacity(grants.len());
+    for (op, token) in &grants {
+        let best = match highest.last() {
+            Some(&(max, holder)) if max >= *token => (max, holder),
+            _ => (*token, *op),
+        };
+        highest.push(best);
+    }
+    for (op, token) in &grants {
+        let before = grants.partition_point(|(earlier, _)| earlier.completed < op.invoked);
+        let Some(&(max, earlier)) = before.checked_sub(1).map(|n| &highest[n]) else {
+            continue;
+        };
+        if max >= *token {
+            report.violations.push(Violation {
+                rule: Rule::StaleToken,
+                at: op.invoked,
+                summary: format!(
+                    "a grant of {} has fencing token {token}, not above {max} of an earlier grant",
+                    op.resource
+                ),
+                evidence: vec![earlier.to_string(), op.to_string()],
+            });
+        }
     }
 }
 
@@ -416,6 +471,58 @@ mod tests {
 
     fn rules(report: &Report) -> Vec<Rule> {
         report.violations.iter().map(|v| v.rule).collect()
+    }
+
+    fn granted(owner: &str, from: u64, to: u64, token: u64) -> Op {
+        Op {
+            fencing_token: Some(token),
+            ..lock(owner, from, to, 1, Outcome::Ok(true))
+        }
+    }
+
+    #[test]
+    fn tokens_growing_in_grant_order_are_clean() {
+        let report = check_ops(vec![
+            granted("a", 0, 10, 1),
+            unlock("a", 20, 30, Outcome::Ok(0)),
+            granted("b", 40, 50, 2),
+            unlock("b", 60, 70, Outcome::Ok(0)),
+            // Overlapping calls may be granted in either order: no order is known.
+            granted("c", 100, 300, 4),
+            unlock("c", 310, 320, Outcome::Ok(0)),
+            granted("d", 200, 400, 3),
+        ]);
+        assert_eq!(rules(&report), []);
+    }
+
+    #[test]
+    fn a_token_not_above_an_earlier_grant_is_stale() {
+        let report = check_ops(vec![
+            granted("a", 0, 10, 5),
+            unlock("a", 20, 30, Outcome::Ok(0)),
+            granted("b", 40, 50, 5),
+            unlock("b", 60, 70, Outcome::Ok(0)),
+            granted("c", 80, 90, 3),
+        ]);
+        assert_eq!(rules(&report), [Rule::StaleToken, Rule::StaleToken]);
+        assert!(
+            report.violations[1]
+                .summary
+                .contains("token 3, not above 5")
+        );
+        assert!(report.violations[1].evidence[0].contains("fencing token 5"));
+    }
+
+    #[test]
+    fn an_alpha2_release_not_held_is_lost_only_while_certainly_held() {
+        let report = check_ops(vec![
+            lock("a", 0, 10, 2, Outcome::Ok(true)),
+            unlock("a", 500, 510, Outcome::Ok(NOT_HELD)),
+            lock("b", 3000, 3010, 2, Outcome::Ok(true)),
+            unlock("a", 3500, 3510, Outcome::Ok(NOT_HELD)),
+        ]);
+        assert_eq!(rules(&report), [Rule::LostLock]);
+        assert_eq!(report.violations[0].at, ms(500));
     }
 
     #[test]

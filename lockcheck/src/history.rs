@@ -38,12 +38,16 @@ pub enum Call {
         outcome: Outcome<bool>,
     },
     /// `Unlock`; `Ok(status)` with Dapr's statuses: 0 released, 1 no such lock, 2 held by
-    /// another owner, 3 internal error.
+    /// another owner, 3 internal error; or, for an alpha2 release, [`NOT_HELD`].
     Unlock {
         /// `status`, or why there is none.
         outcome: Outcome<i64>,
     },
 }
+
+/// The status recorded for an alpha2 release answered `404 ERR_LOCK_NOT_FOUND`: the lock
+/// ID does not hold the lock (absent, expired, or another owner's).
+pub const NOT_HELD: i64 = 404;
 
 /// One call by one client: on which resource, for which owner, when, and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +64,8 @@ pub struct Op {
     pub completed: Duration,
     /// The call and its outcome.
     pub call: Call,
+    /// The fencing token of an acknowledged alpha2 grant.
+    pub fencing_token: Option<u64>,
 }
 
 impl Op {
@@ -78,6 +84,7 @@ impl Op {
             invoked,
             completed,
             call: Call::Lock { expiry, outcome },
+            fencing_token: None,
         }
     }
 
@@ -95,6 +102,7 @@ impl Op {
             invoked,
             completed,
             call: Call::Unlock { outcome },
+            fencing_token: None,
         }
     }
 
@@ -135,7 +143,11 @@ impl std::fmt::Display for Op {
             self.client,
             at(self.invoked),
             at(self.completed)
-        )
+        )?;
+        match self.fencing_token {
+            Some(token) => write!(f, ", fencing token {token}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -6,9 +6,11 @@
 //! and unlocks it half the time, holds it up to its lease and unlocks it (maybe too late)
 //! three times in ten, and otherwise holds it up to 1.25 times the lease and lets it
 //! expire. A refused client waits up to 50 ms; a lock whose outcome is unknown is unlocked
-//! half the time, as a careful client would.
+//! half the time, as a careful client would. Half the attempts use the alpha2 API (an
+//! immediate acquire answering a lock ID and a fencing token, a release by lock ID), whose
+//! tokens the checker follows; the other half Dapr's alpha1.
 
-use crate::history::{Op, Outcome};
+use crate::history::{NOT_HELD, Op, Outcome};
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 use wasilock_testkit::{agent, host::try_post};
@@ -81,7 +83,18 @@ impl<'a> Client<'a> {
             let resource = format!("resource-{}", self.rng.usize(..self.workload.resources));
             let owner = format!("client{}-{attempt}", self.id);
             let expiry = self.rng.u64(1..=3);
-            match self.lock(&resource, &owner, expiry) {
+            let alpha2 = self.rng.bool();
+            let (outcome, lock_id) = if alpha2 {
+                self.acquire(&resource, &owner, expiry)
+            } else {
+                (self.lock(&resource, &owner, expiry), None)
+            };
+            let let_go = |client: &mut Self| match &lock_id {
+                Some(lock_id) => client.release(&resource, &owner, lock_id),
+                None if alpha2 => {}
+                None => client.unlock(&resource, &owner),
+            };
+            match outcome {
                 Outcome::Ok(true) => {
                     let (hold, release) = match self.rng.u8(..10) {
                         0..5 => (self.rng.u64(0..=200), true),
@@ -89,13 +102,13 @@ impl<'a> Client<'a> {
                         _ => (self.rng.u64(0..=expiry * 1250), false),
                     };
                     if self.pause(hold) && release {
-                        self.unlock(&resource, &owner);
+                        let_go(&mut self);
                     }
                 }
                 Outcome::Unknown(_) => {
                     let wait = self.rng.u64(0..=500);
                     if self.pause(wait) && self.rng.bool() {
-                        self.unlock(&resource, &owner);
+                        let_go(&mut self);
                     }
                 }
                 Outcome::Ok(false) => {
@@ -149,6 +162,63 @@ impl<'a> Client<'a> {
         });
     }
 
+    /// An alpha2 acquire (immediate, `ttl` = `expiry` seconds): the outcome, and the lock
+    /// ID of a grant.
+    fn acquire(
+        &mut self,
+        resource: &str,
+        owner: &str,
+        expiry: u64,
+    ) -> (Outcome<bool>, Option<String>) {
+        let body = serde_json::json!({ "ttl": format!("{expiry}s"), "immediate": true });
+        let path = format!("/v1.0-alpha2/lock/{}/{resource}", self.workload.store);
+        let (times, outcome) = self.send("POST", &path, &body, |status, answer| match status {
+            200 => {
+                let value: serde_json::Value = serde_json::from_str(answer).ok()?;
+                let lock_id = value.get("lockID")?.as_str()?.to_owned();
+                let token = value.get("fencingToken")?.as_str()?.parse::<u64>().ok()?;
+                Some(Some((lock_id, token)))
+            }
+            409 => Some(None),
+            _ => None,
+        });
+        let (outcome, granted) = match outcome {
+            Outcome::Ok(Some(grant)) => (Outcome::Ok(true), Some(grant)),
+            Outcome::Ok(None) => (Outcome::Ok(false), None),
+            Outcome::Failed(why) => (Outcome::Failed(why), None),
+            Outcome::Unknown(why) => (Outcome::Unknown(why), None),
+        };
+        let op = Op::lock(
+            resource,
+            owner,
+            Duration::from_secs(expiry),
+            times,
+            outcome.clone(),
+        );
+        self.ops.push(Op {
+            client: self.id,
+            fencing_token: granted.as_ref().map(|(_, token)| *token),
+            ..op
+        });
+        (outcome, granted.map(|(lock_id, _)| lock_id))
+    }
+
+    /// An alpha2 release of `lock_id`, recorded as an unlock: 0 on 204, [`NOT_HELD`] on 404.
+    fn release(&mut self, resource: &str, owner: &str, lock_id: &str) {
+        let body = serde_json::json!({ "lockID": lock_id });
+        let path = format!("/v1.0-alpha2/lock/{}/{resource}", self.workload.store);
+        let (times, outcome) = self.send("DELETE", &path, &body, |status, _| match status {
+            204 => Some(0),
+            404 => Some(NOT_HELD),
+            _ => None,
+        });
+        let op = Op::unlock(resource, owner, times, outcome);
+        self.ops.push(Op {
+            client: self.id,
+            ..op
+        });
+    }
+
     /// POSTs `body` to `/v1.0-alpha1/{api}/{store}` and classifies what comes back; `parse`
     /// reads a 200 answer's body.
     fn call<T>(
@@ -157,15 +227,48 @@ impl<'a> Client<'a> {
         body: &serde_json::Value,
         parse: impl Fn(&str) -> Option<T>,
     ) -> ((Duration, Duration), Outcome<T>) {
-        let url = format!("{}/v1.0-alpha1/{api}/{}", self.target, self.workload.store);
+        let path = format!("/v1.0-alpha1/{api}/{}", self.workload.store);
+        self.send("POST", &path, body, |status, answer| match status {
+            200 => parse(answer),
+            _ => None,
+        })
+    }
+
+    /// Sends `method` with `body` to `path` and classifies what comes back: `parse` reads
+    /// the status and body of a 2xx answer or a 404/409 (alpha2's "not held" and "held");
+    /// other 4xx failed, 5xx unknown.
+    fn send<T>(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+        parse: impl Fn(u16, &str) -> Option<T>,
+    ) -> ((Duration, Duration), Outcome<T>) {
+        let url = format!("{}{path}", self.target);
         let invoked = self.origin.elapsed();
-        let result = try_post(&self.agent, &url, &body.to_string(), &[]);
+        let result = if method == "POST" {
+            try_post(&self.agent, &url, &body.to_string(), &[])
+        } else {
+            let request = ureq::http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .body(body.to_string())
+                .expect("a valid request");
+            self.agent
+                .run(request)
+                .and_then(|mut response| wasilock_testkit::host::reply_of(&mut response))
+        };
         let completed = self.origin.elapsed();
         let outcome = match result {
-            Ok(reply) if reply.status == 200 => match parse(&reply.body) {
-                Some(value) => Outcome::Ok(value),
-                None => Outcome::Unknown(format!("unexpected answer {:?}", reply.body)),
-            },
+            Ok(reply) if reply.status < 300 || matches!(reply.status, 404 | 409) => {
+                match parse(reply.status, &reply.body) {
+                    Some(value) => Outcome::Ok(value),
+                    None if reply.status < 300 => {
+                        Outcome::Unknown(format!("unexpected answer {:?}", reply.body))
+                    }
+                    None => Outcome::Failed(format!("HTTP {} {}", reply.status, reply.body)),
+                }
+            }
             Ok(reply) if reply.status < 500 => {
                 Outcome::Failed(format!("HTTP {} {}", reply.status, reply.body))
             }

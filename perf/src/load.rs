@@ -1,6 +1,8 @@
 //! The load generator: keep-alive HTTP/1.1 connections or gRPC (HTTP/2) channels, each
 //! sending lock+unlock pairs (or, over HTTP, only locks to fill a store), with every request's
-//! latency in a histogram and the CPU use of the server and of the generator itself.
+//! latency in a histogram and the CPU use of the server and of the generator itself. Over
+//! HTTP, a server that serves TLS gets HTTPS, on kept-alive connections or on a new
+//! connection (a full handshake) per request.
 
 use crate::machine::{CpuMeter, CpuUse};
 use crate::servers::Server;
@@ -14,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tonic::transport::Channel;
 use wasilock::api::grpc::proto::dapr_client::DaprClient;
@@ -24,6 +27,9 @@ use wasilock::api::grpc::proto::{TryLockRequest, UnlockRequest};
 pub enum Protocol {
     /// `POST /v1.0-alpha1/lock|unlock/{store}` over HTTP/1.1 keep-alive connections.
     Http,
+    /// As [`Protocol::Http`], on a new connection for every request (`connection: close`,
+    /// so that the server closes first and keeps the `TIME_WAIT`s).
+    HttpPerRequest,
     /// `TryLockAlpha1` / `UnlockAlpha1`, one HTTP/2 channel per connection.
     Grpc,
     /// `GET /v1.0/state/{store}/{key}`, a call wasilock does not serve, over HTTP/1.1
@@ -87,11 +93,37 @@ impl Measured {
 
 /// One keep-alive connection to `address` (`host:port`).
 async fn connect(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    connect_over(address, None).await
+}
+
+/// One keep-alive connection to `address`, over TLS with `tls` (a full handshake).
+async fn connect_over(
+    address: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(address)
         .await
         .with_context(|| format!("cannot connect to {address}"))?;
     stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    match tls {
+        None => http1(stream).await,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+            let stream = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await
+                .with_context(|| format!("no TLS handshake with {address}"))?;
+            http1(stream).await
+        }
+    }
+}
+
+/// An HTTP/1.1 client connection on `io`, driven by a task of its own.
+async fn http1<IO>(io: IO) -> anyhow::Result<SendRequest<Full<Bytes>>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(connection);
     Ok(sender)
 }
@@ -105,11 +137,24 @@ async fn post(
     body: String,
     expected: &[u8],
 ) -> anyhow::Result<bool> {
+    let token = token.map(|token| ("dapr-api-token", token));
+    post_with(sender, path, token.as_slice(), body, expected).await
+}
+
+/// POSTs `body` to `path` with extra `headers`; true when the answer is 200 with exactly
+/// `expected`.
+async fn post_with(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+    expected: &[u8],
+) -> anyhow::Result<bool> {
     let mut request = hyper::Request::post(path)
         .header("host", "127.0.0.1")
         .header("content-type", "application/json");
-    if let Some(token) = token {
-        request = request.header("dapr-api-token", token);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request.body(Full::new(Bytes::from(body)))?;
     sender.ready().await?;
@@ -141,8 +186,13 @@ enum PairClient {
     Http {
         sender: SendRequest<Full<Bytes>>,
         token: Option<String>,
-        lock: (String, String),
-        unlock: (String, String),
+        pair: HttpPair,
+    },
+    /// A new connection (over TLS with `tls`) for every call.
+    HttpPerRequest {
+        address: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        pair: HttpPair,
     },
     Grpc {
         client: DaprClient<Channel>,
@@ -156,32 +206,57 @@ enum PairClient {
     },
 }
 
+/// The lock and the unlock request of one connection's pairs over HTTP: path and body.
+struct HttpPair {
+    lock: (String, String),
+    unlock: (String, String),
+}
+
+impl HttpPair {
+    /// The path, body and expected answer of a lock (`unlock` false) or an unlock.
+    fn request(&self, unlock: bool) -> (&str, &String, &'static [u8]) {
+        if unlock {
+            (&self.unlock.0, &self.unlock.1, br#"{"status":0}"#)
+        } else {
+            (&self.lock.0, &self.lock.1, br#"{"success":true}"#)
+        }
+    }
+}
+
 impl PairClient {
-    /// Connects connection number `n` to `address` (the server's address for `protocol`),
-    /// as the tenant of `token` (HTTP only).
+    /// Connects connection number `n` to `address` (the server's address for `protocol`;
+    /// HTTP over TLS with `tls`), as the tenant of `token` (HTTP only).
     async fn connect(
         protocol: Protocol,
         address: &str,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         token: Option<&str>,
         store: &str,
         n: usize,
     ) -> anyhow::Result<Self> {
         let (resource, owner) = (format!("bench-{n}"), format!("owner-{n}"));
+        let lock = (
+            format!("/v1.0-alpha1/lock/{store}"),
+            serde_json::json!({
+                "resourceId": resource, "lockOwner": owner, "expiryInSeconds": 30
+            })
+            .to_string(),
+        );
+        let unlock = (
+            format!("/v1.0-alpha1/unlock/{store}"),
+            serde_json::json!({ "resourceId": resource, "lockOwner": owner }).to_string(),
+        );
+        let pair = HttpPair { lock, unlock };
         Ok(match protocol {
             Protocol::Http => PairClient::Http {
-                sender: connect(address).await?,
+                sender: connect_over(address, tls).await?,
                 token: token.map(str::to_string),
-                lock: (
-                    format!("/v1.0-alpha1/lock/{store}"),
-                    serde_json::json!({
-                        "resourceId": resource, "lockOwner": owner, "expiryInSeconds": 30
-                    })
-                    .to_string(),
-                ),
-                unlock: (
-                    format!("/v1.0-alpha1/unlock/{store}"),
-                    serde_json::json!({ "resourceId": resource, "lockOwner": owner }).to_string(),
-                ),
+                pair,
+            },
+            Protocol::HttpPerRequest => PairClient::HttpPerRequest {
+                address: address.to_string(),
+                tls: tls.cloned(),
+                pair,
             },
             Protocol::Grpc => {
                 let channel = Channel::from_shared(format!("http://{address}"))?
@@ -217,15 +292,16 @@ impl PairClient {
             PairClient::Http {
                 sender,
                 token,
-                lock: (lock_path, lock_body),
-                unlock: (unlock_path, unlock_body),
+                pair,
             } => {
-                let (path, body, expected) = if unlock {
-                    (unlock_path, unlock_body, &br#"{"status":0}"#[..])
-                } else {
-                    (lock_path, lock_body, &br#"{"success":true}"#[..])
-                };
+                let (path, body, expected) = pair.request(unlock);
                 post(sender, path, token.as_deref(), body.clone(), expected).await
+            }
+            PairClient::HttpPerRequest { address, tls, pair } => {
+                let (path, body, expected) = pair.request(unlock);
+                let mut sender = connect_over(address, tls.as_ref()).await?;
+                let close = [("connection", "close")];
+                post_with(&mut sender, path, &close, body.clone(), expected).await
             }
             PairClient::Grpc {
                 client,
@@ -263,7 +339,7 @@ impl PairClient {
 /// `lockstore` for the warm-up and then the measured window; only the window is measured,
 /// with the CPU use of `server` (see [`Server::pids`]) and of this process. Each connection has its own resource;
 /// connection `n` acts for the tenant of `tokens[n % tokens.len()]` (no token when `tokens`
-/// is empty).
+/// is empty). HTTP goes over TLS to a server that serves it ([`Server::tls`]).
 pub async fn lock_unlock_pairs(
     server: &Server,
     protocol: Protocol,
@@ -272,7 +348,7 @@ pub async fn lock_unlock_pairs(
 ) -> anyhow::Result<Measured> {
     let (store, duration) = ("lockstore", settings.duration);
     let address = match protocol {
-        Protocol::Http | Protocol::Forwarded => &server.address,
+        Protocol::Http | Protocol::HttpPerRequest | Protocol::Forwarded => &server.address,
         Protocol::Grpc => &server.grpc_address,
     };
     let started = Instant::now();
@@ -281,7 +357,9 @@ pub async fn lock_unlock_pairs(
     let mut tasks = Vec::new();
     for connection in 0..settings.connections {
         let token = (!tokens.is_empty()).then(|| tokens[connection % tokens.len()].as_str());
-        let mut client = PairClient::connect(protocol, address, token, store, connection).await?;
+        let tls = server.tls.as_ref();
+        let mut client =
+            PairClient::connect(protocol, address, tls, token, store, connection).await?;
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new(3).expect("a histogram");
             let (mut requests, mut errors) = (0u64, 0u64);

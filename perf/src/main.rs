@@ -3,16 +3,19 @@
 //! the native baseline, wasilock with the in-memory store (through each HTTP export and
 //! gRPC), the embedded and the Redis stores, `redis-benchmark`, 1,000 tenants in one
 //! process, a noisy neighbour, and a call forwarded to an upstream (`--dapr-upstream-http`)
-//! against the same call sent to it directly; then, once, latency with many live locks, memory per lock
-//! and per idle tenant, start-up time and the guest's size. It prints a report and writes it
+//! against the same call sent to it directly; then, once, latency with many live locks,
+//! memory per lock and per idle tenant, start-up time, the guest's size, and the alpha2
+//! figures per store. It prints a report and writes it
 //! to `BENCHMARKS.md`.
 //!
 //! Modules: [`machine`] (pinning, CPU time, the machine), [`servers`] (starting them),
 //! [`load`] (the load generator), [`native`] (the baseline server), [`setups`] (the rows and
 //! one round), [`etcd`] (the raw etcd client row and the `lock.etcd` figures), [`tenants`]
 //! (the tenant setups), [`footprint`] (the figures measured once),
+//! [`alpha2`] (waiting, renewal, streams and alpha2 throughput),
 //! [`stats`] (medians and spreads), [`targets`] (ratios and verdicts), [`report`] (Markdown).
 
+mod alpha2;
 mod etcd;
 mod footprint;
 mod load;
@@ -67,9 +70,25 @@ struct Cli {
     #[arg(long)]
     skip_scale: bool,
 
+    /// Leaves out the alpha2 figures.
+    #[arg(long)]
+    skip_alpha2: bool,
+
     /// Where the report goes.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md"))]
     output: PathBuf,
+
+    /// Runs only these rows, for a quick look: their figures go to stderr, and no report is
+    /// written.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+/// Rows that can run alone.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Only {
+    /// The API's TLS: keep-alive HTTPS, and a new connection per request, plain and TLS.
+    Tls,
 }
 
 #[derive(Subcommand)]
@@ -86,6 +105,9 @@ enum Hidden {
         log_level: String,
         #[arg(long)]
         data_dir: PathBuf,
+        /// Accepted as wasilock accepts it; the native server serves no metrics.
+        #[arg(long)]
+        metrics_port: Option<u16>,
     },
 }
 
@@ -115,6 +137,19 @@ fn main() -> anyhow::Result<()> {
         binary,
         cpu: pinning.server_cpu(),
     };
+    if let Some(Only::Tls) = cli.only {
+        let settings = Settings {
+            connections: cli.connections,
+            warmup: cli.warmup,
+            duration: cli.duration,
+        };
+        let rounds = Rounds::new(launcher, settings, fault_guest, false);
+        for round in 1..=cli.rounds {
+            eprintln!("round {round} of {} (TLS rows only)...", cli.rounds);
+            runtime.block_on(rounds.run_tls())?;
+        }
+        return Ok(());
+    }
     let report = runtime.block_on(run(&cli, launcher, fault_guest, pinning))?;
     let markdown = report.markdown();
     println!("\n{markdown}");
@@ -179,6 +214,18 @@ async fn run(
             scale.push(footprint::scale(launcher, store, cli.scale_locks, &settings).await?);
         }
     }
+    let mut alpha2 = Vec::new();
+    if !cli.skip_alpha2 {
+        eprintln!("alpha2 figures...");
+        alpha2.push(alpha2::measure(launcher, Store::InMemory, "lock.in-memory", &settings).await?);
+        alpha2.push(alpha2::measure(launcher, Store::Embedded, "lock.embedded", &settings).await?);
+        if redis_skipped.is_none() {
+            let redis = launcher.redis(servers::Persistence::None)?;
+            alpha2.push(
+                alpha2::measure(launcher, Store::Redis(&redis), "lock.redis", &settings).await?,
+            );
+        }
+    }
     let startup = footprint::startup(launcher).await?;
     let etcd = etcd::figures(launcher, 200)?;
     let guest = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -209,5 +256,6 @@ async fn run(
         ratios,
         targets,
         scale,
+        alpha2,
     })
 }

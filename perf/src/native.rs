@@ -51,6 +51,7 @@ impl NativeService {
         Arc::new(Registry::new(Tenants::open(Tenant {
             app_id: String::new(),
             service: self,
+            alpha2: Default::default(),
         })))
     }
 }
@@ -130,7 +131,7 @@ impl LockBucket for NativeBucket {
         let ttl = ttl_ms.map(Duration::from_millis);
         let outcome = futures_executor::block_on(self.0.compare_and_swap(key, expected, new, ttl));
         match outcome {
-            Ok(wasilock::stores::backend::CasOutcome::Swapped) => Ok(CasOutcome::Swapped),
+            Ok(wasilock::stores::backend::CasOutcome::Swapped(_)) => Ok(CasOutcome::Swapped),
             Ok(wasilock::stores::backend::CasOutcome::Conflict(live)) => {
                 Ok(CasOutcome::Conflict(live))
             }

@@ -1,6 +1,7 @@
 //! The report as Markdown (printed, and written to `BENCHMARKS.md`): how the run was made,
 //! one table of every row, the ratios, the targets and the scale figures. Formatting only.
 
+use crate::alpha2::Alpha2Figures;
 use crate::etcd::EtcdFigures;
 use crate::footprint::Scale;
 use crate::load::Settings;
@@ -35,6 +36,8 @@ pub struct Report {
     pub targets: Vec<Target>,
     /// Scale figures (none when skipped).
     pub scale: Vec<Scale>,
+    /// alpha2 figures per store (none when skipped).
+    pub alpha2: Vec<Alpha2Figures>,
 }
 
 fn verdict(pass: Option<bool>) -> &'static str {
@@ -172,6 +175,34 @@ impl Report {
                     s.rss_per_lock,
                     s.extra.0,
                     s.extra.1
+                );
+            }
+        }
+        if !self.alpha2.is_empty() {
+            let _ = writeln!(md, "\n## alpha2\n");
+            let _ = writeln!(
+                md,
+                "Measured once per store, after the rounds: release to the next grant with 32 \
+                 waiters on one resource, renewals per second, resident memory per lock held \
+                 by a stream (1,000 streams), and alpha2 acquire+release next to alpha1 \
+                 lock+unlock (requests per second, same connections and window).\n"
+            );
+            let _ = writeln!(
+                md,
+                "| store | hand-off p50 ms | hand-off p99 ms | renewals/s | stream B/lock | alpha2 req/s | alpha1 req/s |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+            for a in &self.alpha2 {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                    a.store,
+                    a.handoff_p50,
+                    a.handoff_p99,
+                    a.renewals_per_s,
+                    a.stream_bytes_per_lock,
+                    a.alpha2_rate,
+                    a.alpha1_rate
                 );
             }
         }

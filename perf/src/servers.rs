@@ -5,8 +5,12 @@
 
 use crate::machine::{CpuMeter, CpuUse};
 use anyhow::{Context, anyhow, bail};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use wasilock_testkit::certificates::{self, Authority};
 use wasilock_testkit::etcd_cluster::EtcdCluster;
 use wasilock_testkit::redis_server::RedisServer;
 use wasilock_testkit::{Host, Options, component, resources};
@@ -21,6 +25,8 @@ pub struct Server {
     pub address: String,
     /// `127.0.0.1:PORT` of the gRPC API (`wasilock` only).
     pub grpc_address: String,
+    /// For a server that serves TLS: a client configuration that trusts its certificate.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -80,9 +86,14 @@ impl Launcher {
             options = options.cpu(cpu);
         }
         let host = Host::try_start(options).map_err(|e| anyhow!("{e}"))?;
+        let address = host
+            .base
+            .split_once("://")
+            .map_or(&host.base[..], |(_, a)| a);
         Ok(Server {
-            address: host.base.trim_start_matches("http://").to_string(),
+            address: address.to_string(),
             grpc_address: host.grpc.clone(),
+            tls: None,
             host,
             helpers: Vec::new(),
             _dirs: dirs,
@@ -125,6 +136,37 @@ impl Launcher {
             Store::InMemory | Store::Embedded => {}
         }
         Ok((server, data_path))
+    }
+
+    /// Starts `wasilock` with a `lock.in-memory` store named `lockstore`, serving TLS
+    /// (`--api-tls-cert`) with a certificate of an authority made for it by `openssl`.
+    pub fn wasilock_tls(&self) -> anyhow::Result<Server> {
+        if !certificates::openssl_available() {
+            bail!("openssl is not installed: the TLS rows need it to make certificates");
+        }
+        let pki = tempfile::tempdir()?;
+        let authority = Authority::create(pki.path(), "ca");
+        let server = authority.issue("server", &["IP:127.0.0.1"], "serverAuth");
+        let dir = resources(&[(
+            "lockstore.yaml",
+            &component("lockstore", "lock.in-memory", &[]),
+        )]);
+        let options = Options::new()
+            .program(&self.binary)
+            .tls()
+            .args(["--resources-path", dir.path().to_str().context("a path")?])
+            .args(["--api-tls-cert", server.cert.to_str().context("a path")?])
+            .args(["--api-tls-key", server.key.to_str().context("a path")?]);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(authority.cert())?)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut server = self.start(options, vec![pki, dir])?;
+        server.tls = Some(Arc::new(config));
+        Ok(server)
     }
 
     /// Starts `wasilock` with the resource files `files` (name, YAML).

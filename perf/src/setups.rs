@@ -6,6 +6,7 @@ use crate::load::{self, Protocol, Settings};
 use crate::servers::{Launcher, Persistence, Server, Store, redis_benchmark};
 use crate::stats::Sample;
 use crate::tenants::{self, FLOOD_CONNECTIONS, SPREAD, TENANTS};
+use anyhow::Context;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,12 @@ pub enum Row {
     WasiHttp,
     /// b". b over gRPC.
     Grpc,
+    /// b⁰. b with metrics off (b has them on, the default).
+    MetricsOff,
+    /// bᵗ⁰. b with tracing configured at sampling rate 0.
+    TracingRate0,
+    /// bᵗ¹. b with every request traced (sampling rate 1).
+    TracingRate1,
     /// c. wasilock with `lock.embedded`.
     Embedded,
     /// d. wasilock with `lock.redis`.
@@ -49,15 +56,24 @@ pub enum Row {
     UpstreamDirect,
     /// g'. g through wasilock with `--dapr-upstream-http` (forwarded).
     Forwarded,
+    /// t. b over TLS (HTTPS), keep-alive connections.
+    Tls,
+    /// t'. b on a new plain connection per request.
+    PlainPerRequest,
+    /// t". b over TLS on a new connection per request: a full handshake each.
+    TlsPerRequest,
 }
 
 impl Row {
     /// Every row, in the order of each round and of the table.
-    pub const ALL: [Row; 17] = [
+    pub const ALL: [Row; 23] = [
         Row::Native,
         Row::InMemory,
         Row::WasiHttp,
         Row::Grpc,
+        Row::MetricsOff,
+        Row::TracingRate0,
+        Row::TracingRate1,
         Row::Embedded,
         Row::Redis,
         Row::RedisAof,
@@ -71,6 +87,9 @@ impl Row {
         Row::CalmBeside,
         Row::UpstreamDirect,
         Row::Forwarded,
+        Row::Tls,
+        Row::PlainPerRequest,
+        Row::TlsPerRequest,
     ];
 
     /// The row's name in the report.
@@ -80,6 +99,11 @@ impl Row {
             Row::InMemory => "b. wasilock, lock.in-memory".into(),
             Row::WasiHttp => "b'. b through wasi:http/incoming-handler".into(),
             Row::Grpc => "b\". b over gRPC (TryLockAlpha1/UnlockAlpha1)".into(),
+            Row::MetricsOff => "b⁰. b with --enable-metrics=false".into(),
+            Row::TracingRate0 => "bᵗ⁰. b with tracing at samplingRate 0".into(),
+            Row::TracingRate1 => {
+                "bᵗ¹. b with tracing at samplingRate 1 (OTLP/gRPC to a port nobody serves)".into()
+            }
             Row::Embedded => "c. wasilock, lock.embedded (durable)".into(),
             Row::Redis => "d. wasilock, lock.redis".into(),
             Row::RedisAof => "d'. wasilock, lock.redis on Redis with appendfsync always".into(),
@@ -99,6 +123,11 @@ impl Row {
                 "g. GET /v1.0/state/… on the upstream directly (a: its 404)".into()
             }
             Row::Forwarded => "g'. g through wasilock --dapr-upstream-http (forwarded)".into(),
+            Row::Tls => "t. b over TLS 1.3 (HTTPS, keep-alive)".into(),
+            Row::PlainPerRequest => "t'. b, a new plain connection per request".into(),
+            Row::TlsPerRequest => {
+                "t\". b over TLS 1.3, a new connection (full handshake) per request".into()
+            }
         }
     }
 }
@@ -169,9 +198,21 @@ impl Rounds {
                 Protocol::Http,
             ),
             (Row::Grpc, &[][..], Protocol::Grpc),
+            (
+                Row::MetricsOff,
+                &["--enable-metrics=false"][..],
+                Protocol::Http,
+            ),
         ] {
             let (server, _) = launcher.wasilock(Store::InMemory, args)?;
             samples.push(self.measure(row, &server, protocol).await?);
+        }
+        for (row, rate) in [(Row::TracingRate0, "0"), (Row::TracingRate1, "1")] {
+            let config = tracing_configuration(rate)?;
+            let file = config.path().join("tracing.yaml");
+            let args = ["--config", file.to_str().context("a path")?];
+            let (server, _) = launcher.wasilock(Store::InMemory, &args)?;
+            samples.push(self.measure(row, &server, Protocol::Http).await?);
         }
         let (embedded, _) = launcher.wasilock(Store::Embedded, &[])?;
         samples.push(
@@ -214,10 +255,25 @@ impl Rounds {
         samples.push(progress(Row::CalmAlone, neighbour.alone.sample()));
         samples.push(progress(Row::CalmBeside, neighbour.beside.sample()));
         samples.extend([direct, forwarded]);
+        samples.extend(self.run_tls().await?);
         Ok(Round {
             samples,
             noisy_answered: neighbour.noisy_answered,
         })
+    }
+
+    /// Runs the setups of the API's TLS (t, t', t") once; `--only tls` runs them alone.
+    pub async fn run_tls(&self) -> anyhow::Result<Vec<(Row, Sample)>> {
+        let launcher = &self.launcher;
+        let tls = launcher.wasilock_tls()?;
+        let (plain, _) = launcher.wasilock(Store::InMemory, &[])?;
+        Ok(vec![
+            self.measure(Row::Tls, &tls, Protocol::Http).await?,
+            self.measure(Row::PlainPerRequest, &plain, Protocol::HttpPerRequest)
+                .await?,
+            self.measure(Row::TlsPerRequest, &tls, Protocol::HttpPerRequest)
+                .await?,
+        ])
     }
 
     /// Measures lock+unlock pairs on `server` for `row`.
@@ -230,6 +286,21 @@ impl Rounds {
         let measured = load::lock_unlock_pairs(server, protocol, &[], &self.settings).await?;
         Ok(progress(row, measured.sample()))
     }
+}
+
+/// A directory with `tracing.yaml`, a Dapr `Configuration` tracing at `rate` to an OTLP
+/// receiver on a loopback port nobody serves (the spans are made and batched, their export
+/// fails at once).
+fn tracing_configuration(rate: &str) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let unserved = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    std::fs::write(
+        dir.path().join("tracing.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tracing\nspec:\n  tracing:\n    samplingRate: \"{rate}\"\n    otel:\n      endpointAddress: \"{unserved}\"\n      protocol: grpc\n      isSecure: false\n"
+        ),
+    )?;
+    Ok(dir)
 }
 
 /// `redis-benchmark` on `redis` for about the warm-up (unmeasured), then for about the

@@ -57,7 +57,7 @@ fn row(rows: &[(Row, Summary)], wanted: Row) -> Option<&Summary> {
 
 /// The ratios of median throughputs, each when both its rows were measured.
 pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
-    let table: [(&str, Row, Row, Option<f64>); 7] = [
+    let table: [(&str, Row, Row, Option<f64>); 12] = [
         (
             "b/a (wasm / native)",
             Row::InMemory,
@@ -71,6 +71,24 @@ pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
             None,
         ),
         ("b\"/b (gRPC / HTTP)", Row::Grpc, Row::InMemory, None),
+        (
+            "b/b⁰ (metrics on / off)",
+            Row::InMemory,
+            Row::MetricsOff,
+            Some(0.97),
+        ),
+        (
+            "bᵗ⁰/b (tracing at rate 0 / none)",
+            Row::TracingRate0,
+            Row::InMemory,
+            Some(0.97),
+        ),
+        (
+            "bᵗ¹/b (every request traced / none)",
+            Row::TracingRate1,
+            Row::InMemory,
+            None,
+        ),
         (
             "c/b (durable / in-memory)",
             Row::Embedded,
@@ -93,6 +111,18 @@ pub fn ratios(rows: &[(Row, Summary)]) -> Vec<Ratio> {
             "d'/redis-benchmark on appendfsync always (same Redis, same connections)",
             Row::RedisAof,
             Row::RedisBenchmarkAof,
+            None,
+        ),
+        (
+            "t/b (TLS / plain, keep-alive)",
+            Row::Tls,
+            Row::InMemory,
+            None,
+        ),
+        (
+            "t\"/t' (a TLS handshake / a plain connection, per request)",
+            Row::TlsPerRequest,
+            Row::PlainPerRequest,
             None,
         ),
     ];

@@ -176,7 +176,7 @@ pub fn error_body(code: &str, message: &str) -> String {
 }
 
 /// Go's `url.QueryUnescape`: `%XX` decoded, `+` as a space; `None` on an invalid escape.
-fn query_unescape(s: &str) -> Option<String> {
+pub(crate) fn query_unescape(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

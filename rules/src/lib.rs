@@ -5,11 +5,15 @@
 //! and the host reuses its vocabulary and error bodies:
 //! - [`lease`]: Dapr's validation order and the lease rules over a [`lease::LockStore`];
 //! - [`body`]: protojson-like parsing of the request bodies;
-//! - [`http`]: routing, status codes and the exact response bodies.
+//! - [`http`]: routing, status codes and the exact response bodies;
+//! - [`alpha2`]: wasilock's lock API alpha2 (lock IDs, renewal, fencing tokens) and its bodies;
+//! - [`duration`]: Go durations, as alpha2 TTLs are written.
 
 #![warn(missing_docs)]
 
+pub mod alpha2;
 pub mod body;
+pub mod duration;
 pub mod http;
 pub mod lease;
 

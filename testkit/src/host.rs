@@ -79,6 +79,9 @@ pub struct Options {
     pub log_level: Option<String>,
     /// The only CPU the process may run on; any when `None`.
     pub cpu: Option<usize>,
+    /// Whether the host serves TLS (`--api-tls-cert`): it is ready once its HTTP port
+    /// accepts connections, as plain HTTP gets no answer; [`Host::base`] is `https://`.
+    pub tls: bool,
 }
 
 impl Options {
@@ -115,6 +118,12 @@ impl Options {
     /// Uses this data directory.
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The host serves TLS (see [`Options::tls`]); the TLS flags go in [`Options::args`].
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -159,7 +168,7 @@ pub fn pin_command(command: &mut Command, cpu: usize) {
 /// A running `wasilock` process, killed on drop.
 pub struct Host {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when it serves TLS).
     pub base: String,
     /// The gRPC API's `127.0.0.1:PORT`.
     pub grpc: String,
@@ -178,6 +187,7 @@ struct Launch {
     args: Vec<String>,
     env: Vec<(String, String)>,
     cpu: Option<usize>,
+    tls: bool,
 }
 
 /// A new HTTP client with keep-alive, that reports every status as a reply.
@@ -238,15 +248,21 @@ impl Host {
             "--data-dir".into(),
             data_dir.to_string_lossy().into_owned(),
         ]);
+        // Metrics on a free port (the banner says which), unless the test chose one.
+        if !args.iter().any(|a| a.starts_with("--metrics-port")) {
+            args.extend(["--metrics-port".into(), "0".into()]);
+        }
         let launch = Launch {
             program: options.program.clone().unwrap_or_else(binary),
             args,
             env: options.env.clone(),
             cpu: options.cpu,
+            tls: options.tls,
         };
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let base = format!("http://127.0.0.1:{http_port}");
+        let scheme = if options.tls { "https" } else { "http" };
+        let base = format!("{scheme}://127.0.0.1:{http_port}");
         let agent = agent();
         let child = launch.run(&base, &agent, &stdout, &stderr)?;
         Ok(Host {
@@ -286,11 +302,12 @@ impl Host {
     }
 
     /// The start-up banner: stdout once its last line (the `try:` example, or the note that
-    /// there are no stores) has arrived.
+    /// there are no stores) has arrived. With `--log-as-json`, each JSON line stands for its
+    /// `msg`.
     pub fn banner(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let stdout = self.stdout.lock().unwrap().clone();
+            let stdout = plain_lines(&self.stdout.lock().unwrap());
             let complete = stdout
                 .lines()
                 .any(|l| l.trim().starts_with("try: ") || l.trim().starts_with("no lock stores"));
@@ -300,6 +317,14 @@ impl Host {
             assert!(Instant::now() < deadline, "no complete banner: {stdout}");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The metrics endpoint the banner names (`http://ADDR/metrics`), when metrics are on.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.banner()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("metrics on "))
+            .map(str::to_string)
     }
 
     /// Resident memory in bytes (`VmRSS`).
@@ -335,7 +360,7 @@ impl Host {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        reply(&mut request.call().expect("GET")).expect("GET")
+        reply_of(&mut request.call().expect("GET")).expect("GET")
     }
 
     /// `TryLock`: `Ok(success)` on 200, the reply otherwise.
@@ -420,10 +445,15 @@ impl Launch {
         drain(child.stderr.take().unwrap(), stderr.clone());
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let ready = agent
-                .get(&format!("{base}/v1.0/healthz"))
-                .call()
-                .is_ok_and(|r| r.status() == 204);
+            let ready = if self.tls {
+                let address = base.trim_start_matches("https://");
+                std::net::TcpStream::connect(address).is_ok()
+            } else {
+                agent
+                    .get(&format!("{base}/v1.0/healthz"))
+                    .call()
+                    .is_ok_and(|r| r.status() == 204)
+            };
             if ready {
                 return Ok(child);
             }
@@ -491,6 +521,20 @@ pub(crate) fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) 
     });
 }
 
+/// `output` with each JSON log line replaced by its `msg`.
+pub fn plain_lines(output: &str) -> String {
+    let mut plain = String::new();
+    for line in output.lines() {
+        let json = serde_json::from_str::<serde_json::Value>(line).ok();
+        match json.as_ref().and_then(|v| v["msg"].as_str()) {
+            Some(msg) => plain.push_str(msg),
+            None => plain.push_str(line),
+        }
+        plain.push('\n');
+    }
+    plain
+}
+
 /// A loopback port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -506,7 +550,8 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+/// The [`Reply`] of a response `ureq` received.
+pub fn reply_of(response: &mut ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
     let content_type = response
         .headers()
         .get("content-type")
@@ -535,7 +580,7 @@ pub fn try_post(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    reply(&mut request.send(body)?)
+    reply_of(&mut request.send(body)?)
 }
 
 /// `TryLock` against the host at `base`.
@@ -599,6 +644,12 @@ pub fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_log_lines_read_as_their_message() {
+        let output = "{\"level\":\"info\",\"msg\":\"  store x\"}\n  plain\n";
+        assert_eq!(plain_lines(output), "  store x\n  plain\n");
+    }
 
     #[test]
     fn reads_resident_memory() {

@@ -1,11 +1,13 @@
 //! Test and benchmark support for wasilock, shared by the end-to-end tests (`tests/`), the
 //! store contract tests and the benchmark harness (`perf/`).
 //!
+//! - [`alpha2`]: a client of the alpha2 lock API, plain calls and a lock held by a stream;
 //! - [`host`]: a `wasilock` process on free ports, ready on `/v1.0/healthz`, and an HTTP client;
 //! - [`resources`](mod@resources): Component and Tenant YAML for `--resources-path`;
 //! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
 //! - [`redis_server`]: a throwaway `redis-server`;
 //! - [`etcd_cluster`]: a throwaway 3-member etcd cluster;
+//! - [`certificates`]: an authority and the certificates it issues, for TLS tests;
 //! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
 //! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
@@ -13,17 +15,21 @@
 //! - [`standin_daprd`]: a stand-in daprd (the `dapr` package's servicer stubs) for the
 //!   upstream flags;
 //! - [`guests`]: lock components built for tests;
-//! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does.
+//! - [`node_host`]: Node.js hosting the lock component through jco, as `examples/node/` does;
+//! - [`prometheus`]: `promtool check metrics` and a throwaway Prometheus server.
 
 #![warn(missing_docs)]
 
+pub mod alpha2;
 mod apt;
+pub mod certificates;
 pub mod etcd_cluster;
 pub mod guests;
 pub mod host;
 pub mod http_cases;
 pub mod installs;
 pub mod node_host;
+pub mod prometheus;
 pub mod python_host;
 pub mod redis_server;
 pub mod resources;
@@ -47,6 +53,31 @@ pub fn available(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether `check` (a program and the arguments that make it print its version) succeeds,
+/// installing Debian's `package` when it does not and this user can (`why` says for what).
+/// When it stays missing, fails the test under `CI=true`, and otherwise says so on stderr and
+/// returns `false`.
+pub fn require_tool(check: &[&str], package: &str, why: &str) -> bool {
+    let program = check[0];
+    let runs = || {
+        Command::new(program)
+            .args(&check[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = runs() || (apt::install(&[package], why) && runs());
+    if !installed {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is not installed: .ci/run installs it; under CI=true a missing {program} is a failure"
+        );
+        eprintln!("SKIPPED: {program} is not installed (install it to run {why})");
+    }
+    installed
 }
 
 /// The workspace's root directory.

@@ -10,6 +10,7 @@
 //! be watched by a [`RedisSentinel`] (`redis-server --sentinel`, in the same package). For
 //! benchmarks, a server can run on one CPU only ([`RedisServer::start_pinned`]).
 
+use crate::certificates::{self, Authority};
 use crate::host::pin_command;
 use crate::{apt, available};
 use std::net::{TcpListener, TcpStream};
@@ -197,59 +198,13 @@ impl TlsFiles {
     /// Makes the files; when `openssl` is missing and cannot be installed, fails the test
     /// under `CI=true` and otherwise returns `None` after saying so on stderr.
     pub fn generate() -> Option<Self> {
-        let runs = || {
-            Command::new("openssl")
-                .arg("version")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let installed = runs() || (apt::install(&["openssl"], "for the TLS tests") && runs());
-        if !installed {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "openssl is not installed: .ci/run installs it; under CI=true a missing openssl is a failure"
-            );
-            eprintln!("SKIPPED: openssl is not installed (install it to run the TLS tests)");
+        if !certificates::openssl_available() {
             return None;
         }
         let dir = tempfile::tempdir().expect("a directory for certificates");
-        // Each command is a line of words without spaces inside them.
-        let openssl = |command: &str| {
-            let out = Command::new("openssl")
-                .args(command.split_whitespace())
-                .current_dir(dir.path())
-                .output()
-                .expect("run openssl");
-            assert!(
-                out.status.success(),
-                "openssl {command}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-        openssl(&format!(
-            "req -x509 -days 2 -subj /CN=wasilock-test-ca {new_key} -keyout ca.key -out ca.crt \
-             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign"
-        ));
-        for (name, extensions) in [
-            (
-                "server",
-                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-            ),
-            ("client", "extendedKeyUsage=clientAuth\n"),
-        ] {
-            let extensions = format!("basicConstraints=CA:FALSE\n{extensions}");
-            std::fs::write(dir.path().join(format!("{name}.ext")), extensions)
-                .expect("write an extensions file");
-            openssl(&format!(
-                "req -new -subj /CN=wasilock-test-{name} {new_key} -keyout {name}.key -out {name}.csr"
-            ));
-            openssl(&format!(
-                "x509 -req -days 2 -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-                 -out {name}.crt -extfile {name}.ext"
-            ));
-        }
+        let authority = Authority::create(dir.path(), "ca");
+        authority.issue("server", &["IP:127.0.0.1"], "serverAuth,clientAuth");
+        authority.issue("client", &[], "clientAuth");
         Some(TlsFiles { dir })
     }
 

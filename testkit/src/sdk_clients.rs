@@ -4,6 +4,7 @@
 use crate::installs::{self, required};
 use crate::workspace;
 use std::path::PathBuf;
+use std::process::Command;
 
 /// The repository's `tests/clients/` folder: the scripts and their pins.
 pub fn clients_dir() -> PathBuf {
@@ -30,4 +31,17 @@ pub fn node() -> Option<PathBuf> {
         Ok(dir)
     });
     required(&installed, "the JavaScript SDK")
+}
+
+/// Runs a client script and checks that it exited 0 with `last_line` as its last line of
+/// output (its output is in the failure message).
+pub fn passes(command: &mut Command, last_line: &str) {
+    let output = command.output().expect("run an SDK client script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with(last_line),
+        "{command:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
 }

@@ -21,22 +21,6 @@ pub trait LockClient {
     fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<i64, Self::Error>;
 }
 
-impl LockClient for Host {
-    type Error = Reply;
-    fn try_lock(
-        &self,
-        store: &str,
-        resource: &str,
-        owner: &str,
-        expiry: i32,
-    ) -> Result<bool, Reply> {
-        self.lock(store, resource, owner, expiry)
-    }
-    fn unlock(&self, store: &str, resource: &str, owner: &str) -> Result<i64, Reply> {
-        Host::unlock(self, store, resource, owner)
-    }
-}
-
 /// The lock API over HTTP at a base address: any host of the lock component, ours or another.
 pub struct HttpLockClient {
     base: String,
@@ -71,7 +55,7 @@ impl LockClient for HttpLockClient {
 
 /// Dapr's conformance sequence (components-contrib tests/conformance/lock), over HTTP.
 pub fn conformance_sequence(host: &Host, store: &str) {
-    conformance_sequence_with(host, store);
+    conformance_sequence_with(&HttpLockClient::new(&host.base), store);
 }
 
 /// Dapr's conformance sequence through `client`, including a 3 s wait for a lock to expire.

@@ -8,6 +8,8 @@
 //                                   the one matching the mode is passed as daprPort.
 //   DAPR_API_TOKEN                  passed as daprApiToken when set (the SDK would
 //                                   also read it itself).
+//   DAPR_HTTP_ENDPOINT              in http mode, when set (`https://host:port`), the
+//                                   SDK reads it itself: no daprHost/daprPort are passed.
 //   WASILOCK_STORE                  lock store name (default "lockstore").
 //
 // Prints one line per passed step; the last line is exactly
@@ -50,9 +52,9 @@ const port = isGrpc
   ? process.env.DAPR_GRPC_PORT || "50001"
   : process.env.DAPR_HTTP_PORT || "3500";
 
+const endpointFromEnv = !isGrpc && Boolean(process.env.DAPR_HTTP_ENDPOINT);
 const client = new DaprClient({
-  daprHost: "127.0.0.1",
-  daprPort: port,
+  ...(endpointFromEnv ? {} : { daprHost: "127.0.0.1", daprPort: port }),
   communicationProtocol: isGrpc ? CommunicationProtocolEnum.GRPC : CommunicationProtocolEnum.HTTP,
   ...(TOKEN ? { daprApiToken: TOKEN } : {}),
   logger: { level: LogLevel.Warn },

@@ -5,15 +5,18 @@
 //! Run one area with its module path as the filter, e.g.
 //! `cargo test -p wasilock --test e2e grpc::`.
 
+mod alpha2;
 mod componentize_py;
 mod connections;
 mod etcd;
 mod grpc;
 mod http;
 mod node;
+mod observability;
 mod python;
 mod redis;
 mod sdks;
 mod sentinel;
 mod tenants;
+mod tls;
 mod upstream;

@@ -93,8 +93,18 @@ fn keys_values_and_ttls_are_the_ones_a_dapr_sidecar_uses() {
         .query(&mut redis)
         .unwrap();
     assert!((29_000..=30_000).contains(&ttl), "PTTL {ttl}");
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
-    assert_eq!(keys, vec!["lock||billing||invoice-8".to_string()]);
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
+    keys.sort();
+    // Beside the lock, only its fencing counter, under a key no Dapr sidecar reads.
+    assert_eq!(
+        keys,
+        ["fence||billing||invoice-8", "lock||billing||invoice-8"].map(String::from)
+    );
+    let token: Option<String> = redis::cmd("GET")
+        .arg("fence||billing||invoice-8")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(token.as_deref(), Some("1"));
     // ... and a sidecar releases it with Dapr's script, telling other owners apart.
     let unlock = |owner: &str, redis: &mut redis::Connection| -> i64 {
         redis::cmd("EVAL")
@@ -137,8 +147,9 @@ fn each_lock_and_unlock_is_one_redis_command() {
     };
     let mut redis = plain_client(&server);
     let (host, _dir) = host_on(&server, "counted", &[]);
-    // Loads the release script once.
-    assert_eq!(host.unlock("shared", "warm-up", "o"), Ok(1));
+    // Loads the acquire and release scripts once.
+    assert_eq!(host.lock("shared", "warm-up", "o", 30), Ok(true));
+    assert_eq!(host.unlock("shared", "warm-up", "o"), Ok(0));
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query(&mut redis)
@@ -166,9 +177,19 @@ fn each_lock_and_unlock_is_one_redis_command() {
         .filter(|(name, _)| !name.starts_with("config") && name != "info")
         .collect();
     calls.sort();
-    // SET is the acquire; EVALSHA the release, whose script runs one GET and one DEL (Redis
-    // counts commands inside scripts too): nothing else reached Redis.
-    let expected = ["del", "evalsha", "get", "set"].map(|name| (name.to_string(), 20));
+    // One EVALSHA per call: the acquire's script runs SET NX and INCR of the fencing
+    // counter, the release's one GET of the lock, one GET of the counter, one DEL and one
+    // PUBLISH for waiters (Redis counts commands inside scripts too): nothing else reached
+    // Redis.
+    let expected = [
+        ("del", 20),
+        ("evalsha", 40),
+        ("get", 40),
+        ("incr", 20),
+        ("publish", 20),
+        ("set", 20),
+    ]
+    .map(|(name, count)| (name.to_string(), count));
     assert_eq!(calls, expected);
 }
 

@@ -48,18 +48,6 @@ fn sdk_env<'c>(command: &'c mut Command, host: &Host, token: Option<&str>) -> &'
     command
 }
 
-/// Runs a client script and checks it printed `last_line` last and exited 0.
-fn passes(command: &mut Command, last_line: &str) {
-    let output = command.output().expect("run an SDK client script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.trim_end().ends_with(last_line),
-        "{command:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
-}
-
 #[test]
 fn the_python_sdk_takes_and_releases_locks_over_grpc() {
     let Some(python) = sdk_clients::python() else {
@@ -69,7 +57,7 @@ fn the_python_sdk_takes_and_releases_locks_over_grpc() {
     for (host, token) in hosts() {
         let mut command = Command::new(&python);
         sdk_env(command.arg(&script), &host, token);
-        passes(&mut command, "python sdk: all checks passed");
+        sdk_clients::passes(&mut command, "python sdk: all checks passed");
     }
 }
 
@@ -83,7 +71,7 @@ fn the_python_sdk_is_refused_without_the_right_token() {
     for token in [None, Some("wrong")] {
         let mut command = Command::new(&python);
         sdk_env(command.arg(&script), &host, token).env("WASILOCK_EXPECT_TOKEN_FAILURE", "1");
-        passes(&mut command, "python sdk: all checks passed");
+        sdk_clients::passes(&mut command, "python sdk: all checks passed");
     }
 }
 
@@ -98,7 +86,7 @@ fn js_sdk(mode: &str) {
             &host,
             token,
         );
-        passes(&mut command, &format!("js sdk ({mode}): all checks passed"));
+        sdk_clients::passes(&mut command, &format!("js sdk ({mode}): all checks passed"));
     }
 }
 

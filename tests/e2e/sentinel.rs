@@ -165,8 +165,8 @@ fn locks_work_again_after_the_master_is_killed_and_a_replica_promoted() {
         return;
     };
     let (host, _dir) = host_through(&watched.sentinel, &[], &[]);
-    assert_eq!(host.lock("shared", "before", "o1", 60), Ok(true));
-    assert_eq!(host.lock("shared", "before", "o2", 60), Ok(false));
+    assert_eq!(host.lock("shared", "before", "o1", 600), Ok(true));
+    assert_eq!(host.lock("shared", "before", "o2", 600), Ok(false));
     // The lock reached the replica before the master goes.
     let replicated: i64 = redis::cmd("WAIT")
         .arg(1)
@@ -185,7 +185,7 @@ fn locks_work_again_after_the_master_is_killed_and_a_replica_promoted() {
         .unwrap();
     assert_eq!(value.as_deref(), Some("o"));
     // The lock replicated before the failover still holds.
-    assert_eq!(host.lock("shared", "before", "o2", 60), Ok(false));
+    assert_eq!(host.lock("shared", "before", "o2", 600), Ok(false));
     assert_eq!(host.unlock("shared", "before", "o2"), Ok(2));
     assert_eq!(host.unlock("shared", "before", "o1"), Ok(0));
 }
@@ -196,7 +196,7 @@ fn after_a_sentinel_failover_locks_go_to_the_new_master_before_the_old_one_is_de
         return;
     };
     let (host, _dir) = host_through(&watched.sentinel, &[], &[]);
-    assert_eq!(host.lock("shared", "before", "o1", 60), Ok(true));
+    assert_eq!(host.lock("shared", "before", "o1", 600), Ok(true));
     let replicated: i64 = redis::cmd("WAIT")
         .arg(1)
         .arg(5000)
@@ -296,7 +296,7 @@ fn failover_over_tls_verifies_the_servers_and_presents_the_client_certificate() 
 
     let (host, _dir) = start(&yaml(certificates), &env);
     let host = host.unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(host.lock("shared", "before", "o1", 60), Ok(true));
+    assert_eq!(host.lock("shared", "before", "o1", 600), Ok(true));
     watched.master.stop();
     let resource = lock_until_it_works(&host);
     assert_eq!(watched.master_port(Some(&tls)), watched.replica.port);

@@ -50,22 +50,14 @@ fn passes(
     if let Some(token) = token {
         command.env("DAPR_API_TOKEN", token);
     }
-    let output = command
+    command
         .env("DAPR_RUNTIME_HOST", "127.0.0.1")
         .env("DAPR_HTTP_PORT", port(&host.base))
         .env("DAPR_GRPC_PORT", port(&host.grpc))
         .env("DAPR_HEALTH_TIMEOUT", "20")
         .env("WASILOCK_STORE", "lockstore")
-        .env("STANDIN_HTTP", standin.http_url())
-        .output()
-        .expect("run a client script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.trim_end().ends_with(last_line),
-        "{command:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+        .env("STANDIN_HTTP", standin.http_url());
+    sdk_clients::passes(&mut command, last_line);
 }
 
 /// A raw HTTP exchange: status, the headers named, body.

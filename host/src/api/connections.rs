@@ -14,19 +14,25 @@
 //!   HTTP/1 servers, and its `header_read_timeout` also runs while a keep-alive connection
 //!   waits for its next request; so neither is used, and the clocks live in `watch`);
 //! - **`accept` failures** (no descriptors, no buffers) are retried with a back-off instead
-//!   of at once, and logged once per burst.
+//!   of at once, and logged once per burst;
+//! - **TLS**, when [`Connections::with_tls`] has it: each connection's handshake runs in a
+//!   task of its own under the request head clock, and a client that does not speak TLS is
+//!   closed without an answer.
 //!
 //! - `accept`: the shared accept loop: connection slots, back-off, burst logs;
 //! - `watch`: each connection's clock and the requests it has in flight;
+//! - `secure`: connections over TLS: the handshake and the stream the servers read;
 //! - [`descriptors`]: the descriptor limit (`RLIMIT_NOFILE`) the bound must fit in.
 
 mod accept;
 pub mod descriptors;
+mod secure;
 mod watch;
 
-pub(crate) use accept::Acceptor;
-pub(crate) use watch::{Activity, Busy, Protocol, TrackRequestsLayer};
+pub(crate) use accept::{Acceptor, Admitted};
+pub(crate) use watch::{Activity, Busy, ConnectionInfo, Protocol, TrackRequestsLayer};
 
+use super::tls::Tls;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -66,11 +72,18 @@ impl Default for ConnectionLimits {
 pub struct Connections {
     limits: ConnectionLimits,
     slots: Arc<Semaphore>,
+    tls: Option<Arc<Tls>>,
 }
 
 impl Connections {
-    /// Slots for `limits.max_connections` connections (at least one).
+    /// Slots for `limits.max_connections` connections (at least one), without TLS.
     pub fn new(limits: ConnectionLimits) -> Arc<Connections> {
+        Self::with_tls(limits, None)
+    }
+
+    /// Slots for `limits.max_connections` connections (at least one); with `tls`, every
+    /// connection is TLS (plain clients are refused).
+    pub fn with_tls(limits: ConnectionLimits, tls: Option<Arc<Tls>>) -> Arc<Connections> {
         let limits = ConnectionLimits {
             max_connections: limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
             ..limits
@@ -78,12 +91,23 @@ impl Connections {
         Arc::new(Connections {
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            tls,
         })
+    }
+
+    /// The TLS of every connection, if any.
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.tls.as_ref()
     }
 
     /// The limits in force.
     pub fn limits(&self) -> ConnectionLimits {
         self.limits
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.limits.max_connections - self.slots.available_permits()
     }
 
     /// Accepts connections on `listener` within these limits.

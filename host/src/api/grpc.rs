@@ -1,6 +1,7 @@
 //! The gRPC API: service `dapr.proto.runtime.v1.Dapr` with `TryLockAlpha1`, `UnlockAlpha1`
-//! and `GetMetadata` (every other method answers `UNIMPLEMENTED`), HTTP/2 without TLS, and
-//! server reflection (v1 and v1alpha) as daprd registers it.
+//! and `GetMetadata` (every other method answers `UNIMPLEMENTED`), wasilock's
+//! `wasilock.lock.v1alpha2.Locks` ([`super::alpha2_grpc`]), HTTP/2 without TLS, and server
+//! reflection (v1 and v1alpha) as daprd registers it, listing both.
 //!
 //! The `dapr-api-token` metadata selects the tenant; a missing or unknown token is
 //! `UNAUTHENTICATED` with daprd's `ErrorInfo`. Errors are daprd's: a plain status whose code
@@ -8,33 +9,48 @@
 //! Connections are bounded and timed by [`super::connections`], as for HTTP.
 //!
 //! With a gRPC upstream for the tenant, every call but the lock methods, `GetMetadata` and
-//! reflection goes to its daprd instead (`forward::grpc`).
+//! reflection goes to its daprd instead (`forward::grpc`). Over TLS ([`super::tls`], ALPN
+//! `h2`), a client certificate may select the tenant, as for HTTP
+//! ([`Tenants::select_for`](crate::tenants::Tenants::select_for)).
 
-use super::connections::{ConnectionLimits, Connections, Protocol, TrackRequestsLayer};
+use super::connections::{
+    ConnectionInfo, ConnectionLimits, Connections, Protocol, TrackRequestsLayer,
+};
 use super::forward::Forwarder;
 use super::forward::grpc::ForwardLayer;
+use super::observe::{GrpcCall, grpc_span};
 use crate::service::{
     LockError, LockRequest, LockService, Metadata, Refusal, Tenant, UnlockRequest,
 };
+use crate::telemetry::{Telemetry, traces};
 use crate::tenants::Registry;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::metadata::MetadataKey;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use tracing::Instrument;
 
 /// The code generated from `host/proto` (Dapr's messages and service, trimmed).
 pub mod proto {
     #![allow(missing_docs)]
     tonic::include_proto!("dapr.proto.runtime.v1");
 
-    /// The encoded descriptors of `host/proto`, served by reflection.
+    /// The encoded descriptors of `host/proto` (Dapr's and alpha2's), served by reflection.
     pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/dapr_descriptor.bin"));
 }
 
+/// The code generated from `host/proto/wasilock/lock/v1alpha2` (the alpha2 lock API).
+pub mod alpha2_proto {
+    #![allow(missing_docs)]
+    tonic::include_proto!("wasilock.lock.v1alpha2");
+}
+
+use super::alpha2_grpc::{LocksApi, LocksServer};
 use proto::dapr_server::{Dapr, DaprServer};
 
 /// Serves the gRPC API on `listener` with the default [`ConnectionLimits`] until `shutdown`
@@ -55,6 +71,19 @@ pub async fn serve_within<S: LockService>(
     listener: TcpListener,
     tenants: Arc<Registry<S>>,
     connections: &Arc<Connections>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let telemetry = Telemetry::default();
+    serve_observed(listener, tenants, connections, &telemetry, shutdown).await
+}
+
+/// Serves as [`serve_within`] does, recording each call of the `Dapr` service as
+/// `telemetry` says (daprd's gRPC server series, API log lines).
+pub async fn serve_observed<S: LockService>(
+    listener: TcpListener,
+    tenants: Arc<Registry<S>>,
+    connections: &Arc<Connections>,
+    telemetry: &Telemetry,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -63,34 +92,54 @@ pub async fn serve_within<S: LockService>(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let reflection_v1 = reflection.build_v1()?;
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(TrackRequestsLayer)
         .layer(tonic::service::InterceptorLayer::new(
             move |request: Request<()>| select_tenant(&tenants, request),
         ))
         .layer(ForwardLayer::<S>::new(Forwarder::new()))
-        .add_service(DaprServer::new(DaprApi::<S>(PhantomData)))
+        .add_service(DaprServer::new(DaprApi::<S> {
+            telemetry: telemetry.clone(),
+            tenant: PhantomData,
+        }))
+        .add_service(LocksServer::new(LocksApi::<S>::default()))
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(
-            connections.acceptor(listener).into_stream(Protocol::Http2),
-            async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            },
-        )
-        .await?;
+        .add_service(reflection_v1alpha);
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let acceptor = connections.acceptor(listener);
+    match connections.tls() {
+        None => {
+            router
+                .serve_with_incoming_shutdown(acceptor.into_stream(Protocol::Http2), stopped)
+                .await?
+        }
+        Some(tls) => {
+            let incoming = acceptor.into_tls_stream(tls.clone(), Protocol::Http2);
+            router
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await?
+        }
+    }
     Ok(())
 }
 
-/// Selects the tenant by `dapr-api-token` and hands it (and its upstream, if any) to the
-/// call, or refuses the call as daprd does (`pkg/api/grpc/auth.go`).
+/// Selects the tenant by `dapr-api-token` (and the client's certificate, over mutual TLS) and
+/// hands it (and its upstream, if any) to the call, or refuses the call as daprd does
+/// (`pkg/api/grpc/auth.go`).
 fn select_tenant<S: LockService>(
     tenants: &Registry<S>,
     mut request: Request<()>,
 ) -> Result<Request<()>, Status> {
     let token = request.metadata().get("dapr-api-token");
+    let names = request
+        .extensions()
+        .get::<ConnectionInfo>()
+        .and_then(|info| info.peer.as_deref())
+        .map_or(&[][..], |peer| &peer.names[..]);
     let current = tenants.current();
-    if let Some(tenant) = current.select(token.map(|v| v.as_bytes())) {
+    if let Some(tenant) = current.select_for(names, token.map(|v| v.as_bytes())) {
         if let Some(upstream) = current.upstream(&tenant.app_id) {
             request.extensions_mut().insert(upstream);
         }
@@ -114,10 +163,58 @@ fn select_tenant<S: LockService>(
 }
 
 /// The `Dapr` service; each call finds its tenant in its extensions.
-struct DaprApi<S>(PhantomData<fn() -> S>);
+struct DaprApi<S> {
+    telemetry: Telemetry,
+    tenant: PhantomData<fn() -> S>,
+}
+
+/// The full names of the methods the series and API log lines name.
+const TRY_LOCK: &str = "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1";
+const UNLOCK: &str = "/dapr.proto.runtime.v1.Dapr/UnlockAlpha1";
+const GET_METADATA: &str = "/dapr.proto.runtime.v1.Dapr/GetMetadata";
+
+impl<S: LockService> DaprApi<S> {
+    /// Answers `request` with `answer` given its tenant, recorded as a call of `method`.
+    async fn observed<T, R>(
+        &self,
+        method: &str,
+        request: Request<T>,
+        answer: impl AsyncFnOnce(&Tenant<S>, T) -> Result<R, Status>,
+    ) -> Result<Response<R>, Status> {
+        let call = GrpcCall::begin(&self.telemetry, &request);
+        let span = grpc_span(&self.telemetry, method, &request);
+        let tenant = tenant::<S, _>(&request);
+        let answered = match (&tenant, &span) {
+            (Ok(tenant), None) => answer(tenant, request.into_inner()).await,
+            (Ok(tenant), Some(span)) => {
+                let answering = answer(tenant, request.into_inner());
+                answering.instrument(span.clone()).await
+            }
+            (Err(status), _) => Err(status.clone()),
+        };
+        let app_id = tenant.as_ref().map_or("", |t| t.app_id.as_str());
+        let code = answered.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
+        if let Some(call) = call {
+            call.end(&self.telemetry, method, app_id, code);
+        }
+        let mut response = answered.map(Response::new);
+        if let Some(span) = &span {
+            span.record("app_id", app_id);
+            span.record("rpc.grpc.status_code", code as i32);
+            for (name, value) in traces::trace_headers(span) {
+                let key = MetadataKey::from_bytes(name.as_str().as_bytes()).ok();
+                let value = value.to_str().ok().and_then(|v| v.parse().ok());
+                if let (Ok(response), Some(key), Some(value)) = (&mut response, key, value) {
+                    response.metadata_mut().insert(key, value);
+                }
+            }
+        }
+        response
+    }
+}
 
 /// The tenant [`select_tenant`] chose for `request`.
-fn tenant<S: LockService, T>(request: &Request<T>) -> Result<Arc<Tenant<S>>, Status> {
+pub(super) fn tenant<S: LockService, T>(request: &Request<T>) -> Result<Arc<Tenant<S>>, Status> {
     request
         .extensions()
         .get::<Arc<Tenant<S>>>()
@@ -131,45 +228,49 @@ impl<S: LockService> Dapr for DaprApi<S> {
         &self,
         request: Request<proto::TryLockRequest>,
     ) -> Result<Response<proto::TryLockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let lock = LockRequest {
-            resource_id: request.resource_id,
-            lock_owner: request.lock_owner,
-            expiry_in_seconds: request.expiry_in_seconds,
-        };
-        let success = tenant
-            .try_lock(&request.store_name, lock)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(proto::TryLockResponse { success }))
+        self.observed(TRY_LOCK, request, async |tenant, request| {
+            let lock = LockRequest {
+                resource_id: request.resource_id,
+                lock_owner: request.lock_owner,
+                expiry_in_seconds: request.expiry_in_seconds,
+            };
+            let success = tenant
+                .try_lock(&request.store_name, lock)
+                .await
+                .map_err(status)?;
+            Ok(proto::TryLockResponse { success })
+        })
+        .await
     }
 
     async fn unlock_alpha1(
         &self,
         request: Request<proto::UnlockRequest>,
     ) -> Result<Response<proto::UnlockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let unlock = UnlockRequest {
-            resource_id: request.resource_id,
-            lock_owner: request.lock_owner,
-        };
-        let outcome = tenant
-            .unlock(&request.store_name, unlock)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(proto::UnlockResponse {
-            status: outcome as i32,
-        }))
+        self.observed(UNLOCK, request, async |tenant, request| {
+            let unlock = UnlockRequest {
+                resource_id: request.resource_id,
+                lock_owner: request.lock_owner,
+            };
+            let outcome = tenant
+                .unlock(&request.store_name, unlock)
+                .await
+                .map_err(status)?;
+            Ok(proto::UnlockResponse {
+                status: outcome as i32,
+            })
+        })
+        .await
     }
 
     async fn get_metadata(
         &self,
         request: Request<proto::GetMetadataRequest>,
     ) -> Result<Response<proto::GetMetadataResponse>, Status> {
-        let metadata = tenant::<S, _>(&request)?.metadata();
-        Ok(Response::new(metadata_response(&metadata)))
+        self.observed(GET_METADATA, request, async |tenant, _| {
+            Ok(metadata_response(&tenant.metadata()))
+        })
+        .await
     }
 }
 

@@ -1,30 +1,38 @@
 //! The HTTP/1.1 API: daprd's health checks in the host; then the `dapr-api-token` selects the
-//! tenant (daprd's 401 when none matches), whose metadata the host answers and whose lock
-//! component answers the lock routes (and daprd's answer to every other path). Connections
+//! tenant (daprd's 401 when none matches), whose metadata the host answers, whose alpha2
+//! routes [`super::alpha2_http`] answers, and whose lock component answers the alpha1 lock
+//! routes (and daprd's answer to every other path). Connections
 //! are bounded and timed by [`super::connections`].
 //!
 //! With an HTTP upstream for the tenant, every other path goes to its daprd, health follows
-//! daprd's, and metadata merges daprd's (`forward::http`).
+//! daprd's, and metadata merges daprd's (`forward::http`). Over TLS ([`super::tls`]) the
+//! same API is served over HTTP/1.1 or HTTP/2, as ALPN chooses, and a client certificate may
+//! select the tenant ([`Tenants::select_for`](crate::tenants::Tenants::select_for)).
 
-use super::connections::{ConnectionLimits, Connections, Protocol};
+use super::alpha2_http;
+use super::connections::{Activity, Admitted, ConnectionLimits, Connections, Protocol};
 use super::forward::Forwarder;
+use super::observe::{HttpCall, http_span};
+use super::tls::{PeerCertificate, Tls};
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::service::{
-    DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent,
+    DAPR_RUNTIME_VERSION, LockService, Metadata, Operation, Refusal, RegisteredComponent, Tenant,
 };
+use crate::telemetry::{Telemetry, traces};
 use crate::tenants::Registry;
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -46,6 +54,19 @@ pub async fn serve_within<S: LockService>(
     listener: TcpListener,
     tenants: Arc<Registry<S>>,
     connections: &Arc<Connections>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let telemetry = Telemetry::default();
+    serve_observed(listener, tenants, connections, &telemetry, shutdown).await;
+}
+
+/// Serves as [`serve_within`] does, recording each request as `telemetry` says (daprd's
+/// HTTP server series, API log lines, server spans).
+pub async fn serve_observed<S: LockService>(
+    listener: TcpListener,
+    tenants: Arc<Registry<S>>,
+    connections: &Arc<Connections>,
+    telemetry: &Telemetry,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -56,20 +77,19 @@ pub async fn serve_within<S: LockService>(
             admitted = acceptor.accept() => admitted,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
+        let service = ApiService {
+            tenants: tenants.clone(),
+            forwarder: forwarder.clone(),
+            telemetry: telemetry.clone(),
+        };
+        if let Some(tls) = connections.tls() {
+            let (tls, watcher) = (tls.clone(), graceful.watcher());
+            tokio::spawn(serve_tls(admitted, tls, service, watcher));
+            continue;
+        }
         let peer = admitted.peer;
         let connection = admitted.watch(Protocol::Http1);
-        let activity = connection.activity().clone();
-        let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
-            let busy = activity.begin();
-            request.extensions_mut().insert(activity.clone());
-            async move {
-                let response = handle(&tenants, &forwarder, request).await;
-                drop(busy);
-                Ok::<_, Infallible>(response)
-            }
-        });
+        let service = service.for_connection(connection.activity().clone(), None);
         let connection = http1::Builder::new()
             .keep_alive(true)
             .serve_connection(TokioIo::new(connection), service);
@@ -88,12 +108,117 @@ pub async fn serve_within<S: LockService>(
     }
 }
 
-/// Answers one request, sending to the tenant's daprd through `forwarder` what it answers.
+/// Serves one TLS connection: its handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls<S: LockService>(
+    admitted: Admitted,
+    tls: Arc<Tls>,
+    service: ApiService<S>,
+    watcher: Watcher,
+) {
+    let peer = admitted.peer;
+    let connection = match admitted.handshake(&tls, Protocol::Http1).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+    };
+    let info = connection.info().clone();
+    let service = service.for_connection(info.activity, info.peer);
+    let served = match connection.protocol() {
+        Protocol::Http2 => {
+            let connection = http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(connection), service);
+            watcher.watch(connection).await
+        }
+        Protocol::Http1 => {
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(connection), service);
+            watcher.watch(connection).await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
+}
+
+/// What every connection of a listener answers with: the tenants, the pools to their daprd,
+/// and what is observed of each call.
+struct ApiService<S> {
+    tenants: Arc<Registry<S>>,
+    forwarder: Arc<Forwarder>,
+    telemetry: Telemetry,
+}
+
+impl<S: LockService> ApiService<S> {
+    /// The service of one connection: counts its requests in flight on `activity`, hands
+    /// each the client's certificate, if any, and records each as the telemetry says.
+    fn for_connection(
+        self,
+        activity: Arc<Activity>,
+        peer: Option<Arc<PeerCertificate>>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<HyperOutgoingBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static {
+        let ApiService {
+            tenants,
+            forwarder,
+            telemetry,
+        } = self;
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let (tenants, forwarder) = (tenants.clone(), forwarder.clone());
+            let telemetry = telemetry.clone();
+            let busy = activity.begin();
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
+            async move {
+                let call = HttpCall::begin(&telemetry, &request);
+                let (tenant, response) = match http_span(&telemetry, &request) {
+                    None => answer(&tenants, &forwarder, request).await,
+                    Some(span) => {
+                        let answered =
+                            answer(&tenants, &forwarder, request).instrument(span.clone());
+                        let (tenant, mut response) = answered.await;
+                        let app_id = tenant.as_ref().map_or("", |t| t.app_id.as_str());
+                        span.record("app_id", app_id);
+                        span.record("http.response.status_code", response.status().as_u16());
+                        traces::inject(&span, response.headers_mut());
+                        (tenant, response)
+                    }
+                };
+                if let Some(call) = call {
+                    call.end(&telemetry, tenant.as_deref(), response.status());
+                }
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    }
+}
+
+/// Answers one request, sending to the tenant's daprd through `forwarder` what it answers
+/// (its client's certificate, over mutual TLS, is an `Arc<PeerCertificate>` in its
+/// extensions).
 pub async fn handle<S: LockService>(
     tenants: &Registry<S>,
     forwarder: &Forwarder,
     request: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
+    answer(tenants, forwarder, request).await.1
+}
+
+/// Answers one request; says for which tenant (none: a health check, or no tenant's token).
+async fn answer<S: LockService>(
+    tenants: &Registry<S>,
+    forwarder: &Forwarder,
+    request: Request<Incoming>,
+) -> (Option<Arc<Tenant<S>>>, Response<HyperOutgoingBody>) {
     let path = request.uri().path();
     let get = request.method() == Method::GET;
     let token = request.headers().get("dapr-api-token");
@@ -101,31 +226,49 @@ pub async fn handle<S: LockService>(
     let tenants = tenants.current();
     if get && matches!(path, "/v1.0/healthz" | "/v1.0/healthz/outbound") {
         if let Some(http) = tenants.health_upstream(token).and_then(|u| u.http.clone()) {
-            return forwarder.health(&http, request).await;
+            return (None, forwarder.health(&http, request).await);
         }
-        return respond(StatusCode::NO_CONTENT, None, Bytes::new());
+        return (None, respond(StatusCode::NO_CONTENT, None, Bytes::new()));
     }
-    let Some(tenant) = tenants.select(token) else {
-        return respond(
+    let names = request
+        .extensions()
+        .get::<Arc<PeerCertificate>>()
+        .map_or(&[][..], |peer| &peer.names[..]);
+    let Some(tenant) = tenants.select_for(names, token) else {
+        let refused = respond(
             StatusCode::UNAUTHORIZED,
             Some("text/plain; charset=utf-8"),
             Bytes::from_static(b"invalid api token\n"),
         );
+        return (None, refused);
     };
     let upstream = tenants
         .upstream(&tenant.app_id)
         .and_then(|u| u.http.clone());
     if get && path == "/v1.0/metadata" {
         let ours = metadata_json(&tenant.metadata());
-        return match upstream {
+        let metadata = match upstream {
             Some(upstream) => forwarder.metadata(&upstream, request, ours).await,
             None => json(200, ours),
         };
+        return (Some(tenant), metadata);
+    }
+    if alpha2_http::serves(request.method())
+        && let Some(routed) = wasilock_rules::alpha2::route(path)
+    {
+        let response = match routed {
+            Ok((store, resource_id)) => {
+                alpha2_http::handle(tenant.clone(), store, resource_id, request).await
+            }
+            Err(e) => json(e.http_status(), e.body()),
+        };
+        return (Some(tenant), response);
     }
     if let Some(upstream) = upstream {
         let route = wasilock_rules::http::route(request.method().as_str(), path);
         if route == wasilock_rules::http::Route::NotFound {
-            return forwarder.http(&upstream, request).await;
+            let forwarded = forwarder.http(&upstream, request).await;
+            return (Some(tenant), forwarded);
         }
     }
     let operation = if path.starts_with("/v1.0-alpha1/unlock/") {
@@ -133,10 +276,11 @@ pub async fn handle<S: LockService>(
     } else {
         Operation::TryLock
     };
-    match tenant.service.handle_http(request).await {
+    let response = match tenant.service.handle_http(request).await {
         Ok(response) => response,
         Err(failure) => refusal_response(&tenant.refusal(operation, &failure)),
-    }
+    };
+    (Some(tenant), response)
 }
 
 /// Daprd's answer for a refused request: its error JSON, or `429` for a busy tenant.

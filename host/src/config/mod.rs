@@ -5,12 +5,14 @@
 //! documents; documents of other kinds are skipped. Errors name the file, then the component
 //! or tenant and the field.
 //! - `dapr_component`: lock stores from Dapr `Component` documents;
+//! - [`dapr_configuration`]: daprd's `Configuration` resource (`--config`);
 //! - [`tenants`]: tenants (app id, token, component, limits) and their limits merged with
 //!   the flags';
 //! - [`quantity`]: byte sizes as daprd writes them (`4Mi`);
 //! - [`watch`]: when to reload: SIGHUP, or a resource file or component that changed.
 
 pub(crate) mod dapr_component;
+pub mod dapr_configuration;
 pub mod quantity;
 pub mod tenants;
 pub mod watch;
@@ -111,7 +113,8 @@ pub(crate) fn parse_file(
     Ok(())
 }
 
-/// Adds `tenant` unless its app id or token is taken; the error names the other file.
+/// Adds `tenant` unless its app id, token or client identity is taken; the error names the
+/// other file.
 pub(crate) fn add_tenant(tenants: &mut Vec<TenantSpec>, tenant: TenantSpec) -> Result<()> {
     let origin = |t: &TenantSpec| match &t.source {
         Some(file) => file.display().to_string(),
@@ -127,6 +130,18 @@ pub(crate) fn add_tenant(tenants: &mut Vec<TenantSpec>, tenant: TenantSpec) -> R
     if let Some(other) = tenants.iter().find(|t| t.api_token == tenant.api_token) {
         bail!(
             "tenant {:?}: spec.apiToken is already the token of tenant {:?} in {}",
+            tenant.app_id,
+            other.app_id,
+            origin(other)
+        );
+    }
+    if let Some(identity) = &tenant.client_identity
+        && let Some(other) = tenants
+            .iter()
+            .find(|t| t.client_identity.as_ref() == Some(identity))
+    {
+        bail!(
+            "tenant {:?}: spec.clientIdentity ({identity}) is already the identity of tenant {:?} in {}",
             tenant.app_id,
             other.app_id,
             origin(other)
@@ -163,6 +178,7 @@ spec:
   apiToken:
     envRef: ORDERS_TOKEN
   component: orders-lock.wasm
+  clientIdentity: spiffe://example.org/ns/orders/sa/app
   limits:
     memory: 16Mi
     timeout: 500ms
@@ -182,6 +198,12 @@ spec:
         assert_eq!(orders.app_id, "orders");
         assert_eq!(orders.api_token, "t-orders");
         assert_eq!(
+            orders.client_identity,
+            Some(tenants::ClientIdentity::Uri(
+                "spiffe://example.org/ns/orders/sa/app".into()
+            ))
+        );
+        assert_eq!(
             orders.component.as_deref(),
             Some(Path::new("/etc/wasilock/orders-lock.wasm"))
         );
@@ -196,6 +218,7 @@ spec:
         );
         assert_eq!(billing.api_token, "t-billing");
         assert_eq!(billing.component, None);
+        assert_eq!(billing.client_identity, None);
         assert_eq!(billing.limits, tenants::LimitOverrides::default());
         assert!(
             !format!("{orders:?}").contains("t-orders"),
@@ -263,6 +286,13 @@ spec:
             "{}---\napiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: u}}\nspec: {{apiToken: {{value: a}}}}\n",
             tenant("{apiToken: {value: a}}")
         );
+        let same_identity = format!(
+            "{}---\napiVersion: wasilock/v1alpha1\nkind: Tenant\nmetadata: {{name: u}}\nspec: {{apiToken: {{value: b}}, clientIdentity: u.example.org}}\n",
+            tenant("{apiToken: {value: a}, clientIdentity: U.example.org}")
+        );
+        assert!(err(&same_identity).contains(
+            r#"spec.clientIdentity (DNS u.example.org) is already the identity of tenant "t""#
+        ));
         let shared = err(&shared);
         assert!(
             shared.contains(r#"spec.apiToken is already the token of tenant "t""#),

@@ -1,13 +1,14 @@
 //! Tenants from `kind: Tenant` documents (`apiVersion: wasilock/v1alpha1`) beside the Dapr
-//! components: an app id, the API token that selects it, its lock component and its limits,
-//! which [`LimitOverrides::over`] merges with the flags' limits, and the daprd its other
-//! Dapr calls go to (`spec.upstream`, in place of the `--dapr-upstream-*` flags).
+//! components: an app id, the API token that selects it (and the client certificate identity
+//! that may select it over mutual TLS), its lock component and its limits, which
+//! [`LimitOverrides::over`] merges with the flags' limits, and the daprd its other Dapr calls
+//! go to (`spec.upstream`, in place of the `--dapr-upstream-*` flags).
 //!
 //! Every error names the tenant and the field; [`super::load`] adds the file.
 
 use super::quantity::parse_bytes;
 use crate::upstream::{Upstream, parse_address};
-use crate::wasm::sandbox::Limits;
+use crate::wasm::Limits;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ pub struct TenantSpec {
     pub app_id: String,
     /// `spec.apiToken`, resolved: the `dapr-api-token` that selects this tenant.
     pub api_token: String,
+    /// `spec.clientIdentity`: the client certificate name that selects this tenant over
+    /// mutual TLS.
+    pub client_identity: Option<ClientIdentity>,
     /// `spec.component`, resolved against the file's directory; `None` = the built-in one.
     pub component: Option<PathBuf>,
     /// `spec.limits`: each `None` takes its flag's value.
@@ -32,6 +36,8 @@ pub struct TenantSpec {
     pub upstream: Option<Upstream>,
     /// The file it came from (`None` for the tenant made of `--app-id` and `DAPR_API_TOKEN`).
     pub source: Option<PathBuf>,
+    /// `spec.allowForceUnlock`: whether it may force a release (alpha2); default false.
+    pub allow_force_unlock: bool,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -40,11 +46,56 @@ impl std::fmt::Debug for TenantSpec {
         f.debug_struct("TenantSpec")
             .field("app_id", &self.app_id)
             .field("api_token", &"<redacted>")
+            .field("client_identity", &self.client_identity)
             .field("component", &self.component)
             .field("limits", &self.limits)
             .field("upstream", &self.upstream)
             .field("source", &self.source)
+            .field("allow_force_unlock", &self.allow_force_unlock)
             .finish()
+    }
+}
+
+/// A name a client certificate presents in its subject alternative names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClientIdentity {
+    /// A URI name, such as a SPIFFE ID (`spiffe://example.org/ns/orders/sa/app`).
+    Uri(String),
+    /// A DNS name (`orders.apps.example.org`).
+    Dns(String),
+}
+
+impl ClientIdentity {
+    /// `spec.clientIdentity` as written: a URI when it has a scheme (`scheme:`), else a DNS
+    /// name (compared without case, as DNS names are).
+    pub fn parse(text: &str) -> Result<ClientIdentity, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("is empty".into());
+        }
+        let scheme = text.split_once(':').map(|(scheme, _)| scheme);
+        let is_scheme = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        };
+        match scheme {
+            Some(scheme) if is_scheme(scheme) => Ok(ClientIdentity::Uri(text.to_string())),
+            Some(_) => Err(format!("{text:?} is neither a URI nor a DNS name")),
+            None if text.chars().any(|c| c.is_whitespace() || c == '/') => {
+                Err(format!("{text:?} is neither a URI nor a DNS name"))
+            }
+            None => Ok(ClientIdentity::Dns(text.to_ascii_lowercase())),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientIdentity::Uri(uri) => write!(f, "URI {uri}"),
+            ClientIdentity::Dns(name) => write!(f, "DNS {name}"),
+        }
     }
 }
 
@@ -104,8 +155,10 @@ pub(crate) struct Document {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Spec {
     api_token: Option<ApiTokenYaml>,
+    client_identity: Option<String>,
     component: Option<String>,
     limits: Option<LimitsYaml>,
+    allow_force_unlock: Option<bool>,
     upstream: Option<UpstreamYaml>,
 }
 
@@ -173,6 +226,11 @@ pub(crate) fn tenant_spec(
     if api_token.is_empty() {
         bail!("tenant {app_id:?}: spec.apiToken is empty");
     }
+    let client_identity = spec
+        .client_identity
+        .map(|id| ClientIdentity::parse(&id))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{}: spec.clientIdentity {e}", context()))?;
     let component = spec.component.map(|c| {
         let relative = Path::new(&c);
         file.parent().unwrap_or(Path::new(".")).join(relative)
@@ -209,10 +267,12 @@ pub(crate) fn tenant_spec(
     Ok(TenantSpec {
         app_id,
         api_token,
+        client_identity,
         component,
         limits,
         upstream,
         source: Some(file.to_path_buf()),
+        allow_force_unlock: spec.allow_force_unlock.unwrap_or(false),
     })
 }
 
@@ -326,5 +386,21 @@ mod tests {
             err("upstream: {}"),
             "tenant \"t\": spec.upstream needs http, grpc or both"
         );
+    }
+
+    #[test]
+    fn a_client_identity_is_a_uri_with_a_scheme_else_a_dns_name() {
+        let uri = "spiffe://example.org/ns/orders/sa/app";
+        assert_eq!(
+            ClientIdentity::parse(uri),
+            Ok(ClientIdentity::Uri(uri.into()))
+        );
+        assert_eq!(
+            ClientIdentity::parse("Orders.Apps.example.org"),
+            Ok(ClientIdentity::Dns("orders.apps.example.org".into()))
+        );
+        assert!(ClientIdentity::parse("").is_err());
+        assert!(ClientIdentity::parse("not a name").is_err());
+        assert!(ClientIdentity::parse("1http://x").is_err());
     }
 }

@@ -13,11 +13,13 @@
 mod banner;
 pub mod serve;
 
+use crate::config::dapr_configuration::DaprConfiguration;
 use crate::config::tenants::{LimitOverrides, TenantSpec};
 use crate::config::watch::ReloadTriggers;
 use crate::config::{self, Resources};
-use crate::service::Tenant;
+use crate::service::{Alpha2Policy, Tenant};
 use crate::stores::{StoreKinds, StoreSet, default_store};
+use crate::telemetry::Telemetry;
 use crate::tenants::{Registry, Tenants};
 use crate::upstream::Upstream;
 use crate::wasm::EMBEDDED_GUEST;
@@ -28,6 +30,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// What the flags and the environment say.
@@ -59,6 +62,12 @@ pub struct Settings {
     /// `--dapr-upstream-http` and `--dapr-upstream-grpc`: the daprd of tenants that name
     /// none; empty serves only the lock API, as without a daprd.
     pub upstream: Upstream,
+    /// What is observed (metrics, API log lines, the log format), for every tenant.
+    pub telemetry: Telemetry,
+    /// `--allow-force-unlock`: whether the `--app-id` tenant may force an alpha2 release.
+    pub allow_force_unlock: bool,
+    /// `--max-lock-wait`: the longest an alpha2 acquire waits.
+    pub max_lock_wait: Duration,
 }
 
 /// The process: its engine, its stores and its tenants.
@@ -96,26 +105,42 @@ impl Process {
         Ok(process)
     }
 
-    /// Reads the configuration again and puts it in force; on error nothing changes.
+    /// Reads the configuration again and puts it in force; on error nothing changes. The
+    /// `--config` file's sampling rate applies at once; its other settings at the next start.
     pub async fn reload(&self) -> Result<()> {
+        let telemetry = &self.settings.telemetry;
+        let configuration = match &telemetry.config_file {
+            Some(file) => Some(DaprConfiguration::read(file)?),
+            None => None,
+        };
+        let tracing = configuration.as_ref().map(|c| c.tracing()).transpose()?;
         let (stores, tenants) = self.configure().await?;
         *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = stores;
         self.tenants.replace(tenants);
+        if let (Some(traces), Some(settings)) = (&telemetry.traces, tracing.flatten()) {
+            traces.set_sampling_rate(settings.sampling_rate);
+        }
         Ok(())
     }
 
-    /// Reloads on SIGHUP, and when a resource file or a tenant's component file is added,
-    /// removed or changed (see [`config::watch`]), until `stopped` turns true. A failed reload
+    /// Reloads on SIGHUP, and when a resource file, a tenant's component file or the
+    /// `--config` file is added, removed or changed (see [`config::watch`]), until `stopped` turns true. A failed reload
     /// is logged and keeps the running configuration.
     pub async fn watch(&self, stopped: watch::Receiver<bool>) -> Result<()> {
-        let components = || -> Vec<PathBuf> {
+        let config_file = self.settings.telemetry.config_file.clone();
+        let components = move || -> Vec<PathBuf> {
             let compiled = self.components.lock().unwrap_or_else(|p| p.into_inner());
-            compiled.keys().flatten().cloned().collect()
+            let components = compiled.keys().flatten().cloned();
+            components.chain(config_file.clone()).collect()
         };
         let resources_paths = self.settings.resources_paths.clone();
         let mut triggers = ReloadTriggers::new(resources_paths, components, stopped)?;
         while let Some(reason) = triggers.next().await {
-            match self.reload().await {
+            let reloaded = self.reload().await;
+            if let Some(metrics) = &self.settings.telemetry.metrics {
+                metrics.reloaded(reloaded.is_ok());
+            }
+            match reloaded {
                 Ok(()) => tracing::info!(
                     "reloaded the configuration ({reason}): {} tenants",
                     self.tenants.current().iter().count()
@@ -157,10 +182,12 @@ impl Process {
                 TenantSpec {
                     app_id: settings.app_id.clone(),
                     api_token: token.clone(),
+                    client_identity: None,
                     component: None,
                     limits: LimitOverrides::default(),
                     upstream: None,
                     source: None,
+                    allow_force_unlock: settings.allow_force_unlock,
                 },
             )?;
         }
@@ -169,39 +196,49 @@ impl Process {
             Arc::new(StoreSet::open(&resources.stores, &settings.data_dir, Some(&previous)).await?);
         let default_upstream = Some(settings.upstream.clone());
         if open {
-            let tenant =
-                self.tenant(&settings.app_id, &None, &LimitOverrides::default(), &stores)?;
+            let default = TenantSpec {
+                app_id: settings.app_id.clone(),
+                api_token: String::new(),
+                client_identity: None,
+                component: None,
+                limits: LimitOverrides::default(),
+                upstream: None,
+                source: None,
+                allow_force_unlock: settings.allow_force_unlock,
+            };
+            let tenant = self.tenant(&default, &stores)?;
             let upstreams = [(settings.app_id.clone(), settings.upstream.clone())];
             let tenants = Tenants::open(tenant).with_upstreams(upstreams, default_upstream);
             return Ok((stores, tenants));
         }
+        let identities: Vec<_> = specs
+            .iter()
+            .filter_map(|s| Some((s.client_identity.clone()?, s.app_id.clone())))
+            .collect();
         let mut tenants = Vec::new();
         let mut upstreams = Vec::new();
         for spec in specs {
             let upstream = spec.upstream.as_ref().unwrap_or(&settings.upstream);
             upstreams.push((spec.app_id.clone(), upstream.clone()));
             let tenant = self
-                .tenant(&spec.app_id, &spec.component, &spec.limits, &stores)
+                .tenant(&spec, &stores)
                 .with_context(|| match &spec.source {
                     Some(file) => format!("tenant {:?} in {}", spec.app_id, file.display()),
                     None => format!("tenant {:?} (--app-id)", spec.app_id),
                 })?;
             tenants.push((spec.api_token, tenant));
         }
-        let tenants = Tenants::with_tokens(tenants).with_upstreams(upstreams, default_upstream);
+        let tenants = Tenants::with_tokens(tenants)
+            .with_upstreams(upstreams, default_upstream)
+            .with_identities(identities);
         Ok((stores, tenants))
     }
 
-    /// One tenant's sandbox over `stores`.
-    fn tenant(
-        &self,
-        app_id: &str,
-        component: &Option<PathBuf>,
-        overrides: &LimitOverrides,
-        stores: &StoreSet,
-    ) -> Result<Tenant> {
-        let limits = overrides.over(&self.settings.limits)?;
-        let path = component.as_ref().or(self.settings.component.as_ref());
+    /// The sandbox of the tenant `spec` declares, over `stores`.
+    fn tenant(&self, spec: &TenantSpec, stores: &StoreSet) -> Result<Tenant> {
+        let app_id = spec.app_id.as_str();
+        let limits = spec.limits.over(&self.settings.limits)?;
+        let path = spec.component.as_ref().or(self.settings.component.as_ref());
         // Compiling takes a while: on a multi-threaded runtime, other tasks move off this
         // thread meanwhile.
         let component = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -210,14 +247,28 @@ impl Process {
             }
             _ => self.component(path)?,
         };
+        let metrics = self.settings.telemetry.metrics.as_deref();
+        let view = match metrics {
+            Some(metrics) => stores.observed_view(app_id, metrics),
+            None => stores.view(app_id),
+        };
+        let sandbox = Sandbox::new(
+            component,
+            Arc::new(view),
+            limits,
+            self.settings.max_body_size,
+        );
         Ok(Tenant {
             app_id: app_id.to_string(),
-            service: Sandbox::new(
-                component,
-                Arc::new(stores.view(app_id)),
-                limits,
-                self.settings.max_body_size,
-            ),
+            service: match metrics {
+                Some(metrics) => sandbox.observed(Arc::new(metrics.tenant(app_id))),
+                None => sandbox,
+            },
+            alpha2: Alpha2Policy {
+                allow_force_unlock: spec.allow_force_unlock,
+                max_lock_wait: self.settings.max_lock_wait,
+                ..Alpha2Policy::default()
+            },
         })
     }
 

@@ -4,6 +4,7 @@
 use super::{Process, Settings, banner};
 use crate::api;
 use crate::api::connections::Connections;
+use crate::telemetry::endpoint;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,11 +23,14 @@ pub struct Listen {
     pub http_port: u16,
     /// `--dapr-grpc-port` (0 picks a free port).
     pub grpc_port: u16,
+    /// `--metrics-listen-address` and `--metrics-port` (0 picks a free port); `None` with
+    /// `--enable-metrics=false`.
+    pub metrics: Option<(String, u16)>,
 }
 
-/// Starts the process of `settings`, listens as `listen` says within `connections`, prints
-/// the banner (with the time since `started`), and serves until SIGINT or SIGTERM; then
-/// finishes the requests in flight.
+/// Starts the process of `settings`, listens as `listen` says within `connections` (over TLS
+/// when they have it, whose files are then watched), prints the banner (with the time since
+/// `started`), and serves until SIGINT or SIGTERM; then finishes the requests in flight.
 pub async fn run(
     settings: Settings,
     listen: &Listen,
@@ -37,19 +41,39 @@ pub async fn run(
 
     let http_listeners = bind(&listen.addresses, listen.http_port, "HTTP").await?;
     let grpc_listeners = bind(&listen.addresses, listen.grpc_port, "gRPC").await?;
-    banner::print(
-        &process,
-        &http_listeners,
-        &grpc_listeners,
-        started.elapsed(),
-    )?;
+    let tls = connections.tls().cloned();
+    let telemetry = process.settings.telemetry.clone();
+    let metrics_listener = match (&listen.metrics, &telemetry.metrics) {
+        (Some((address, port)), Some(_)) => {
+            let address = [address.clone()];
+            bind(&address, *port, "metrics").await?.pop()
+        }
+        _ => None,
+    };
+    let listeners = banner::Listeners {
+        http: &http_listeners,
+        grpc: &grpc_listeners,
+        metrics: metrics_listener.as_ref(),
+        tls: tls.as_deref(),
+    };
+    banner::print(&process, &listeners, started.elapsed())?;
 
     let (stop, stopped) = watch::channel(false);
+    if let (Some(listener), Some(metrics)) = (metrics_listener, &telemetry.metrics) {
+        let connections = connections.clone();
+        let open = Arc::new(move || connections.open());
+        let serving = endpoint::serve(listener, metrics.clone(), open, stopped.clone());
+        tokio::spawn(serving);
+    }
     tokio::spawn(purge_expired_locks(process.clone(), stopped.clone()));
     let watcher = {
         let (process, stopped) = (process.clone(), stopped.clone());
         tokio::spawn(async move { process.watch(stopped).await })
     };
+    if let Some(tls) = tls {
+        let stopped = stopped.clone();
+        tokio::spawn(async move { tls.watch(stopped).await });
+    }
     let mut servers = tokio::task::JoinSet::new();
     for listener in http_listeners {
         let (tenants, connections, stopped) = (
@@ -57,8 +81,9 @@ pub async fn run(
             connections.clone(),
             stopped.clone(),
         );
+        let telemetry = telemetry.clone();
         servers.spawn(async move {
-            api::http::serve_within(listener, tenants, &connections, stopped).await;
+            api::http::serve_observed(listener, tenants, &connections, &telemetry, stopped).await;
         });
     }
     for listener in grpc_listeners {
@@ -67,9 +92,11 @@ pub async fn run(
             connections.clone(),
             stopped.clone(),
         );
+        let telemetry = telemetry.clone();
         servers.spawn(async move {
-            if let Err(e) = api::grpc::serve_within(listener, tenants, &connections, stopped).await
-            {
+            let served =
+                api::grpc::serve_observed(listener, tenants, &connections, &telemetry, stopped);
+            if let Err(e) = served.await {
                 tracing::error!("the gRPC server stopped: {e:#}");
             }
         });
@@ -82,6 +109,10 @@ pub async fn run(
         server.context("a listener task failed")?;
     }
     watcher.await.context("the reload watcher failed")??;
+    if let Some(traces) = telemetry.traces.clone() {
+        // Flushing waits for the exporter, which runs on this runtime.
+        tokio::task::spawn_blocking(move || traces.shutdown()).await?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

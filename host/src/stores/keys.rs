@@ -4,9 +4,24 @@
 //! `keyPrefix` strategies: `appid` (default) -> `lock||<appId>||<resourceId>` (or
 //! `lock||<resourceId>` with no app id); `name` -> `lock||<storeName>||<resourceId>`;
 //! `none` -> `lock||<resourceId>`; any other value -> `lock||<value>||<resourceId>`.
+//!
+//! Beside each lock key, a backend that keeps its fencing counter as a key of its own
+//! (Redis) uses [`fence_key`]: `fence||<prefix>||<resourceId>`, which Dapr never reads
+//! (`||` cannot occur in a resource id, so it can never be another lock's key). The counter
+//! is never deleted, so a resource's tokens only grow.
 
 const SEPARATOR: &str = "||";
 const LOCK_PREFIX: &str = "lock||";
+const FENCE_PREFIX: &str = "fence||";
+
+/// The key of the fencing counter of the lock at `lock_key` (`lock||…` becomes `fence||…`).
+pub fn fence_key(lock_key: &str) -> String {
+    let rest = lock_key.strip_prefix(LOCK_PREFIX).unwrap_or(lock_key);
+    let mut key = String::with_capacity(FENCE_PREFIX.len() + rest.len());
+    key.push_str(FENCE_PREFIX);
+    key.push_str(rest);
+    key
+}
 
 /// How a store prefixes lock keys (component metadata `keyPrefix`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +89,13 @@ impl KeyPrefix {
 
 #[cfg(test)]
 mod tests {
-    use super::KeyPrefix;
+    use super::{KeyPrefix, fence_key};
+
+    #[test]
+    fn fence_keys_sit_beside_lock_keys() {
+        assert_eq!(fence_key("lock||app||res"), "fence||app||res");
+        assert_eq!(fence_key("lock||res"), "fence||res");
+    }
 
     #[test]
     fn strategies_from_metadata() {

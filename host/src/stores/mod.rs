@@ -6,6 +6,7 @@
 //! - [`StoreKinds`]: the kinds a process can open, by type name; [`StoreSettings`]: a kind
 //!   with the settings it read from a component;
 //! - [`keys`]: Dapr's lock key layout, applied by the host;
+//! - [`events`]: release events, which wake waiters without polling;
 //! - [`StoreSpec`]: what a store is, as configured.
 //!
 //! A [`StoreSet`] holds the process's stores. A [`StoreView`] is what one app id sees of
@@ -14,18 +15,21 @@
 //! can never reach keys of another store or app id.
 
 pub mod backend;
+pub mod events;
 pub mod keys;
 mod kinds;
 mod spec;
 
+use crate::telemetry::{Metrics, StoreMetrics, StoreMetricsByName, StoreOperation, StoreOutcome};
 use anyhow::Context;
-use backend::{Backend, CasOutcome, OpenContext};
+use backend::{Backend, CasOutcome, Inspected, OpenContext};
 pub use kinds::{RegisteredKind, StoreKinds, StoreSettings};
 pub use spec::{StoreSpec, default_store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A lock store opened: its spec and its backend.
 #[derive(Clone)]
@@ -36,6 +40,7 @@ pub struct OpenedStore {
     pub location: String,
     spec: StoreSpec,
     backend: Arc<dyn Backend>,
+    events: Arc<events::ReleaseEvents>,
 }
 
 impl OpenedStore {
@@ -120,7 +125,17 @@ impl StoreSet {
             app_id: app_id.into(),
             stores: visible,
             scoped_out: hidden.into_keys().collect(),
+            metrics: None,
         }
+    }
+
+    /// What the app `app_id` sees, as [`StoreSet::view`], its store operations and lock
+    /// outcomes counted in `metrics` under handles resolved here, once.
+    pub fn observed_view(&self, app_id: &str, metrics: &Metrics) -> StoreView {
+        let mut view = self.view(app_id);
+        let names = view.stores.keys().map(String::as_str);
+        view.metrics = Some(StoreMetricsByName::new(metrics, app_id, names));
+        view
     }
 
     /// Deletes expired entries in every store; returns how many.
@@ -143,12 +158,18 @@ pub struct StoreView {
     app_id: Arc<str>,
     stores: BTreeMap<String, Arc<OpenedStore>>,
     scoped_out: BTreeSet<String>,
+    metrics: Option<StoreMetricsByName>,
 }
 
 impl StoreView {
     /// The visible stores, by name.
     pub fn iter(&self) -> impl Iterator<Item = &OpenedStore> {
         self.stores.values().map(|s| &**s)
+    }
+
+    /// The app id whose view this is.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
     }
 
     /// Opens the store called `name` for a guest.
@@ -163,7 +184,14 @@ impl StoreView {
         Ok(Bucket {
             store: store.clone(),
             app_id: self.app_id.clone(),
+            metrics: self.metrics(name).cloned(),
         })
+    }
+
+    /// The metric handles of the store called `name` (of no store, for a name this app does
+    /// not see); `None` when nothing is counted.
+    pub fn metrics(&self, name: &str) -> Option<&Arc<StoreMetrics>> {
+        self.metrics.as_ref().map(|metrics| metrics.get(name))
     }
 }
 
@@ -173,11 +201,14 @@ async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<OpenedS
         data_dir,
     };
     let opened = spec.settings.open(context).await?;
+    let events = Arc::default();
+    opened.backend.watch_releases(Arc::downgrade(&events));
     Ok(OpenedStore {
         name: spec.name.clone(),
         location: opened.location,
         spec: spec.clone(),
         backend: opened.backend,
+        events,
     })
 }
 
@@ -186,10 +217,31 @@ async fn open_store(spec: &StoreSpec, data_dir: &Path) -> anyhow::Result<OpenedS
 pub struct Bucket {
     store: Arc<OpenedStore>,
     app_id: Arc<str>,
+    metrics: Option<Arc<StoreMetrics>>,
 }
 
 impl Bucket {
-    fn key(&self, resource_id: &str) -> Result<String, String> {
+    /// The span of a store `operation` (nothing when traces are off): tenant, store and
+    /// type; never a key, a resource id or an owner.
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            target: crate::telemetry::traces::TARGET,
+            "store operation",
+            app_id = &*self.app_id,
+            store = self.store.name.as_str(),
+            store_type = self.store.type_name(),
+            operation,
+            outcome = tracing::field::Empty,
+        )
+    }
+
+    /// The store's name.
+    pub fn store_name(&self) -> &str {
+        &self.store.name
+    }
+
+    /// The backend key of `resource_id` (Dapr's layout), or daprd's error for a `||` in it.
+    pub fn key(&self, resource_id: &str) -> Result<String, String> {
         self.store
             .spec
             .key_prefix
@@ -199,9 +251,26 @@ impl Bucket {
     /// The live value of `resource_id`.
     pub async fn get(&self, resource_id: &str) -> Result<Option<Vec<u8>>, String> {
         let key = self.key(resource_id)?;
+        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let span = self.span("get");
+        let value = self.store.backend.get(&key).instrument(span.clone()).await;
+        span.record("outcome", if value.is_ok() { "ok" } else { "error" });
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            let outcome = match value {
+                Ok(_) => StoreOutcome::Ok,
+                Err(_) => StoreOutcome::Error,
+            };
+            metrics.store_operation(StoreOperation::Get, outcome, started.elapsed());
+        }
+        value.map_err(|e| format!("{e:#}"))
+    }
+
+    /// The live value of `resource_id` with its fencing token and remaining lifetime.
+    pub async fn inspect(&self, resource_id: &str) -> Result<Option<Inspected>, String> {
+        let key = self.key(resource_id)?;
         self.store
             .backend
-            .get(&key)
+            .inspect(&key)
             .await
             .map_err(|e| format!("{e:#}"))
     }
@@ -215,11 +284,41 @@ impl Bucket {
         ttl: Option<Duration>,
     ) -> Result<CasOutcome, String> {
         let key = self.key(resource_id)?;
-        self.store
+        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let span = self.span("compare_and_swap");
+        let outcome = self
+            .store
             .backend
             .compare_and_swap(&key, expected, new, ttl)
-            .await
-            .map_err(|e| format!("{e:#}"))
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            match outcome {
+                Ok(CasOutcome::Swapped(_)) => "ok",
+                Ok(CasOutcome::Conflict(_)) => "conflict",
+                Err(_) => "error",
+            },
+        );
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            let counted = match outcome {
+                Ok(CasOutcome::Swapped(_)) => StoreOutcome::Ok,
+                Ok(CasOutcome::Conflict(_)) => StoreOutcome::Conflict,
+                Err(_) => StoreOutcome::Error,
+            };
+            let operation = StoreOperation::CompareAndSwap;
+            metrics.store_operation(operation, counted, started.elapsed());
+        }
+        let outcome = outcome.map_err(|e| format!("{e:#}"))?;
+        if new.is_none() && expected.is_some() && matches!(outcome, CasOutcome::Swapped(_)) {
+            self.store.events.released(&key);
+        }
+        Ok(outcome)
+    }
+
+    /// The release events of the store (lock keys, see [`Bucket::key`]).
+    pub fn release_events(&self) -> &events::ReleaseEvents {
+        &self.store.events
     }
 }
 

@@ -2,7 +2,9 @@
 //! linked, and its exports looked up and type-checked once, the one that answers HTTP among
 //! them ([`HttpExport`]), so that a call goes straight to its function.
 
-use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock, settings};
+use super::bindings::exports::wasilock::lock::{
+    http_api, lock as typed_lock, lock_alpha2, settings,
+};
 use super::engine::WasmEngine;
 use super::host_state::{self, HostState};
 use super::warm::WarmBudget;
@@ -31,6 +33,8 @@ pub struct LinkedComponent {
     typed: typed_lock::GuestIndices,
     /// `wasilock:lock/settings`, which components built against WIT 0.1.0 lack.
     settings: Option<settings::GuestIndices>,
+    /// `wasilock:lock/lock-alpha2`, which components built before WIT 0.1.2 lack.
+    alpha2: Option<lock_alpha2::GuestIndices>,
     warm_budget: Arc<WarmBudget>,
 }
 
@@ -83,6 +87,8 @@ pub(super) struct Exports<E> {
     pub(super) http: E,
     /// `wasilock:lock/lock`.
     pub(super) typed: typed_lock::Guest,
+    /// `wasilock:lock/lock-alpha2`, when the component has it.
+    pub(super) alpha2: Option<lock_alpha2::Guest>,
 }
 
 impl LinkedComponent {
@@ -131,12 +137,14 @@ impl LinkedComponent {
             .map_err(anyhow::Error::from)
             .context("the component does not export wasilock:lock/lock")?;
         let settings = settings::GuestIndices::new(&pre).ok();
+        let alpha2 = lock_alpha2::GuestIndices::new(&pre).ok();
         Ok(LinkedComponent {
             name: name.to_string(),
             pre,
             http,
             typed,
             settings,
+            alpha2,
             warm_budget: engine.warm_budget().clone(),
         })
     }
@@ -144,6 +152,11 @@ impl LinkedComponent {
     /// The component's name: its file, or `built-in`.
     pub(super) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the component exports `wasilock:lock/lock-alpha2`.
+    pub fn has_alpha2(&self) -> bool {
+        self.alpha2.is_some()
     }
 
     /// The name of the export that answers HTTP requests.
@@ -189,7 +202,15 @@ impl LinkedComponent {
         }
         let http = http.load(store, &instance)?;
         let typed = self.typed.load(&mut *store, &instance)?;
-        Ok(Exports { http, typed })
+        let alpha2 = match &self.alpha2 {
+            Some(indices) => Some(indices.load(&mut *store, &instance)?),
+            None => None,
+        };
+        Ok(Exports {
+            http,
+            typed,
+            alpha2,
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use super::bindings::exports::wasilock::lock::lock as typed_lock;
 use super::bindings::wasilock::lock::store as wit_store;
 use crate::stores::OpenError;
-use crate::stores::backend::CasOutcome;
+use crate::stores::backend::{CasOutcome, Inspected};
 use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 
 /// A lock request as the typed export takes it.
@@ -61,8 +61,36 @@ pub(super) fn cas_outcome(
     outcome: Result<CasOutcome, String>,
 ) -> Result<wit_store::CasOutcome, wit_store::Error> {
     match outcome {
-        Ok(CasOutcome::Swapped) => Ok(wit_store::CasOutcome::Swapped),
+        Ok(CasOutcome::Swapped(_)) => Ok(wit_store::CasOutcome::Swapped),
         Ok(CasOutcome::Conflict(live)) => Ok(wit_store::CasOutcome::Conflict(live)),
+        Err(message) => Err(wit_store::Error::Backend(message)),
+    }
+}
+
+/// A backend's compare-and-swap outcome (or error message) with its fencing token, as
+/// `compare-and-swap-fenced` gives it.
+pub(super) fn fenced_outcome(
+    outcome: Result<CasOutcome, String>,
+) -> Result<wit_store::FencedOutcome, wit_store::Error> {
+    match outcome {
+        Ok(CasOutcome::Swapped(token)) => Ok(wit_store::FencedOutcome::Swapped(token)),
+        Ok(CasOutcome::Conflict(live)) => Ok(wit_store::FencedOutcome::Conflict(live)),
+        Err(message) => Err(wit_store::Error::Backend(message)),
+    }
+}
+
+/// A backend's inspection (or error message) as `inspect` gives it.
+pub(super) fn entry(
+    inspected: Result<Option<Inspected>, String>,
+) -> Result<Option<wit_store::Entry>, wit_store::Error> {
+    match inspected {
+        Ok(entry) => Ok(entry.map(|entry| wit_store::Entry {
+            value: entry.value,
+            fencing_token: entry.fencing_token,
+            ttl_ms: entry
+                .ttl
+                .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+        })),
         Err(message) => Err(wit_store::Error::Backend(message)),
     }
 }

@@ -9,6 +9,7 @@ use super::failure::GuestFailure;
 use super::sandbox::{Called, Sandbox, WarmInstances};
 use super::warm::WarmPool;
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
+use crate::telemetry::{LockOperation, LockOutcome, routes};
 use anyhow::Result;
 use http_body_util::{BodyExt, Limited};
 use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
@@ -37,6 +38,9 @@ impl<B> HttpRequestBody for B where
 {
 }
 
+/// Counts the lock outcome of an answer: its status and body.
+type CountAnswer<'a> = dyn Fn(u16, &[u8]) + Send + Sync + 'a;
+
 /// The error type bodies are read with.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -50,9 +54,31 @@ impl Sandbox {
         &self,
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
-        match &self.warm {
-            WarmInstances::Api(pool) => self.handle_with_api(pool, request).await,
-            WarmInstances::WasiHttp(pool) => self.handle_with_wasi_http(pool, request).await,
+        // The path is cloned only when counted (a `Uri` clone shares its bytes).
+        let uri = self.metrics.is_some().then(|| request.uri().clone());
+        let count = |status: u16, body: &[u8]| {
+            if let Some(uri) = &uri {
+                self.count_lock_answer(uri.path(), status, body);
+            }
+        };
+        let answer = match &self.warm {
+            WarmInstances::Api(pool) => self.handle_with_api(pool, request, &count).await,
+            WarmInstances::WasiHttp(pool) => {
+                self.handle_with_wasi_http(pool, request, &count).await
+            }
+        };
+        if answer.is_err() {
+            count(500, b"");
+        }
+        answer
+    }
+
+    /// Counts the lock outcome of an answer with `status` and `body` to `path`.
+    fn count_lock_answer(&self, path: &str, status: u16, body: &[u8]) {
+        if let Some((operation, store, outcome)) = routes::lock_answer(path, status, body)
+            && let Some(metrics) = self.stores().metrics(store)
+        {
+            metrics.lock_operation(operation, outcome);
         }
     }
 
@@ -63,10 +89,19 @@ impl Sandbox {
         request: LockRequest,
     ) -> Result<Result<bool, LockError>, GuestFailure> {
         let request = lock_request(request);
-        match &self.warm {
+        let outcome = match &self.warm {
             WarmInstances::Api(pool) => self.typed_try_lock(pool, store_name, &request).await,
             WarmInstances::WasiHttp(pool) => self.typed_try_lock(pool, store_name, &request).await,
+        };
+        if let Some(metrics) = self.stores().metrics(store_name) {
+            let counted = match outcome {
+                Ok(Ok(true)) => LockOutcome::Granted,
+                Ok(Ok(false)) => LockOutcome::Held,
+                _ => LockOutcome::Error,
+            };
+            metrics.lock_operation(LockOperation::TryLock, counted);
         }
+        outcome
     }
 
     /// Calls the typed `unlock` export.
@@ -76,10 +111,20 @@ impl Sandbox {
         request: UnlockRequest,
     ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
         let request = unlock_request(request);
-        match &self.warm {
+        let outcome = match &self.warm {
             WarmInstances::Api(pool) => self.typed_unlock(pool, store_name, &request).await,
             WarmInstances::WasiHttp(pool) => self.typed_unlock(pool, store_name, &request).await,
+        };
+        if let Some(metrics) = self.stores().metrics(store_name) {
+            let counted = match outcome {
+                Ok(Ok(UnlockStatus::Success)) => LockOutcome::Released,
+                Ok(Ok(UnlockStatus::LockDoesNotExist)) => LockOutcome::NotFound,
+                Ok(Ok(UnlockStatus::LockBelongsToOthers)) => LockOutcome::Held,
+                _ => LockOutcome::Error,
+            };
+            metrics.lock_operation(LockOperation::Unlock, counted);
         }
+        outcome
     }
 
     /// Calls `try-lock` on an instance from `pool`.
@@ -123,6 +168,7 @@ impl Sandbox {
         &self,
         pool: &WarmPool<http_api::GuestIndices>,
         request: hyper::Request<B>,
+        count: &CountAnswer<'_>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let (head, body) = request.into_parts();
         let request = http_api::Request {
@@ -143,6 +189,7 @@ impl Sandbox {
                     response.body.len()
                 )));
             }
+            count(status, response.body.as_bytes());
             let response = json_response(status, response.body).map_err(|e| {
                 wasmtime::Error::msg(format!("the component answered with status {status}: {e}"))
             })?;
@@ -160,6 +207,7 @@ impl Sandbox {
         &self,
         pool: &WarmPool<ProxyIndices>,
         request: hyper::Request<B>,
+        count: &CountAnswer<'_>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let timeout = self.limits.timeout;
         self.call(pool, async |store, exports| {
@@ -169,7 +217,7 @@ impl Sandbox {
                 .http()
                 .new_incoming_request(Scheme::Http, request)?;
             let response_out = store.data_mut().http().new_response_outparam(sender)?;
-            let answer = collect_answer(receiver);
+            let answer = collect_answer(count, receiver);
             tokio::pin!(answer);
             let mut answered = None;
             let called = {
@@ -222,6 +270,7 @@ async fn read_body<B: HttpRequestBody>(body: B, limit: u64) -> http_api::Request
 
 /// Waits for the component's response and gathers its body (at most [`MAX_ANSWER_BYTES`]).
 async fn collect_answer(
+    count: &CountAnswer<'_>,
     receiver: tokio::sync::oneshot::Receiver<
         Result<
             hyper::Response<HyperOutgoingBody>,
@@ -240,5 +289,6 @@ async fn collect_answer(
         .await
         .map_err(|e| anyhow::anyhow!("the component's answer body failed: {e}"))?
         .to_bytes();
+    count(head.status.as_u16(), &body);
     Ok(hyper::Response::from_parts(head, full_body(body)))
 }

@@ -1,6 +1,7 @@
 //! Why a call into a component gave no answer ([`GuestFailure`]), a broken limit named.
 
 use super::sandbox::Limits;
+use crate::telemetry::TrapKind;
 use std::time::Duration;
 use wasmtime::Trap;
 
@@ -22,19 +23,28 @@ impl GuestFailure {
     /// A failed call as the client is told about it: a limit of `limits` that it broke is
     /// named (`memory_cap_reached`: a memory growth was refused).
     pub(super) fn named(limits: &Limits, memory_cap_reached: bool, e: wasmtime::Error) -> Self {
-        if memory_cap_reached {
-            GuestFailure::Failed(anyhow::anyhow!(
+        match trap_kind(memory_cap_reached, &e) {
+            TrapKind::Memory => GuestFailure::Failed(anyhow::anyhow!(
                 "it exceeded its memory limit of {} bytes",
                 limits.memory_bytes
-            ))
-        } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            GuestFailure::Failed(anyhow::anyhow!(
+            )),
+            TrapKind::Deadline => GuestFailure::Failed(anyhow::anyhow!(
                 "it ran past its execution deadline of {:?} (interrupt)",
                 limits.timeout
-            ))
-        } else {
-            GuestFailure::Failed(anyhow::Error::from(e))
+            )),
+            TrapKind::Other => GuestFailure::Failed(anyhow::Error::from(e)),
         }
+    }
+}
+
+/// Which limit a failed call broke (`memory_cap_reached`: a memory growth was refused).
+pub(super) fn trap_kind(memory_cap_reached: bool, e: &wasmtime::Error) -> TrapKind {
+    if memory_cap_reached {
+        TrapKind::Memory
+    } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        TrapKind::Deadline
+    } else {
+        TrapKind::Other
     }
 }
 

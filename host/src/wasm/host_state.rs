@@ -8,6 +8,7 @@
 use super::schedule::CallClock;
 use super::store_import::{self, LockStoreCtxView, LockStoreView};
 use crate::stores::StoreView;
+use prometheus::IntGauge;
 use std::sync::Arc;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -25,6 +26,25 @@ pub(crate) struct HostState {
     stores: Arc<StoreView>,
     /// The clock of the current call.
     pub(super) clock: CallClock,
+    /// Counts this instance among its tenant's live ones while it exists.
+    _live: Option<LiveInstance>,
+}
+
+/// One count in a tenant's live-instance gauge, given back when the instance goes.
+pub(super) struct LiveInstance(IntGauge);
+
+impl LiveInstance {
+    /// Counts one more instance in `gauge`.
+    pub(super) fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        LiveInstance(gauge)
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl HostState {
@@ -32,7 +52,12 @@ impl HostState {
     /// linear memory, its calls timed by `clock`. Only stderr is inherited from the host; no
     /// environment variables are set (settings reach the component through the WIT
     /// `settings` export).
-    pub(super) fn new(stores: Arc<StoreView>, memory_bytes: usize, clock: CallClock) -> Self {
+    pub(super) fn new(
+        stores: Arc<StoreView>,
+        memory_bytes: usize,
+        clock: CallClock,
+        live: Option<LiveInstance>,
+    ) -> Self {
         let wasi = WasiCtx::builder().inherit_stderr().build();
         HostState {
             wasi,
@@ -45,6 +70,7 @@ impl HostState {
             },
             stores,
             clock,
+            _live: live,
         }
     }
 

@@ -12,19 +12,18 @@
 //! ([`Limits::memory_bytes`]). An instance's exports are looked up once, when it is made.
 
 use super::bindings::exports::wasilock::lock::http_api;
+use super::component::LinkedComponent;
 use super::component::{Exports, HttpEntry, HttpIndices};
-// The types this module's public items name, and the export choice its component was
-// linked with, so that `wasm::sandbox::...` paths name them too.
-pub use super::component::{HttpExport, LinkedComponent};
-pub use super::entries::HttpRequestBody;
-pub use super::failure::GuestFailure;
-use super::host_state::HostState;
+use super::failure::{GuestFailure, trap_kind};
+use super::host_state::{HostState, LiveInstance};
 use super::schedule::{CallClock, SlowLane};
 use super::warm::{WarmInstance, WarmPool};
 use crate::stores::StoreView;
+use crate::telemetry::{TenantMetrics, traces};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
@@ -51,6 +50,8 @@ pub struct Sandbox {
     places: Semaphore,
     slow_lane: SlowLane,
     pub(super) warm: WarmInstances,
+    /// The tenant's metric handles; `None` when nothing is counted.
+    pub(super) metrics: Option<Arc<TenantMetrics>>,
 }
 
 /// A tenant's warm instances, typed by the export that answers HTTP (chosen once, when the
@@ -108,7 +109,26 @@ impl Sandbox {
             max_body_size,
             slow_lane: SlowLane::default(),
             warm,
+            metrics: None,
         }
+    }
+
+    /// The sandbox counting its calls, traps, 429s, slow-lane waits and instances in
+    /// `metrics` (lock outcomes and store latency are counted by its store view, when that
+    /// is observed: [`crate::stores::StoreSet::observed_view`]).
+    pub fn observed(mut self, metrics: Arc<TenantMetrics>) -> Self {
+        self.slow_lane = SlowLane::counted(metrics.slow_lane_waits());
+        match &mut self.warm {
+            WarmInstances::Api(pool) => pool.counted(metrics.warm_instances()),
+            WarmInstances::WasiHttp(pool) => pool.counted(metrics.warm_instances()),
+        }
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The tenant's metric handles, when it is observed.
+    pub fn metrics(&self) -> Option<&TenantMetrics> {
+        self.metrics.as_deref()
     }
 
     /// The tenant's lock stores.
@@ -126,6 +146,11 @@ impl Sandbox {
         self.component.http_export_name()
     }
 
+    /// Whether the component serves the alpha2 lock API (`wasilock:lock/lock-alpha2`).
+    pub fn has_alpha2(&self) -> bool {
+        self.component.has_alpha2()
+    }
+
     /// The component's name: its file, or `built-in`.
     pub fn component_name(&self) -> &str {
         self.component.name()
@@ -134,7 +159,8 @@ impl Sandbox {
     /// A store for a fresh instance of this tenant, its calls timed by a clock of its own.
     fn new_store(&self) -> Store<HostState> {
         let clock = CallClock::new(self.slow_lane.clone());
-        let state = HostState::new(self.stores.clone(), self.limits.memory_bytes, clock);
+        let live = (self.metrics.as_ref()).map(|m| LiveInstance::new(m.live_instances()));
+        let state = HostState::new(self.stores.clone(), self.limits.memory_bytes, clock, live);
         let mut store = self.component.new_store(state);
         store.limiter(|s| &mut s.limits);
         CallClock::watch(&mut store);
@@ -165,6 +191,9 @@ impl Sandbox {
                 match tokio::time::timeout(self.limits.timeout, self.places.acquire()).await {
                     Ok(Ok(place)) => place,
                     _ => {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.too_many_requests();
+                        }
                         return Err(GuestFailure::Busy {
                             max_concurrency: self.limits.max_concurrency,
                             waited: waiting.elapsed(),
@@ -173,6 +202,16 @@ impl Sandbox {
                 }
             }
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.called();
+        }
+        let span = tracing::info_span!(
+            target: traces::TARGET,
+            "component call",
+            app_id = self.stores.app_id(),
+            component = self.component.name(),
+            outcome = tracing::field::Empty,
+        );
         let (mut store, warm) = match pool.take() {
             Some(WarmInstance {
                 store,
@@ -196,9 +235,11 @@ impl Sandbox {
             let called = call(&mut store, &exports).await?;
             Ok::<_, wasmtime::Error>((exports, served + 1, called))
         }
+        .instrument(span.clone())
         .await;
         match called {
             Ok((exports, served, Called { value, reusable })) => {
+                span.record("outcome", "ok");
                 if reusable && served < self.limits.requests_per_instance {
                     pool.keep(WarmInstance {
                         store,
@@ -208,11 +249,15 @@ impl Sandbox {
                 }
                 Ok(value)
             }
-            Err(e) => Err(GuestFailure::named(
-                &self.limits,
-                store.data().memory_cap_reached(),
-                e,
-            )),
+            Err(e) => {
+                let memory_cap_reached = store.data().memory_cap_reached();
+                let kind = trap_kind(memory_cap_reached, &e);
+                span.record("outcome", kind.label());
+                if let Some(metrics) = &self.metrics {
+                    metrics.trapped(kind);
+                }
+                Err(GuestFailure::named(&self.limits, memory_cap_reached, e))
+            }
         }
     }
 }
@@ -222,8 +267,8 @@ mod tests {
     use super::*;
     use crate::stores::StoreSet;
     use crate::stores::tests::specs;
-    use crate::wasm::EMBEDDED_GUEST;
     use crate::wasm::engine::{WasmEngine, new_engine};
+    use crate::wasm::{EMBEDDED_GUEST, HttpExport};
     use std::path::Path;
     use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 

@@ -12,6 +12,7 @@
 
 use super::engine::EPOCH_TICK;
 use super::host_state::HostState;
+use prometheus::IntCounter;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
@@ -20,9 +21,17 @@ use wasmtime::{Store, UpdateDeadline};
 /// before its next tick: such calls of one tenant run one tick per this pause, together.
 const SLOW_LANE_PAUSE: Duration = Duration::from_millis(9 * EPOCH_TICK.as_millis() as u64);
 
-/// A tenant's slow lane: its calls that compute for long take turns in it.
+/// A tenant's slow lane: its calls that compute for long take turns in it; each wait for
+/// it is counted when the tenant is observed.
 #[derive(Clone, Default)]
-pub(super) struct SlowLane(Arc<tokio::sync::Mutex<()>>);
+pub(super) struct SlowLane(Arc<tokio::sync::Mutex<()>>, Option<IntCounter>);
+
+impl SlowLane {
+    /// A lane whose waits `waits` counts.
+    pub(super) fn counted(waits: IntCounter) -> Self {
+        SlowLane(Arc::default(), Some(waits))
+    }
+}
 
 /// The clock of the calls on one instance: when the current call must end, and the epoch
 /// ticks it has computed through since it began or last called the store (time spent waiting
@@ -75,6 +84,9 @@ impl CallClock {
             // A full tick of computing: let other requests run.
             2 => return UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())),
             _ => {}
+        }
+        if let Some(waits) = &self.lane.1 {
+            waits.inc();
         }
         let (lane, deadline) = (self.lane.0.clone(), self.deadline);
         UpdateDeadline::YieldCustom(

@@ -139,6 +139,37 @@ impl wit_store::HostBucket for LockStoreCtxView<'_> {
         Ok(convert::cas_outcome(outcome))
     }
 
+    async fn compare_and_swap_fenced(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<wit_store::FencedOutcome, wit_store::Error>> {
+        self.store_called();
+        let bucket = self.table.get(&bucket)?.clone();
+        let outcome = bucket
+            .compare_and_swap(
+                &key,
+                expected.as_deref(),
+                new.as_deref(),
+                ttl_ms.map(Duration::from_millis),
+            )
+            .await;
+        Ok(convert::fenced_outcome(outcome))
+    }
+
+    async fn inspect(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<wit_store::Entry>, wit_store::Error>> {
+        self.store_called();
+        let bucket = self.table.get(&bucket)?.clone();
+        Ok(convert::entry(bucket.inspect(&key).await))
+    }
+
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
@@ -151,7 +182,7 @@ mod tests {
     use crate::stores::StoreSet;
     use crate::stores::tests::specs;
     use crate::wasm::EMBEDDED_GUEST;
-    use crate::wasm::bindings::LockApiPre;
+    use crate::wasm::bindings::LockApiAlpha2Pre;
     use crate::wasm::bindings::exports::wasilock::lock::lock::LockRequest;
     use crate::wasm::host_state::DenyOutgoing;
     use std::path::Path;
@@ -206,7 +237,7 @@ mod tests {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
         add_to_linker(&mut linker).unwrap();
         let component = Component::new(&engine, EMBEDDED_GUEST).unwrap();
-        let pre = LockApiPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        let pre = LockApiAlpha2Pre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
         let state = Embedder {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),

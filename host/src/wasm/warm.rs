@@ -3,6 +3,7 @@
 
 use super::component::{Exports, HttpIndices};
 use super::host_state::HostState;
+use prometheus::IntGauge;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,6 +65,8 @@ pub(super) struct WarmPool<H: HttpIndices> {
     pub(super) http: H,
     instances: Mutex<Vec<WarmInstance<H::Export>>>,
     budget: Arc<WarmBudget>,
+    /// Counts the instances kept, when the tenant is observed.
+    gauge: Option<IntGauge>,
 }
 
 impl<H: HttpIndices> WarmPool<H> {
@@ -73,7 +76,13 @@ impl<H: HttpIndices> WarmPool<H> {
             http,
             instances: Mutex::default(),
             budget,
+            gauge: None,
         }
+    }
+
+    /// Counts the instances kept in `gauge`.
+    pub(super) fn counted(&mut self, gauge: IntGauge) {
+        self.gauge = Some(gauge);
     }
 
     /// A warm instance, when there is one.
@@ -85,6 +94,9 @@ impl<H: HttpIndices> WarmPool<H> {
             .pop();
         if warm.is_some() {
             self.budget.give_back(1);
+            if let Some(gauge) = &self.gauge {
+                gauge.dec();
+            }
         }
         warm
     }
@@ -95,6 +107,9 @@ impl<H: HttpIndices> WarmPool<H> {
         let room = self.budget.take_one();
         if room && instances.len() < MAX_WARM_PER_TENANT {
             instances.push(instance);
+            if let Some(gauge) = &self.gauge {
+                gauge.inc();
+            }
         } else if room {
             self.budget.give_back(1);
         }
@@ -109,5 +124,8 @@ impl<H: HttpIndices> Drop for WarmPool<H> {
             .unwrap_or_else(|p| p.into_inner())
             .len();
         self.budget.give_back(kept);
+        if let Some(gauge) = &self.gauge {
+            gauge.sub(i64::try_from(kept).unwrap_or(i64::MAX));
+        }
     }
 }

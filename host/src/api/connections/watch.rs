@@ -11,9 +11,11 @@
 //! requests count.
 
 use super::ConnectionLimits;
+use crate::api::tls::PeerCertificate;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -54,7 +56,7 @@ impl Connection {
             activity: Arc::new(Activity {
                 state: Mutex::new(State::new(now)),
                 limits,
-                protocol,
+                http1: AtomicBool::new(protocol == Protocol::Http1),
             }),
             timer: Box::pin(tokio::time::sleep_until(now)),
             armed: now,
@@ -140,11 +142,23 @@ impl AsyncWrite for Connection {
 /// tonic hands this to every request of the connection (in its extensions), so that
 /// [`TrackRequestsLayer`] can count them.
 impl tonic::transport::server::Connected for Connection {
-    type ConnectInfo = Arc<Activity>;
+    type ConnectInfo = ConnectionInfo;
 
-    fn connect_info(&self) -> Arc<Activity> {
-        self.activity.clone()
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            activity: self.activity.clone(),
+            peer: None,
+        }
     }
+}
+
+/// What tonic hands every request of a connection (in its extensions).
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// The requests in flight on the connection.
+    pub(crate) activity: Arc<Activity>,
+    /// The client's certificate, over mutual TLS.
+    pub peer: Option<Arc<PeerCertificate>>,
 }
 
 /// The requests in flight on one connection, and what its clock measures.
@@ -152,7 +166,9 @@ impl tonic::transport::server::Connected for Connection {
 pub struct Activity {
     state: Mutex<State>,
     limits: ConnectionLimits,
-    protocol: Protocol,
+    /// Whether the connection speaks HTTP/1.1 (else HTTP/2), which decides what starts a
+    /// head clock; TLS settles it after the handshake (ALPN).
+    http1: AtomicBool,
 }
 
 /// A request in flight; it ends when dropped.
@@ -166,8 +182,14 @@ impl Activity {
         Busy(self.clone())
     }
 
+    /// The connection speaks `protocol` from now on (as ALPN chose).
+    pub fn speak(&self, protocol: Protocol) {
+        self.http1
+            .store(protocol == Protocol::Http1, Ordering::Relaxed);
+    }
+
     fn received(&self) {
-        if self.protocol == Protocol::Http1 {
+        if self.http1.load(Ordering::Relaxed) {
             self.lock().received(Instant::now());
         }
     }
@@ -296,8 +318,8 @@ where
     fn call(&mut self, request: hyper::Request<B>) -> Self::Future {
         let busy = request
             .extensions()
-            .get::<Arc<Activity>>()
-            .map(Activity::begin);
+            .get::<ConnectionInfo>()
+            .map(|info| info.activity.begin());
         let response = self.0.call(request);
         Box::pin(async move {
             let response = response.await;

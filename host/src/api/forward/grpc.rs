@@ -23,7 +23,8 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::body::Body;
 
-/// The calls wasilock answers itself (reflection too, by its prefix).
+/// The calls wasilock answers itself (reflection and its own alpha2 service too, by their
+/// prefixes).
 const LOCAL_METHODS: [&str; 3] = [
     "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1",
     "/dapr.proto.runtime.v1.Dapr/UnlockAlpha1",
@@ -31,12 +32,15 @@ const LOCAL_METHODS: [&str; 3] = [
 ];
 const GET_METADATA: &str = "/dapr.proto.runtime.v1.Dapr/GetMetadata";
 const REFLECTION_PREFIX: &str = "/grpc.reflection.";
+const ALPHA2_PREFIX: &str = "/wasilock.lock.v1alpha2.Locks/";
 /// The most of a `GetMetadata` request or of daprd's answer read to merge it.
 const METADATA_LIMIT: usize = 16 << 20;
 
 /// Whether wasilock answers the call at `path` itself.
 fn is_local(path: &str) -> bool {
-    LOCAL_METHODS.contains(&path) || path.starts_with(REFLECTION_PREFIX)
+    LOCAL_METHODS.contains(&path)
+        || path.starts_with(REFLECTION_PREFIX)
+        || path.starts_with(ALPHA2_PREFIX)
 }
 
 /// Puts [`Forward`] in front of the gRPC router; `S` is the tenants' lock service.
@@ -272,6 +276,7 @@ mod tests {
             "/dapr.proto.runtime.v1.Dapr/SubscribeConfiguration"
         ));
         assert!(!is_local("/some.Other/TryLockAlpha1"));
+        assert!(is_local("/wasilock.lock.v1alpha2.Locks/LockStream"));
     }
 
     #[test]

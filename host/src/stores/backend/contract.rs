@@ -1,5 +1,7 @@
 //! The store contract, run against every backend: absent and expired values, conflicts
-//! carrying the live value, TTL, delete, purge, and atomicity under concurrency.
+//! carrying the live value, TTL, delete, purge, and atomicity under concurrency; fencing
+//! tokens strictly increasing per grant (and per key), kept by renewal and release, read by
+//! inspect.
 
 use super::{
     Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, MemoryBackend, RedisBackend,
@@ -17,7 +19,7 @@ async fn absent_then_set_then_conflict(b: &dyn Backend) {
         b.compare_and_swap("k", None, Some(b"a"), None)
             .await
             .unwrap(),
-        CasOutcome::Swapped
+        CasOutcome::Swapped(1)
     );
     assert_eq!(b.get("k").await.unwrap(), Some(b"a".to_vec()));
     assert_eq!(
@@ -48,21 +50,21 @@ async fn swap_and_delete(b: &dyn Backend) {
         b.compare_and_swap("k", Some(b"a"), Some(b"b"), Some(SHORT * 10))
             .await
             .unwrap(),
-        CasOutcome::Swapped
+        CasOutcome::Swapped(1)
     );
     assert_eq!(b.get("k").await.unwrap(), Some(b"b".to_vec()));
     assert_eq!(
         b.compare_and_swap("k", Some(b"b"), None, None)
             .await
             .unwrap(),
-        CasOutcome::Swapped
+        CasOutcome::Swapped(1)
     );
     assert_eq!(b.get("k").await.unwrap(), None);
     assert_eq!(
         b.compare_and_swap("k", None, Some(b"c"), None)
             .await
             .unwrap(),
-        CasOutcome::Swapped
+        CasOutcome::Swapped(2)
     );
 }
 
@@ -119,7 +121,7 @@ async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry) {
         b.compare_and_swap("t", None, Some(b"b"), Some(short))
             .await
             .unwrap(),
-        CasOutcome::Swapped
+        CasOutcome::Swapped(2)
     );
 }
 
@@ -156,12 +158,129 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
             .collect();
         let mut winners = 0;
         for task in tasks {
-            if task.await.unwrap() == CasOutcome::Swapped {
+            if task.await.unwrap() == CasOutcome::Swapped(1) {
                 winners += 1;
             }
         }
         assert_eq!(winners, 1, "round {round}");
     }
+}
+
+async fn swapped(b: &dyn Backend, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> u64 {
+    match b
+        .compare_and_swap(key, expected, new, Some(SHORT * 100))
+        .await
+        .unwrap()
+    {
+        CasOutcome::Swapped(token) => token,
+        conflict => panic!("{key}: {conflict:?}"),
+    }
+}
+
+async fn tokens_strictly_increase_per_grant(b: &dyn Backend, expiry: Expiry) {
+    let mut last = 0;
+    for round in 0..5 {
+        let owner = format!("o{round}");
+        let token = swapped(b, "f", None, Some(owner.as_bytes())).await;
+        assert!(token > last, "round {round}: {token} after {last}");
+        last = token;
+        assert_eq!(
+            b.compare_and_swap("f", None, Some(b"x"), None)
+                .await
+                .unwrap(),
+            CasOutcome::Conflict(Some(owner.clone().into_bytes())),
+            "a refused grant takes no token"
+        );
+        swapped(b, "f", Some(owner.as_bytes()), None).await;
+    }
+    // An expired lock's successor gets the next token too.
+    b.compare_and_swap("f", None, Some(b"short"), Some(SHORT))
+        .await
+        .unwrap();
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    if expiry == Expiry::PurgedByHost {
+        b.purge_expired().await.unwrap();
+    }
+    let after_expiry = swapped(b, "f", None, Some(b"next")).await;
+    assert_eq!(after_expiry, last + 2);
+    // Per key: another key starts at its own first token.
+    assert_eq!(swapped(b, "g", None, Some(b"o")).await, 1);
+}
+
+async fn renewal_and_release_keep_the_token(b: &dyn Backend) {
+    let token = swapped(b, "r", None, Some(b"id")).await;
+    assert_eq!(
+        swapped(b, "r", Some(b"id"), Some(b"id")).await,
+        token,
+        "renewal"
+    );
+    assert_eq!(swapped(b, "r", Some(b"id"), None).await, token, "release");
+    assert_eq!(b.inspect("r").await.unwrap(), None);
+    assert_eq!(
+        swapped(b, "r", None, Some(b"id2")).await,
+        token + 1,
+        "the counter outlives the release"
+    );
+}
+
+async fn inspect_reads_value_token_and_ttl(b: &dyn Backend) {
+    assert_eq!(b.inspect("i").await.unwrap(), None);
+    b.compare_and_swap("i", None, Some(b"v"), Some(SHORT * 100))
+        .await
+        .unwrap();
+    let seen = b.inspect("i").await.unwrap().expect("live");
+    assert_eq!(
+        (seen.value.as_slice(), seen.fencing_token),
+        (b"v".as_slice(), 1)
+    );
+    let ttl = seen.ttl.expect("an expiry");
+    assert!(ttl <= SHORT * 100 && ttl > SHORT * 50, "{ttl:?}");
+    b.compare_and_swap("forever", None, Some(b"f"), None)
+        .await
+        .unwrap();
+    assert_eq!(b.inspect("forever").await.unwrap().unwrap().ttl, None);
+    b.compare_and_swap("gone", None, Some(b"g"), Some(SHORT))
+        .await
+        .unwrap();
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    assert_eq!(b.inspect("gone").await.unwrap(), None, "expired");
+}
+
+async fn concurrent_grants_take_distinct_increasing_tokens(b: Arc<dyn Backend>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let owner = format!("owner-{i}");
+                let mut tokens = Vec::new();
+                for _ in 0..10 {
+                    loop {
+                        let outcome = b
+                            .compare_and_swap("busy", None, Some(owner.as_bytes()), None)
+                            .await
+                            .unwrap();
+                        if let CasOutcome::Swapped(token) = outcome {
+                            tokens.push(token);
+                            b.compare_and_swap("busy", Some(owner.as_bytes()), None, None)
+                                .await
+                                .unwrap();
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+                tokens
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        let tokens = task.await.unwrap();
+        assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+        all.extend(tokens);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=80).collect::<Vec<u64>>(), "one token per grant");
 }
 
 async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {
@@ -170,6 +289,10 @@ async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {
     ttl_expires_and_frees_the_key(&*make(), expiry).await;
     renewal_replaces_the_expiry(&*make(), expiry).await;
     one_winner_among_concurrent_acquirers(make()).await;
+    tokens_strictly_increase_per_grant(&*make(), expiry).await;
+    renewal_and_release_keep_the_token(&*make()).await;
+    inspect_reads_value_token_and_ttl(&*make()).await;
+    concurrent_grants_take_distinct_increasing_tokens(make()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -205,6 +328,22 @@ async fn embedded_backend_keeps_values_across_reopen() {
     assert_eq!(b.get("k").await.unwrap(), Some(b"owner".to_vec()));
 }
 
+#[tokio::test]
+async fn embedded_backend_keeps_tokens_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locks.redb");
+    {
+        let b = EmbeddedBackend::open(&path).unwrap();
+        assert_eq!(swapped(&b, "k", None, Some(b"a")).await, 1);
+        assert_eq!(swapped(&b, "k", Some(b"a"), None).await, 1);
+        assert_eq!(swapped(&b, "k", None, Some(b"b")).await, 2);
+    }
+    let b = EmbeddedBackend::open(&path).unwrap();
+    assert_eq!(b.inspect("k").await.unwrap().unwrap().fencing_token, 2);
+    assert_eq!(swapped(&b, "k", Some(b"b"), None).await, 2);
+    assert_eq!(swapped(&b, "k", None, Some(b"c")).await, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_backend_meets_the_contract() {
     let Some(server) = redis_server::RedisServer::start() else {
@@ -212,7 +351,7 @@ async fn redis_backend_meets_the_contract() {
     };
     // One database per check, so that each starts empty.
     let mut backends = Vec::new();
-    for db in 0..5 {
+    for db in 0..9 {
         let metadata = [
             ("redisHost".to_string(), server.address()),
             ("redisDB".to_string(), db.to_string()),
@@ -261,7 +400,7 @@ async fn redis_backend_fails_fast_when_unreachable() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match backend.compare_and_swap("k", None, Some(b"o"), None).await {
-            Ok(outcome) => break assert_eq!(outcome, CasOutcome::Swapped),
+            Ok(outcome) => break assert!(matches!(outcome, CasOutcome::Swapped(_)), "{outcome:?}"),
             Err(e) => assert!(std::time::Instant::now() < deadline, "no recovery: {e:#}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -6,8 +6,10 @@
 //! commits them together (group commit): under concurrency one fsync serves many requests.
 //! Expiry uses the wall clock (it must survive restarts); an index by expiry time lets
 //! [`Backend::purge_expired`] delete expired entries without scanning the live ones.
+//! Fencing tokens are a counter per key in a table of their own, written in the same
+//! transaction as the lock, so a token survives `kill -9` exactly when its grant does.
 
-use super::{Backend, CasOutcome, Metadata, OpenContext, Opened, StoreKind};
+use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind};
 use anyhow::Context;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
@@ -21,6 +23,8 @@ use tokio::sync::oneshot;
 const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entries");
 /// (expiry in ms, key) for every entry that expires.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+/// Key -> the last fencing token granted for it; never removed.
+const FENCES: TableDefinition<&str, u64> = TableDefinition::new("fences");
 /// At most this many entries are purged per transaction, to keep writers moving.
 const PURGE_BATCH: usize = 10_000;
 /// At most this many compare-and-swaps share one commit.
@@ -91,6 +95,7 @@ impl EmbeddedBackend {
         let txn = db.begin_write()?;
         txn.open_table(ENTRIES)?;
         txn.open_table(EXPIRY)?;
+        txn.open_table(FENCES)?;
         txn.commit()?;
         let db = Arc::new(db);
         let (writes, queue) = mpsc::channel();
@@ -139,6 +144,30 @@ impl Backend for EmbeddedBackend {
             Ok(table.get(key.as_str())?.and_then(|entry| {
                 let (expires_at, value) = entry.value();
                 is_live(expires_at, now).then(|| value.to_vec())
+            }))
+        })
+        .await
+    }
+
+    async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(ENTRIES)?;
+            let now = now_ms();
+            let Some(entry) = table.get(key.as_str())? else {
+                return Ok(None);
+            };
+            let (expires_at, value) = entry.value();
+            if !is_live(expires_at, now) {
+                return Ok(None);
+            }
+            let fences = txn.open_table(FENCES)?;
+            let fencing_token = fences.get(key.as_str())?.map_or(0, |t| t.value());
+            Ok(Some(Inspected {
+                value: value.to_vec(),
+                fencing_token,
+                ttl: (expires_at != 0).then(|| Duration::from_millis(expires_at - now)),
             }))
         })
         .await
@@ -246,10 +275,11 @@ fn apply_and_commit(
     let outcomes = {
         let mut entries = txn.open_table(ENTRIES)?;
         let mut expiry = txn.open_table(EXPIRY)?;
+        let mut fences = txn.open_table(FENCES)?;
         let now = now_ms();
         batch
             .iter()
-            .map(|write| apply(&mut entries, &mut expiry, write, now))
+            .map(|write| apply(&mut entries, &mut expiry, &mut fences, write, now))
             .collect()
     };
     txn.commit()
@@ -261,6 +291,7 @@ fn apply_and_commit(
 fn apply(
     entries: &mut Table<&str, (u64, &[u8])>,
     expiry: &mut Table<(u64, &str), ()>,
+    fences: &mut Table<&str, u64>,
     write: &Write,
     now: u64,
 ) -> anyhow::Result<CasOutcome> {
@@ -274,6 +305,12 @@ fn apply(
         .map(|(_, value)| value.as_slice());
     if live != write.expected.as_deref() {
         return Ok(CasOutcome::Conflict(live.map(<[u8]>::to_vec)));
+    }
+    let granted = live.is_none() && write.new.is_some();
+    let mut token = fences.get(key)?.map_or(0, |t| t.value());
+    if granted {
+        token += 1;
+        fences.insert(key, token)?;
     }
     if let Some((old_expiry, _)) = current.filter(|(e, _)| *e != 0) {
         expiry.remove((old_expiry, key))?;
@@ -290,7 +327,7 @@ fn apply(
             entries.remove(key)?;
         }
     }
-    Ok(CasOutcome::Swapped)
+    Ok(CasOutcome::Swapped(token))
 }
 
 #[cfg(test)]

@@ -30,14 +30,14 @@ mod txn;
 
 pub use settings::EtcdSettings;
 
-use super::{Backend, CasOutcome, Metadata, OpenContext, Opened, Remark, StoreKind};
+use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
 use anyhow::Context;
 use async_trait::async_trait;
 use client::{Client, Failure};
 use leases::{LeasePool, lease_seconds};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use txn::{Applied, Cas, ReadBack, range};
+use txn::{Applied, Cas, ReadBack, fencing_token, range};
 
 /// How long a new lease takes new locks: the most a lock can outlive its TTL by sharing.
 const LEASE_WINDOW: Duration = Duration::from_secs(1);
@@ -156,7 +156,7 @@ impl EtcdBackend {
                 Ok(Some(applied)) => applied,
             };
             self.account(&cas, lease, &applied);
-            if let (CasOutcome::Swapped, Some(lease), Some(ttl)) = (&applied.outcome, lease, ttl)
+            if let (CasOutcome::Swapped(_), Some(lease), Some(ttl)) = (&applied.outcome, lease, ttl)
                 && Instant::now() > lease.covers_until(ttl)
             {
                 // Applied so late in the window that the lease may end before the TTL:
@@ -225,7 +225,7 @@ impl EtcdBackend {
     /// Settles the lease `lease` taken for `cas` after `applied`, and the lease the key
     /// left; revokes those left empty.
     fn account(&self, cas: &Cas<'_>, lease: Option<Lease>, applied: &Applied) {
-        let swapped = applied.outcome == CasOutcome::Swapped;
+        let swapped = matches!(applied.outcome, CasOutcome::Swapped(_));
         let revoke: Vec<i64> = {
             let mut pool = self.pool();
             let settled =
@@ -367,6 +367,19 @@ impl Backend for EtcdBackend {
         Ok(outcome)
     }
 
+    async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
+        let key = self.settings.etcd_key(key);
+        let answer = self
+            .retrying(self.deadline(), || self.client.range(range(&key)))
+            .await?;
+        // The lease's remaining time is not read (no LeaseTimeToLive in the trimmed protos).
+        Ok(answer.kvs.into_iter().next().map(|kv| Inspected {
+            fencing_token: fencing_token(Some(kv.create_revision)),
+            value: kv.value,
+            ttl: None,
+        }))
+    }
+
     async fn purge_expired(&self) -> anyhow::Result<usize> {
         // etcd deletes a lease's keys when it expires.
         Ok(0)
@@ -422,8 +435,8 @@ mod cluster_tests {
             .compare_and_swap_with_revision("r", None, Some(b"a"), LONG)
             .await
             .unwrap();
-        assert_eq!(outcome, CasOutcome::Swapped);
         let first = first.unwrap();
+        assert_eq!(outcome, CasOutcome::Swapped(first));
         assert_eq!(a.fencing_token("r").await.unwrap(), Some(first));
         assert_eq!(b.fencing_token("r").await.unwrap(), Some(first));
         // A renewal keeps the token; a refused grant shows the holder's.
@@ -431,7 +444,7 @@ mod cluster_tests {
             a.compare_and_swap_with_revision("r", Some(b"a"), Some(b"a"), LONG)
                 .await
                 .unwrap(),
-            (CasOutcome::Swapped, Some(first))
+            (CasOutcome::Swapped(first), Some(first))
         );
         assert_eq!(
             b.compare_and_swap_with_revision("r", None, Some(b"b"), LONG)
@@ -443,7 +456,7 @@ mod cluster_tests {
             a.compare_and_swap_with_revision("r", Some(b"a"), None, None)
                 .await
                 .unwrap(),
-            (CasOutcome::Swapped, None)
+            (CasOutcome::Swapped(first), None)
         );
         assert_eq!(a.fencing_token("r").await.unwrap(), None);
         let (_, second) = b
@@ -462,8 +475,9 @@ mod cluster_tests {
             .compare_and_swap_with_revision("r", None, Some(b"a"), LONG)
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(outcome, CasOutcome::Swapped);
-        assert!(third.unwrap() > second);
+        let third = third.unwrap();
+        assert_eq!(outcome, CasOutcome::Swapped(third));
+        assert!(third > second);
     }
 
     #[tokio::test]

@@ -1,6 +1,9 @@
 //! `lock.in-memory`: a map behind a mutex, expiry by the monotonic clock; lost on exit.
+//!
+//! Fencing tokens are counted per key in a second map that release never shrinks: they
+//! strictly increase for the life of the process, and start again after a restart.
 
-use super::{Backend, CasOutcome, Metadata, OpenContext, Opened, StoreKind};
+use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,7 +33,15 @@ impl StoreKind for InMemoryKind {
 /// An in-process store for ephemeral use and tests.
 #[derive(Default)]
 pub struct MemoryBackend {
-    entries: Mutex<HashMap<String, Entry>>,
+    state: Mutex<State>,
+}
+
+/// The values and the fencing counters, under one mutex.
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    /// The last fencing token granted per key; never removed.
+    fences: HashMap<String, u64>,
 }
 
 struct Entry {
@@ -50,9 +61,9 @@ impl MemoryBackend {
         Self::default()
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave an entry half-written: recover.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -61,7 +72,8 @@ impl Backend for MemoryBackend {
     async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let now = Instant::now();
         Ok(self
-            .entries()
+            .state()
+            .entries
             .get(key)
             .filter(|e| e.is_live(now))
             .map(|e| e.value.clone()))
@@ -75,7 +87,8 @@ impl Backend for MemoryBackend {
         ttl: Option<Duration>,
     ) -> anyhow::Result<CasOutcome> {
         let now = Instant::now();
-        let mut entries = self.entries();
+        let mut state = self.state();
+        let State { entries, fences } = &mut *state;
         let live = entries
             .get(key)
             .filter(|e| e.is_live(now))
@@ -83,6 +96,15 @@ impl Backend for MemoryBackend {
         if live != expected {
             return Ok(CasOutcome::Conflict(live.map(<[u8]>::to_vec)));
         }
+        let granted = live.is_none() && new.is_some();
+        let token = match fences.get_mut(key) {
+            Some(token) => {
+                *token += u64::from(granted);
+                *token
+            }
+            None if granted => *fences.entry(key.to_owned()).or_insert(1),
+            None => 0,
+        };
         match new {
             Some(value) => {
                 let entry = Entry {
@@ -95,14 +117,28 @@ impl Backend for MemoryBackend {
                 entries.remove(key);
             }
         }
-        Ok(CasOutcome::Swapped)
+        Ok(CasOutcome::Swapped(token))
+    }
+
+    async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
+        let now = Instant::now();
+        let state = self.state();
+        Ok(state
+            .entries
+            .get(key)
+            .filter(|e| e.is_live(now))
+            .map(|e| Inspected {
+                value: e.value.clone(),
+                fencing_token: state.fences.get(key).copied().unwrap_or(0),
+                ttl: e.expires_at.map(|at| at - now),
+            }))
     }
 
     async fn purge_expired(&self) -> anyhow::Result<usize> {
         let now = Instant::now();
-        let mut entries = self.entries();
-        let before = entries.len();
-        entries.retain(|_, e| e.is_live(now));
-        Ok(before - entries.len())
+        let mut state = self.state();
+        let before = state.entries.len();
+        state.entries.retain(|_, e| e.is_live(now));
+        Ok(before - state.entries.len())
     }
 }

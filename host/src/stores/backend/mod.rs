@@ -2,7 +2,9 @@
 //! and the store kind that opens each from a component's settings.
 //!
 //! Keys arrive already laid out by [`super::keys`]; a backend only stores bytes with an
-//! expiry, in its own clock. Every backend passes the same contract suite (`contract`).
+//! expiry, in its own clock, and a fencing token per key: a counter that every grant (a swap
+//! from absent to a value) advances and nothing ever lowers, kept beside the value (never
+//! deleted on release). Every backend passes the same contract suite (`contract`).
 //! A new kind is one module here (its backend and its [`StoreKind`]) and one line in
 //! [`StoreKinds::builtin`](super::StoreKinds::builtin).
 
@@ -19,16 +21,31 @@ pub use etcd::{EtcdBackend, EtcdKind, EtcdSettings};
 pub use kind::{Metadata, OpenContext, Opened, Remark, StoreKind};
 pub use memory::{InMemoryKind, MemoryBackend};
 
+use super::events::ReleaseEvents;
 use async_trait::async_trait;
+use std::sync::Weak;
 use std::time::Duration;
 
 /// The result of a compare-and-swap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CasOutcome {
-    /// The live value matched `expected` and was replaced.
-    Swapped,
+    /// The live value matched `expected` and was replaced. Carries the key's fencing token:
+    /// on a grant (absent to a value) the next one, strictly above every earlier token of the
+    /// key; otherwise (renewal, delete) the live value's, unchanged.
+    Swapped(u64),
     /// The live value did not match; it is carried here (`None` = absent or expired).
     Conflict(Option<Vec<u8>>),
+}
+
+/// A live value as [`Backend::inspect`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    /// The value.
+    pub value: Vec<u8>,
+    /// The fencing token of the grant that wrote it.
+    pub fencing_token: u64,
+    /// What is left of its lifetime (`None` = no expiry).
+    pub ttl: Option<Duration>,
 }
 
 /// A key-value store with per-key expiry and an atomic compare-and-swap.
@@ -47,6 +64,17 @@ pub trait Backend: Send + Sync + 'static {
         new: Option<&[u8]>,
         ttl: Option<Duration>,
     ) -> anyhow::Result<CasOutcome>;
+
+    /// The live value of `key` with its fencing token and remaining lifetime; `None` when
+    /// absent or expired.
+    async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>>;
+
+    /// Forwards releases made by other processes on the same data (another host on one
+    /// Redis) to `events`, for as long as they live, so that this host's waiters wake. A
+    /// backend only this process writes has nothing to forward (the default).
+    fn watch_releases(&self, events: Weak<ReleaseEvents>) {
+        let _ = events;
+    }
 
     /// Deletes expired entries so that storage does not grow without bound; returns how many.
     async fn purge_expired(&self) -> anyhow::Result<usize>;

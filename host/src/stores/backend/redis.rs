@@ -1,10 +1,22 @@
 //! `lock.redis`: locks in Redis with the exact data layout of Dapr's `lock.redis` component,
 //! so wasilock hosts and Dapr sidecars can share one Redis.
 //!
-//! A lock is the key `lock||<prefix>||<resourceId>` with the owner as value and a TTL set by
-//! Redis. Acquire is one `SET key owner PX ms NX GET` (Redis 7 or newer); every other swap,
-//! release included, is one Lua script (`EVALSHA`, loaded on first use) that reads and
+//! A lock is the key `lock||<prefix>||<resourceId>` with the owner (alpha1) or lock ID
+//! (alpha2) as value and a TTL set by Redis; its fencing counter is the key
+//! `fence||<prefix>||<resourceId>` ([`keys::fence_key`](crate::stores::keys::fence_key)),
+//! which Dapr never reads and nothing deletes. Acquire is one Lua script (`EVALSHA`, loaded
+//! on first use) doing Dapr's `SET key owner PX ms NX` and, when it succeeds, `INCR` of the
+//! counter, atomically; every other swap, release included, is one script that reads and
 //! writes atomically, like Dapr's unlock script. One round trip per operation.
+//!
+//! A release also publishes the lock key on the channel `wasilock||released`; each host
+//! on a single Redis server subscribes, so its waiters wake when another host releases
+//! (with Sentinel or a cluster, waiters wake on their own host's releases and at the
+//! holder's expiry).
+//!
+//! The token is as durable as Redis makes the counter: with `appendfsync always` it never
+//! goes back; with weaker persistence a crash can lose the last increments, and a Sentinel
+//! failover can lose what the old master had not replicated, so a token can repeat.
 //!
 //! - [`settings`]: the component metadata, name by name;
 //! - [`failover`]: the master of a Sentinel-watched Redis, followed across failovers.
@@ -14,7 +26,9 @@ mod settings;
 
 pub use settings::RedisSettings;
 
-use super::{Backend, CasOutcome, Metadata, OpenContext, Opened, Remark, StoreKind};
+use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
+use crate::stores::events::ReleaseEvents;
+use crate::stores::keys::fence_key;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use failover::FailoverConnection;
@@ -27,10 +41,26 @@ use redis::{
 };
 use settings::{Redacted, TlsSettings, Topology};
 use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
 
-/// Compare-and-swap in one script. KEYS[1] = key; ARGV = expected given ("1"/"0"), expected,
-/// new given ("1"/"0"), new, ttl in ms ("" = none). Returns {1} when swapped, {0} or
+/// Acquire in one script: Dapr's `SET NX`, and on success the next fencing token.
+/// KEYS[1] = key, KEYS[2] = its fence key; ARGV = value, ttl in ms ("" = none). Returns
+/// {1, token} when set, {0, live} when held.
+const ACQUIRE_SCRIPT: &str = r#"
+local ok
+if ARGV[2] ~= "" then
+  ok = redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2], "NX")
+else
+  ok = redis.call("set", KEYS[1], ARGV[1], "NX")
+end
+if ok then return {1, redis.call("incr", KEYS[2])} end
+return {0, redis.call("get", KEYS[1])}
+"#;
+
+/// Compare-and-swap in one script. KEYS[1] = key, KEYS[2] = its fence key; ARGV = expected
+/// given ("1"/"0"), expected, new given ("1"/"0"), new, ttl in ms ("" = none). Returns
+/// {1, token} when swapped (the next token on a grant, else the current one), {0} or
 /// {0, live} on a conflict.
 const CAS_SCRIPT: &str = r#"
 local v = redis.call("get", KEYS[1])
@@ -40,6 +70,12 @@ if not matches then
   if v == false then return {0} end
   return {0, v}
 end
+local token
+if v == false and ARGV[3] == "1" then
+  token = redis.call("incr", KEYS[2])
+else
+  token = tonumber(redis.call("get", KEYS[2]) or "0")
+end
 if ARGV[3] == "1" then
   if ARGV[5] ~= "" then
     redis.call("set", KEYS[1], ARGV[4], "PX", ARGV[5])
@@ -48,8 +84,21 @@ if ARGV[3] == "1" then
   end
 else
   redis.call("del", KEYS[1])
+  redis.call("publish", "wasilock||released", KEYS[1])
 end
-return {1}
+return {1, token}
+"#;
+
+/// The channel every release is published on (the lock key as message), so that the hosts
+/// sharing a Redis wake their waiters; `||` keeps it apart from any channel of Dapr's.
+const RELEASED_CHANNEL: &str = "wasilock||released";
+
+/// The live value with its token and remaining lifetime. KEYS[1] = key, KEYS[2] = its fence
+/// key. Returns {0} when absent, else {1, value, token, pttl} (pttl -1 = no expiry).
+const INSPECT_SCRIPT: &str = r#"
+local v = redis.call("get", KEYS[1])
+if v == false then return {0} end
+return {1, v, redis.call("get", KEYS[2]) or "0", redis.call("pttl", KEYS[1])}
 "#;
 
 /// The kind `lock.redis`: [`RedisSettings`] from Dapr's metadata names; one connection per
@@ -176,7 +225,11 @@ async fn refuse_replicas(connection: &mut ConnectionManager) -> anyhow::Result<(
 /// A lock store in Redis.
 pub struct RedisBackend {
     connection: Connection,
+    /// A client for the release subscription (a single server only).
+    subscriber: Option<redis::Client>,
+    acquire: Script,
     cas: Script,
+    inspect: Script,
     address: String,
 }
 
@@ -224,6 +277,12 @@ impl RedisBackend {
                 }
             })
         };
+        let subscriber = match &settings.topology {
+            Topology::Node => connection_info(settings, &settings.host, settings.port)
+                .and_then(|info| client(info, settings.tls.as_ref()))
+                .ok(),
+            _ => None,
+        };
         let mut connection = tokio::time::timeout(settings.dial_timeout, connect)
             .await
             .map_err(|_| anyhow::anyhow!("timed out after {:?}", settings.dial_timeout))
@@ -236,7 +295,10 @@ impl RedisBackend {
         }
         Ok(RedisBackend {
             connection,
+            subscriber,
+            acquire: Script::new(ACQUIRE_SCRIPT),
             cas: Script::new(CAS_SCRIPT),
+            inspect: Script::new(INSPECT_SCRIPT),
             address,
         })
     }
@@ -253,8 +315,24 @@ impl RedisBackend {
         result.with_context(|| format!("Redis at {}", self.address))
     }
 
-    async fn run_cas_script(&self, args: [&[u8]; 5], key: &str) -> anyhow::Result<Value> {
-        let mut invocation = self.cas.key(key);
+    /// The fence key of `key`; in a cluster, one in the same hash slot (scripts may only
+    /// touch keys of one slot).
+    fn fence_key(&self, key: &str) -> String {
+        match self.connection {
+            Connection::Cluster(_) => same_slot_fence_key(key),
+            _ => fence_key(key),
+        }
+    }
+
+    /// Runs `script` on `key` and its fence key with `args`: one round trip.
+    async fn run_script(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[&[u8]],
+    ) -> anyhow::Result<Value> {
+        let mut invocation = script.key(key);
+        invocation.key(self.fence_key(key));
         for arg in args {
             invocation.arg(arg);
         }
@@ -267,6 +345,36 @@ impl RedisBackend {
             },
         };
         result.with_context(|| format!("Redis at {}", self.address))
+    }
+}
+
+/// The reply of the acquire and compare-and-swap scripts.
+fn cas_reply(reply: Value) -> anyhow::Result<CasOutcome> {
+    match reply {
+        Value::Array(reply) => match reply.as_slice() {
+            [Value::Int(1), Value::Int(token)] => Ok(CasOutcome::Swapped(
+                u64::try_from(*token).context("a negative fencing token")?,
+            )),
+            [Value::Int(0)] => Ok(CasOutcome::Conflict(None)),
+            [Value::Int(0), live] => Ok(CasOutcome::Conflict(bytes(live.clone())?)),
+            other => bail!("unexpected reply from the compare-and-swap script: {other:?}"),
+        },
+        other => bail!("unexpected reply from the compare-and-swap script: {other:?}"),
+    }
+}
+
+/// A fence key in the hash slot of `key`, for Redis Cluster: the key's own hash tag when it
+/// has one (the `fence||` prefix has no braces, so `{…}` stays the first tag), else the
+/// whole key as the tag. A key with a `}` but no tag of its own cannot be tagged: its fence
+/// key is the plain one and a cluster refuses the script (`CROSSSLOT`).
+fn same_slot_fence_key(key: &str) -> String {
+    let has_tag = key
+        .find('{')
+        .is_some_and(|open| key[open + 1..].find('}').is_some_and(|len| len > 0));
+    if has_tag || key.contains('}') {
+        fence_key(key)
+    } else {
+        format!("fence||{{{key}}}")
     }
 }
 
@@ -293,18 +401,13 @@ impl Backend for RedisBackend {
         ttl: Option<Duration>,
     ) -> anyhow::Result<CasOutcome> {
         let ttl_ms = ttl.map(|ttl| ttl.as_millis().max(1).to_string());
+        let ttl_arg = ttl_ms.as_deref().unwrap_or_default().as_bytes();
         if let (None, Some(value)) = (expected, new) {
-            // Acquire: Dapr's `SET key owner EX n NX`, in milliseconds, returning the holder.
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(value);
-            if let Some(ms) = &ttl_ms {
-                cmd.arg("PX").arg(ms);
-            }
-            cmd.arg("NX").arg("GET");
-            return Ok(match bytes(self.query(&cmd).await?)? {
-                None => CasOutcome::Swapped,
-                live => CasOutcome::Conflict(live),
-            });
+            // Acquire: Dapr's `SET key owner EX n NX`, in milliseconds, and the next token.
+            let reply = self
+                .run_script(&self.acquire, key, &[value, ttl_arg])
+                .await?;
+            return cas_reply(reply);
         }
         let flag = |given: bool| {
             if given {
@@ -318,21 +421,96 @@ impl Backend for RedisBackend {
             expected.unwrap_or_default(),
             flag(new.is_some()),
             new.unwrap_or_default(),
-            ttl_ms.as_deref().unwrap_or_default().as_bytes(),
+            ttl_arg,
         ];
-        match self.run_cas_script(args, key).await? {
+        cas_reply(self.run_script(&self.cas, key, &args).await?)
+    }
+
+    async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
+        let reply = self.run_script(&self.inspect, key, &[]).await?;
+        let unexpected = |other: &dyn std::fmt::Debug| {
+            anyhow::anyhow!("unexpected reply from the inspect script: {other:?}")
+        };
+        match reply {
             Value::Array(reply) => match reply.as_slice() {
-                [Value::Int(1)] => Ok(CasOutcome::Swapped),
-                [Value::Int(0)] => Ok(CasOutcome::Conflict(None)),
-                [Value::Int(0), live] => Ok(CasOutcome::Conflict(bytes(live.clone())?)),
-                other => bail!("unexpected reply from the compare-and-swap script: {other:?}"),
+                [Value::Int(0)] => Ok(None),
+                [Value::Int(1), value, token, Value::Int(pttl)] => {
+                    let value = bytes(value.clone())?.ok_or_else(|| unexpected(value))?;
+                    let token = bytes(token.clone())?
+                        .and_then(|t| std::str::from_utf8(&t).ok()?.parse::<u64>().ok())
+                        .ok_or_else(|| unexpected(token))?;
+                    Ok(Some(Inspected {
+                        value,
+                        fencing_token: token,
+                        ttl: u64::try_from(*pttl).ok().map(Duration::from_millis),
+                    }))
+                }
+                other => Err(unexpected(&other)),
             },
-            other => bail!("unexpected reply from the compare-and-swap script: {other:?}"),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn watch_releases(&self, events: Weak<ReleaseEvents>) {
+        if let Some(client) = self.subscriber.clone() {
+            tokio::spawn(forward_releases(client, events, self.address.clone()));
         }
     }
 
     async fn purge_expired(&self) -> anyhow::Result<usize> {
         // Redis expires keys itself.
         Ok(0)
+    }
+}
+
+/// Subscribes to [`RELEASED_CHANNEL`] and tells `events` every key released, until the
+/// store is gone; after a lost connection, subscribes again (waiters meanwhile wake at the
+/// holder's expiry).
+async fn forward_releases(client: redis::Client, events: Weak<ReleaseEvents>, address: String) {
+    use futures_util::StreamExt;
+    while events.strong_count() > 0 {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(RELEASED_CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match subscribed.await {
+            Ok(pubsub) => {
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let next = tokio::time::timeout(Duration::from_secs(1), messages.next());
+                    match next.await {
+                        Ok(Some(message)) => {
+                            let Some(events) = events.upgrade() else {
+                                return;
+                            };
+                            if let Ok(key) = std::str::from_utf8(message.get_payload_bytes()) {
+                                events.released(key);
+                            }
+                        }
+                        Ok(None) => break,
+                        // Checks now and then whether the store is still there.
+                        Err(_) if events.strong_count() == 0 => return,
+                        Err(_) => {}
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!("Redis at {address}: cannot subscribe to releases: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_slot_fence_key;
+
+    #[test]
+    fn cluster_fence_keys_share_the_lock_keys_slot() {
+        assert_eq!(same_slot_fence_key("lock||a||r"), "fence||{lock||a||r}");
+        assert_eq!(same_slot_fence_key("lock||a||x{t}y"), "fence||a||x{t}y");
+        assert_eq!(same_slot_fence_key("lock||a||x{y"), "fence||{lock||a||x{y}");
     }
 }

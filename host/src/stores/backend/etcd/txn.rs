@@ -111,8 +111,10 @@ impl Cas<'_> {
             (Some(_), Some(kv)) => Some(kv.create_revision),
             (Some(_), None) => response.header.as_ref().map(|h| h.revision),
         };
+        // A release reports the token of the lock it ended.
+        let token = revision.or(before.map(|kv| kv.create_revision));
         Ok(Applied {
-            outcome: CasOutcome::Swapped,
+            outcome: CasOutcome::Swapped(fencing_token(token)),
             revision,
             left_lease: before.map(|kv| kv.lease).filter(|lease| *lease != 0),
         })
@@ -135,8 +137,9 @@ impl Cas<'_> {
         };
         ReadBack::Applied(match written {
             // Which lease it left is unknown: the pool keeps counting it.
+            // A release read back finds no key: its token is no longer readable (0).
             true => Applied {
-                outcome: CasOutcome::Swapped,
+                outcome: CasOutcome::Swapped(fencing_token(live.map(|kv| kv.create_revision))),
                 revision: live.map(|kv| kv.create_revision),
                 left_lease: None,
             },
@@ -147,6 +150,11 @@ impl Cas<'_> {
             },
         })
     }
+}
+
+/// A create revision as a fencing token; 0 when there is none.
+pub fn fencing_token(revision: Option<i64>) -> u64 {
+    revision.and_then(|r| u64::try_from(r).ok()).unwrap_or(0)
 }
 
 /// A linearizable read of `key`.
@@ -250,7 +258,7 @@ mod tests {
         assert_eq!(
             ACQUIRE.applied(&answer(true, None, 42)).unwrap(),
             Applied {
-                outcome: CasOutcome::Swapped,
+                outcome: CasOutcome::Swapped(42),
                 revision: Some(42),
                 left_lease: None
             }
@@ -261,7 +269,7 @@ mod tests {
                 .applied(&answer(true, Some(kv(b"me", 40, 7)), 42))
                 .unwrap(),
             Applied {
-                outcome: CasOutcome::Swapped,
+                outcome: CasOutcome::Swapped(40),
                 revision: Some(40),
                 left_lease: Some(7)
             }
@@ -285,7 +293,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (released.outcome, released.revision, released.left_lease),
-            (CasOutcome::Swapped, None, Some(7))
+            (CasOutcome::Swapped(40), None, Some(7))
         );
         assert!(ACQUIRE.applied(&TxnResponse::default()).is_err());
     }
@@ -298,7 +306,7 @@ mod tests {
         assert_eq!(
             ACQUIRE.read_back(Some(&kv(b"me", 50, 7))),
             ReadBack::Applied(Applied {
-                outcome: CasOutcome::Swapped,
+                outcome: CasOutcome::Swapped(50),
                 revision: Some(50),
                 left_lease: None
             })
@@ -325,7 +333,7 @@ mod tests {
         assert!(matches!(
             RELEASE.read_back(None),
             ReadBack::Applied(Applied {
-                outcome: CasOutcome::Swapped,
+                outcome: CasOutcome::Swapped(0),
                 revision: None,
                 ..
             })

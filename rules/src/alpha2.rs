@@ -1,0 +1,911 @@
+//! wasilock's lock API alpha2: lock IDs, TTLs as Go durations, renewal, release, force
+//! release and inspection over a store that keeps a fencing token per key; and the JSON
+//! bodies of its HTTP API.
+//!
+//! The component decides (these rules); the host waits, streams and renews around them.
+//! A lock's value in the store is its lock ID, under the same key as an alpha1 lock, so the
+//! two exclude each other.
+
+use crate::duration;
+use crate::lease::{KEY_SEPARATOR, StoreError, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX};
+use std::time::Duration;
+
+/// The TTL of a lock whose request names none.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+/// The longest TTL a lock may ask for.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Random bytes in a lock ID (128 bits).
+pub const LOCK_ID_BYTES: usize = 16;
+
+/// The result of a fenced compare-and-swap (the WIT `store.fenced-outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FencedOutcome {
+    /// Swapped; the key's fencing token (a fresh one on a grant).
+    Swapped(u64),
+    /// The live value did not match; it is carried here (`None` = absent or expired).
+    Conflict(Option<Vec<u8>>),
+}
+
+/// A live value with its token and remaining lifetime (the WIT `store.entry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value.
+    pub value: Vec<u8>,
+    /// The fencing token of the grant that wrote it.
+    pub fencing_token: u64,
+    /// What is left of its lifetime, in milliseconds (`None` = no expiry).
+    pub ttl_ms: Option<u64>,
+}
+
+/// Storage with fencing tokens, as the host provides it.
+pub trait FencedStore {
+    /// An opened lock store.
+    type Bucket: FencedBucket;
+
+    /// Opens the lock store called `name`.
+    fn open(&self, name: &str) -> Result<Self::Bucket, StoreError>;
+}
+
+/// One opened lock store with fencing tokens.
+pub trait FencedBucket {
+    /// Compare-and-swap answering the key's fencing token.
+    fn compare_and_swap_fenced(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl_ms: Option<u64>,
+    ) -> Result<FencedOutcome, StoreError>;
+
+    /// The live value of `key`, its token and remaining lifetime.
+    fn inspect(&self, key: &str) -> Result<Option<Entry>, StoreError>;
+}
+
+/// A granted or renewed lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The lock ID (proof of ownership).
+    pub lock_id: String,
+    /// The grant's fencing token.
+    pub fencing_token: u64,
+    /// The lease.
+    pub ttl: Duration,
+}
+
+/// The outcome of one acquire attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// The lock is ours.
+    Granted(Grant),
+    /// A live lock exists.
+    Held,
+}
+
+/// A live lock as anyone may see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockState {
+    /// The token of its grant.
+    pub fencing_token: u64,
+    /// What is left of its lease (`None` = no expiry).
+    pub expires_in: Option<Duration>,
+}
+
+/// Why an alpha2 request got no lock outcome, with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alpha2Error {
+    /// 400 `ERR_MALFORMED_REQUEST`.
+    MalformedRequest(String),
+    /// 500 `ERR_LOCK_STORE_NOT_CONFIGURED`.
+    StoreNotConfigured(String),
+    /// 400 `ERR_LOCK_STORE_NOT_FOUND`.
+    StoreNotFound(String),
+    /// 404 `ERR_LOCK_NOT_FOUND`.
+    LockNotFound(String),
+    /// 500 `ERR_TRY_LOCK`.
+    TryLockFailed(String),
+    /// 500 `ERR_UNLOCK`.
+    UnlockFailed(String),
+    /// 409 `ERR_RESOURCE_LOCKED` (the host's: `immediate`, or the wait ran out).
+    ResourceLocked(String),
+    /// 403 `ERR_PERMISSION_DENIED` (the host's: force release not allowed).
+    PermissionDenied(String),
+    /// 501 `ERR_NOT_SUPPORTED` (the host's: the component lacks `lock-alpha2`).
+    NotSupported(String),
+    /// 429 `ERR_TOO_MANY_REQUESTS` (the host's: the tenant's `maxConcurrency`).
+    TooManyRequests(String),
+}
+
+impl Alpha2Error {
+    /// The HTTP status.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Alpha2Error::MalformedRequest(_) | Alpha2Error::StoreNotFound(_) => 400,
+            Alpha2Error::PermissionDenied(_) => 403,
+            Alpha2Error::LockNotFound(_) => 404,
+            Alpha2Error::ResourceLocked(_) => 409,
+            Alpha2Error::TooManyRequests(_) => 429,
+            Alpha2Error::NotSupported(_) => 501,
+            Alpha2Error::StoreNotConfigured(_)
+            | Alpha2Error::TryLockFailed(_)
+            | Alpha2Error::UnlockFailed(_) => 500,
+        }
+    }
+
+    /// The `errorCode`.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            Alpha2Error::MalformedRequest(_) => "ERR_MALFORMED_REQUEST",
+            Alpha2Error::StoreNotConfigured(_) => "ERR_LOCK_STORE_NOT_CONFIGURED",
+            Alpha2Error::StoreNotFound(_) => "ERR_LOCK_STORE_NOT_FOUND",
+            Alpha2Error::LockNotFound(_) => "ERR_LOCK_NOT_FOUND",
+            Alpha2Error::TryLockFailed(_) => "ERR_TRY_LOCK",
+            Alpha2Error::UnlockFailed(_) => "ERR_UNLOCK",
+            Alpha2Error::ResourceLocked(_) => "ERR_RESOURCE_LOCKED",
+            Alpha2Error::PermissionDenied(_) => "ERR_PERMISSION_DENIED",
+            Alpha2Error::NotSupported(_) => "ERR_NOT_SUPPORTED",
+            Alpha2Error::TooManyRequests(_) => "ERR_TOO_MANY_REQUESTS",
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Alpha2Error::MalformedRequest(m)
+            | Alpha2Error::StoreNotConfigured(m)
+            | Alpha2Error::StoreNotFound(m)
+            | Alpha2Error::LockNotFound(m)
+            | Alpha2Error::TryLockFailed(m)
+            | Alpha2Error::UnlockFailed(m)
+            | Alpha2Error::ResourceLocked(m)
+            | Alpha2Error::PermissionDenied(m)
+            | Alpha2Error::NotSupported(m)
+            | Alpha2Error::TooManyRequests(m) => m,
+        }
+    }
+
+    /// The JSON error body (`{"errorCode":…,"message":…}`, daprd's escaping).
+    pub fn body(&self) -> String {
+        crate::http::error_body(self.error_code(), self.message())
+    }
+}
+
+/// A lock ID from `random` ([`LOCK_ID_BYTES`] bytes from a CSPRNG): URL-safe base64
+/// without padding (22 characters).
+pub fn lock_id(random: &[u8; LOCK_ID_BYTES]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    for chunk in random.chunks(3) {
+        let mut n = 0u32;
+        for (i, byte) in chunk.iter().enumerate() {
+            n |= u32::from(*byte) << (16 - 8 * i);
+        }
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The TTL asked for: a Go duration, above zero and at most [`MAX_TTL`]; [`DEFAULT_TTL`]
+/// when absent.
+pub fn ttl(text: Option<&str>) -> Result<Duration, Alpha2Error> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_TTL);
+    };
+    let ttl = duration::parse(text)
+        .map_err(|e| Alpha2Error::MalformedRequest(format!("invalid ttl: {e}")))?;
+    if ttl.is_zero() {
+        return Err(Alpha2Error::MalformedRequest(format!(
+            "ttl {text:?} is not positive"
+        )));
+    }
+    if ttl > MAX_TTL {
+        return Err(Alpha2Error::MalformedRequest(format!(
+            "ttl {text:?} is longer than the maximum, {}",
+            duration::format(MAX_TTL)
+        )));
+    }
+    Ok(ttl)
+}
+
+/// Tries once to acquire `resource_id` for `ttl`; the lock ID is made from `random`.
+pub fn acquire<S: FencedStore>(
+    store: &S,
+    store_name: &str,
+    resource_id: &str,
+    ttl_text: Option<&str>,
+    random: impl FnOnce() -> [u8; LOCK_ID_BYTES],
+) -> Result<Acquired, Alpha2Error> {
+    let ttl = ttl(ttl_text)?;
+    let bucket = open_validated(store, store_name, resource_id, try_lock_failed)?;
+    let lock_id = lock_id(&random());
+    let outcome = bucket
+        .compare_and_swap_fenced(
+            resource_id,
+            None,
+            Some(lock_id.as_bytes()),
+            Some(ttl_ms(ttl)),
+        )
+        .map_err(try_lock_failed)?;
+    Ok(match outcome {
+        FencedOutcome::Swapped(fencing_token) => Acquired::Granted(Grant {
+            lock_id,
+            fencing_token,
+            ttl,
+        }),
+        FencedOutcome::Conflict(_) => Acquired::Held,
+    })
+}
+
+/// Extends the lease of the lock `lock_id` holds to `ttl` from now, keeping its token.
+pub fn renew<S: FencedStore>(
+    store: &S,
+    store_name: &str,
+    resource_id: &str,
+    lock_id: &str,
+    ttl_text: Option<&str>,
+) -> Result<Grant, Alpha2Error> {
+    let ttl = ttl(ttl_text)?;
+    let bucket = open_validated(store, store_name, resource_id, try_lock_failed)?;
+    check_lock_id(lock_id)?;
+    let id = lock_id.as_bytes();
+    let outcome = bucket
+        .compare_and_swap_fenced(resource_id, Some(id), Some(id), Some(ttl_ms(ttl)))
+        .map_err(try_lock_failed)?;
+    match outcome {
+        FencedOutcome::Swapped(fencing_token) => Ok(Grant {
+            lock_id: lock_id.to_owned(),
+            fencing_token,
+            ttl,
+        }),
+        FencedOutcome::Conflict(_) => Err(not_held(store_name, resource_id)),
+    }
+}
+
+/// Releases the lock `lock_id` holds.
+pub fn release<S: FencedStore>(
+    store: &S,
+    store_name: &str,
+    resource_id: &str,
+    lock_id: &str,
+) -> Result<(), Alpha2Error> {
+    let bucket = open_validated(store, store_name, resource_id, unlock_failed)?;
+    check_lock_id(lock_id)?;
+    let outcome = bucket
+        .compare_and_swap_fenced(resource_id, Some(lock_id.as_bytes()), None, None)
+        .map_err(unlock_failed)?;
+    match outcome {
+        FencedOutcome::Swapped(_) => Ok(()),
+        FencedOutcome::Conflict(_) => Err(not_held(store_name, resource_id)),
+    }
+}
+
+/// One alpha2 call into the lock logic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alpha2Request {
+    /// Try once to acquire, for `ttl` (a Go duration; `None` = the default).
+    Acquire {
+        /// The resource.
+        resource_id: String,
+        /// The TTL asked for.
+        ttl: Option<String>,
+    },
+    /// Renew the lock `lock_id` holds.
+    Renew {
+        /// The resource.
+        resource_id: String,
+        /// The lock ID.
+        lock_id: String,
+        /// The new TTL.
+        ttl: Option<String>,
+    },
+    /// Release the lock `lock_id` holds.
+    Release {
+        /// The resource.
+        resource_id: String,
+        /// The lock ID.
+        lock_id: String,
+    },
+    /// Release the lock whoever holds it.
+    ForceRelease {
+        /// The resource.
+        resource_id: String,
+    },
+    /// Read the live lock.
+    Inspect {
+        /// The resource.
+        resource_id: String,
+    },
+}
+
+impl Alpha2Request {
+    /// The resource the request is about.
+    pub fn resource_id(&self) -> &str {
+        match self {
+            Alpha2Request::Acquire { resource_id, .. }
+            | Alpha2Request::Renew { resource_id, .. }
+            | Alpha2Request::Release { resource_id, .. }
+            | Alpha2Request::ForceRelease { resource_id }
+            | Alpha2Request::Inspect { resource_id } => resource_id,
+        }
+    }
+
+    /// Whether the request releases (its store failures are `ERR_UNLOCK`).
+    pub fn releases(&self) -> bool {
+        matches!(
+            self,
+            Alpha2Request::Release { .. } | Alpha2Request::ForceRelease { .. }
+        )
+    }
+}
+
+/// What an alpha2 call gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alpha2Outcome {
+    /// An acquire's outcome.
+    Acquired(Acquired),
+    /// A renewal's grant.
+    Renewed(Grant),
+    /// A release (or force release) done.
+    Released,
+    /// The live lock, if any.
+    State(Option<LockState>),
+}
+
+/// Runs `request` over `store`; `random` gives the bytes of a new lock ID.
+pub fn run<S: FencedStore>(
+    store: &S,
+    store_name: &str,
+    request: &Alpha2Request,
+    random: impl FnOnce() -> [u8; LOCK_ID_BYTES],
+) -> Result<Alpha2Outcome, Alpha2Error> {
+    match request {
+        Alpha2Request::Acquire { resource_id, ttl } => {
+            acquire(store, store_name, resource_id, ttl.as_deref(), random)
+                .map(Alpha2Outcome::Acquired)
+        }
+        Alpha2Request::Renew {
+            resource_id,
+            lock_id,
+            ttl,
+        } => renew(store, store_name, resource_id, lock_id, ttl.as_deref())
+            .map(Alpha2Outcome::Renewed),
+        Alpha2Request::Release {
+            resource_id,
+            lock_id,
+        } => release(store, store_name, resource_id, lock_id).map(|()| Alpha2Outcome::Released),
+        Alpha2Request::ForceRelease { resource_id } => {
+            force_release(store, store_name, resource_id).map(|()| Alpha2Outcome::Released)
+        }
+        Alpha2Request::Inspect { resource_id } => {
+            inspect(store, store_name, resource_id).map(Alpha2Outcome::State)
+        }
+    }
+}
+
+/// The prefix of every alpha2 path.
+pub const PATH_PREFIX: &str = "/v1.0-alpha2/lock/";
+
+/// The store and resource of an alpha2 path (`/v1.0-alpha2/lock/{store}/{resourceId}`,
+/// both percent-decoded; the resource is everything after the store's `/`). `None` for a
+/// path of another shape; an invalid escape is malformed.
+pub fn route(path: &str) -> Option<Result<(String, String), Alpha2Error>> {
+    let rest = path.strip_prefix(PATH_PREFIX)?;
+    let (store, resource) = rest.split_once('/')?;
+    if store.is_empty() {
+        return None;
+    }
+    let decode = |segment: &str| {
+        crate::http::query_unescape(segment).ok_or_else(|| {
+            Alpha2Error::MalformedRequest(format!("invalid URL escape in {segment:?}"))
+        })
+    };
+    Some(decode(store).and_then(|store| Ok((store, decode(resource)?))))
+}
+
+/// How often a force release reads the holder again when the lock changed hands between its
+/// read and its delete.
+const FORCE_ATTEMPTS: usize = 3;
+
+/// Releases the live lock of `resource_id`, whoever holds it (alpha1 or alpha2).
+pub fn force_release<S: FencedStore>(
+    store: &S,
+    store_name: &str,
+    resource_id: &str,
+) -> Result<(), Alpha2Error> {
+    let bucket = open_validated(store, store_name, resource_id, unlock_failed)?;
+    let mut holder = bucket
+        .inspect(resource_id)
+        .map_err(unlock_failed)?
+        .map(|e| e.value);
+    for _ in 0..FORCE_ATTEMPTS {
+        let Some(value) = holder else {
+            break;
+        };
+        match bucket
+            .compare_and_swap_fenced(resource_id, Some(&value), None, None)
+            .map_err(unlock_failed)?
+        {
+            FencedOutcome::Swapped(_) => return Ok(()),
+            FencedOutcome::Conflict(live) => holder = live,
+        }
+    }
+    Err(Alpha2Error::LockNotFound(format!(
+        "no lock is held on {resource_id} in lock store {store_name}"
+    )))
+}
+
+/// The live lock of `resource_id`, if any: its token and remaining lease, never its holder.
+pub fn inspect<S: FencedStore>(
+    store: &S,
+    store_name: &str,
+    resource_id: &str,
+) -> Result<Option<LockState>, Alpha2Error> {
+    let bucket = open_validated(store, store_name, resource_id, try_lock_failed)?;
+    let entry = bucket.inspect(resource_id).map_err(try_lock_failed)?;
+    Ok(entry.map(|entry| LockState {
+        fencing_token: entry.fencing_token,
+        expires_in: entry.ttl_ms.map(Duration::from_millis),
+    }))
+}
+
+/// A store failure while acquiring, renewing or inspecting (`ERR_TRY_LOCK`).
+fn try_lock_failed(e: StoreError) -> Alpha2Error {
+    Alpha2Error::TryLockFailed(format!("{TRY_LOCK_FAILED_PREFIX}{e}"))
+}
+
+/// A store failure while releasing (`ERR_UNLOCK`).
+fn unlock_failed(e: StoreError) -> Alpha2Error {
+    Alpha2Error::UnlockFailed(format!("{UNLOCK_FAILED_PREFIX}{e}"))
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn check_lock_id(lock_id: &str) -> Result<(), Alpha2Error> {
+    if lock_id.is_empty() {
+        return Err(Alpha2Error::MalformedRequest("lockID is empty".into()));
+    }
+    Ok(())
+}
+
+fn not_held(store_name: &str, resource_id: &str) -> Alpha2Error {
+    Alpha2Error::LockNotFound(format!(
+        "lock ID does not hold {resource_id} in lock store {store_name} (expired, released or taken)"
+    ))
+}
+
+/// The checks before any store call, in daprd's order where it has one: stores configured,
+/// resource id, store exists, the key's `||` rule (a bad input here: 400).
+fn open_validated<S: FencedStore>(
+    store: &S,
+    store_name: &str,
+    resource_id: &str,
+    failure: fn(StoreError) -> Alpha2Error,
+) -> Result<S::Bucket, Alpha2Error> {
+    let opened = store.open(store_name);
+    if matches!(opened, Err(StoreError::NotConfigured)) {
+        return Err(Alpha2Error::StoreNotConfigured(
+            StoreError::NotConfigured.to_string(),
+        ));
+    }
+    if resource_id.is_empty() {
+        return Err(Alpha2Error::MalformedRequest(format!(
+            "ResourceId is empty in lock store {store_name}"
+        )));
+    }
+    let bucket = opened.map_err(|e| match e {
+        StoreError::NotConfigured | StoreError::NoSuchStore | StoreError::AccessDenied => {
+            Alpha2Error::StoreNotFound(format!("lock store {store_name} not found"))
+        }
+        backend @ StoreError::Backend(_) => failure(backend),
+    })?;
+    if resource_id.contains(KEY_SEPARATOR) {
+        return Err(Alpha2Error::MalformedRequest(format!(
+            "input key/keyPrefix '{resource_id}' can't contain '{KEY_SEPARATOR}'"
+        )));
+    }
+    Ok(bucket)
+}
+
+/// The body of an acquire (`POST`), every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AcquireBody {
+    /// The TTL, a Go duration.
+    pub ttl: Option<String>,
+    /// Answer at once when held, instead of waiting.
+    pub immediate: bool,
+    /// How long to wait at most, a Go duration.
+    pub wait_timeout: Option<String>,
+}
+
+/// The body of a renewal (`PUT`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RenewBody {
+    /// The lock ID.
+    #[serde(rename = "lockID")]
+    pub lock_id: String,
+    /// The new TTL, a Go duration.
+    pub ttl: Option<String>,
+}
+
+/// The body of a release (`DELETE`): a lock ID, or `force`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReleaseBody {
+    /// The lock ID.
+    #[serde(rename = "lockID")]
+    pub lock_id: String,
+    /// Release whoever holds it.
+    pub force: bool,
+}
+
+/// Parses an alpha2 body; an empty body is every field's default, unknown fields are
+/// ignored.
+pub fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Alpha2Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Alpha2Error::MalformedRequest(format!("failed deserializing HTTP body: {e}")))
+}
+
+/// A wait bound asked for: a Go duration (zero allowed: do not wait).
+pub fn wait_timeout(text: &str) -> Result<Duration, Alpha2Error> {
+    duration::parse(text)
+        .map_err(|e| Alpha2Error::MalformedRequest(format!("invalid waitTimeout: {e}")))
+}
+
+/// The JSON of a grant, in the order the API documents.
+#[derive(serde::Serialize)]
+struct GrantJson<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(rename = "lockID")]
+    lock_id: &'a str,
+    #[serde(rename = "fencingToken")]
+    fencing_token: String,
+    ttl: String,
+}
+
+impl<'a> GrantJson<'a> {
+    fn new(kind: Option<&'static str>, grant: &'a Grant) -> Self {
+        GrantJson {
+            kind,
+            lock_id: &grant.lock_id,
+            // A string: JSON numbers lose precision beyond 2^53.
+            fencing_token: grant.fencing_token.to_string(),
+            ttl: duration::format(grant.ttl),
+        }
+    }
+}
+
+/// `{"lockID":"…","fencingToken":"17","ttl":"30s"}`.
+pub fn grant_body(grant: &Grant) -> String {
+    serde_json::to_string(&GrantJson::new(None, grant)).expect("plain data serializes")
+}
+
+/// `{"locked":true,"fencingToken":"17","expiresIn":"12.5s"}` or `{"locked":false}`.
+pub fn state_body(state: Option<&LockState>) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StateJson {
+        locked: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fencing_token: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_in: Option<String>,
+    }
+    serde_json::to_string(&StateJson {
+        locked: state.is_some(),
+        fencing_token: state.map(|s| s.fencing_token.to_string()),
+        expires_in: state.and_then(|s| s.expires_in).map(duration::format),
+    })
+    .expect("plain data serializes")
+}
+
+/// The first line of a lock held by a stream:
+/// `{"type":"lock-acquired","lockID":"…","fencingToken":"17","ttl":"30s"}`.
+pub fn stream_acquired_line(grant: &Grant) -> String {
+    serde_json::to_string(&GrantJson::new(Some("lock-acquired"), grant))
+        .expect("plain data serializes")
+}
+
+/// A keep-alive line of a lock held by a stream.
+pub const STREAM_PING_LINE: &str = r#"{"type":"ping"}"#;
+
+/// The last line of a stream whose lock is lost or was never granted:
+/// `{"type":"error","errorCode":"…","message":"…"}`.
+pub fn stream_error_line(code: &str, message: &str) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ErrorLine<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        error_code: &'a str,
+        message: &'a str,
+    }
+    serde_json::to_string(&ErrorLine {
+        kind: "error",
+        error_code: code,
+        message,
+    })
+    .expect("plain data serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// A fenced store fake: one store `lockstore`, values without expiry.
+    #[derive(Default)]
+    struct Fenced {
+        values: RefCell<HashMap<String, (Vec<u8>, u64)>>,
+        counters: RefCell<HashMap<String, u64>>,
+        failure: Option<String>,
+    }
+
+    impl<'a> FencedStore for &'a Fenced {
+        type Bucket = &'a Fenced;
+        fn open(&self, name: &str) -> Result<&'a Fenced, StoreError> {
+            if name == "lockstore" {
+                Ok(self)
+            } else {
+                Err(StoreError::NoSuchStore)
+            }
+        }
+    }
+
+    impl FencedBucket for &Fenced {
+        fn compare_and_swap_fenced(
+            &self,
+            key: &str,
+            expected: Option<&[u8]>,
+            new: Option<&[u8]>,
+            _ttl_ms: Option<u64>,
+        ) -> Result<FencedOutcome, StoreError> {
+            if let Some(m) = &self.failure {
+                return Err(StoreError::Backend(m.clone()));
+            }
+            let mut values = self.values.borrow_mut();
+            let live = values.get(key).cloned();
+            if live.as_ref().map(|(v, _)| v.as_slice()) != expected {
+                return Ok(FencedOutcome::Conflict(live.map(|(v, _)| v)));
+            }
+            let token = match (live, new) {
+                (None, Some(_)) => {
+                    let mut counters = self.counters.borrow_mut();
+                    let counter = counters.entry(key.to_owned()).or_default();
+                    *counter += 1;
+                    *counter
+                }
+                (Some((_, token)), _) => token,
+                (None, None) => 0,
+            };
+            match new {
+                Some(v) => values.insert(key.to_owned(), (v.to_vec(), token)),
+                None => values.remove(key),
+            };
+            Ok(FencedOutcome::Swapped(token))
+        }
+
+        fn inspect(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+            Ok(self.values.borrow().get(key).map(|(v, t)| Entry {
+                value: v.clone(),
+                fencing_token: *t,
+                ttl_ms: Some(12_500),
+            }))
+        }
+    }
+
+    fn granted(outcome: Result<Acquired, Alpha2Error>) -> Grant {
+        match outcome {
+            Ok(Acquired::Granted(grant)) => grant,
+            other => panic!("not granted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lock_ids_are_22_url_safe_characters_of_all_128_bits() {
+        assert_eq!(lock_id(&[0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(lock_id(&[255; 16]), "_____________________w");
+        let id = lock_id(&[0xfb, 0xff, 0xbf, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        assert_eq!(id.len(), 22);
+        assert!(id.starts_with("-_-_"), "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_ne!(lock_id(&[1; 16]), lock_id(&[2; 16]));
+    }
+
+    #[test]
+    fn ttls_are_go_durations_within_bounds() {
+        assert_eq!(ttl(None), Ok(DEFAULT_TTL));
+        assert_eq!(ttl(Some("1500ms")), Ok(Duration::from_millis(1500)));
+        assert_eq!(ttl(Some("24h")), Ok(MAX_TTL));
+        for bad in ["0s", "-1s", "25h", "30", "soon"] {
+            let err = ttl(Some(bad)).unwrap_err();
+            assert_eq!(err.error_code(), "ERR_MALFORMED_REQUEST", "{bad}");
+            assert_eq!(err.http_status(), 400);
+        }
+    }
+
+    #[test]
+    fn tokens_increase_per_grant_and_renewal_keeps_them() {
+        let store = Fenced::default();
+        let s = &&store;
+        let first = granted(acquire(s, "lockstore", "r", None, || [1; 16]));
+        assert_eq!(first.fencing_token, 1);
+        assert_eq!(first.ttl, DEFAULT_TTL);
+        assert_eq!(
+            acquire(s, "lockstore", "r", Some("1s"), || [2; 16]),
+            Ok(Acquired::Held)
+        );
+        let renewed = renew(s, "lockstore", "r", &first.lock_id, Some("1m")).unwrap();
+        assert_eq!(renewed.fencing_token, 1);
+        assert_eq!(renewed.ttl, Duration::from_secs(60));
+        let state = inspect(s, "lockstore", "r").unwrap().unwrap();
+        assert_eq!(state.fencing_token, 1);
+        release(s, "lockstore", "r", &first.lock_id).unwrap();
+        assert_eq!(inspect(s, "lockstore", "r"), Ok(None));
+        let second = granted(acquire(s, "lockstore", "r", None, || [3; 16]));
+        assert_eq!(second.fencing_token, 2);
+        assert_ne!(second.lock_id, first.lock_id);
+        let other = granted(acquire(s, "lockstore", "other", None, || [4; 16]));
+        assert_eq!(other.fencing_token, 1, "per resource");
+    }
+
+    #[test]
+    fn a_stale_lock_id_is_not_found() {
+        let store = Fenced::default();
+        let s = &&store;
+        let grant = granted(acquire(s, "lockstore", "r", None, || [1; 16]));
+        force_release(s, "lockstore", "r").unwrap();
+        for err in [
+            renew(s, "lockstore", "r", &grant.lock_id, None).unwrap_err(),
+            release(s, "lockstore", "r", &grant.lock_id).unwrap_err(),
+            force_release(s, "lockstore", "r").unwrap_err(),
+        ] {
+            assert_eq!(
+                (err.http_status(), err.error_code()),
+                (404, "ERR_LOCK_NOT_FOUND")
+            );
+        }
+    }
+
+    #[test]
+    fn validation_order_and_errors() {
+        let store = Fenced::default();
+        let s = &&store;
+        let err = acquire(s, "nope", "", Some("bad"), || [0; 16]).unwrap_err();
+        assert!(err.message().starts_with("invalid ttl: "), "ttl first");
+        let err = acquire(s, "nope", "", None, || [0; 16]).unwrap_err();
+        assert_eq!(
+            err,
+            Alpha2Error::MalformedRequest("ResourceId is empty in lock store nope".into())
+        );
+        let err = inspect(s, "nope", "r").unwrap_err();
+        assert_eq!(
+            err,
+            Alpha2Error::StoreNotFound("lock store nope not found".into())
+        );
+        let err = release(s, "lockstore", "a||b", "id").unwrap_err();
+        assert_eq!(err.http_status(), 400);
+        let err = release(s, "lockstore", "r", "").unwrap_err();
+        assert_eq!(err, Alpha2Error::MalformedRequest("lockID is empty".into()));
+        let failing = Fenced {
+            failure: Some("down".into()),
+            ..Fenced::default()
+        };
+        let err = acquire(&&failing, "lockstore", "r", None, || [0; 16]).unwrap_err();
+        assert_eq!(
+            err,
+            Alpha2Error::TryLockFailed("failed to try acquiring lock: down".into())
+        );
+        let err = release(&&failing, "lockstore", "r", "id").unwrap_err();
+        assert_eq!((err.http_status(), err.error_code()), (500, "ERR_UNLOCK"));
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route("/v1.0-alpha2/lock/lockstore/orders%2F42"),
+            Some(Ok(("lockstore".into(), "orders/42".into())))
+        );
+        assert_eq!(
+            route("/v1.0-alpha2/lock/s/a/b"),
+            Some(Ok(("s".into(), "a/b".into())))
+        );
+        assert_eq!(
+            route("/v1.0-alpha2/lock/s/"),
+            Some(Ok(("s".into(), String::new())))
+        );
+        assert_eq!(route("/v1.0-alpha2/lock/s"), None);
+        assert_eq!(route("/v1.0-alpha1/lock/s/r"), None);
+        assert!(matches!(route("/v1.0-alpha2/lock/s/%zz"), Some(Err(_))));
+    }
+
+    #[test]
+    fn run_dispatches() {
+        let store = Fenced::default();
+        let s = &&store;
+        let acquire = Alpha2Request::Acquire {
+            resource_id: "r".into(),
+            ttl: None,
+        };
+        let Ok(Alpha2Outcome::Acquired(Acquired::Granted(grant))) =
+            run(s, "lockstore", &acquire, || [9; 16])
+        else {
+            panic!("not granted")
+        };
+        let inspect = Alpha2Request::Inspect {
+            resource_id: "r".into(),
+        };
+        assert!(matches!(
+            run(s, "lockstore", &inspect, || [0; 16]),
+            Ok(Alpha2Outcome::State(Some(LockState {
+                fencing_token: 1,
+                ..
+            })))
+        ));
+        let release = Alpha2Request::Release {
+            resource_id: "r".into(),
+            lock_id: grant.lock_id,
+        };
+        assert!(release.releases());
+        assert_eq!(
+            run(s, "lockstore", &release, || [0; 16]),
+            Ok(Alpha2Outcome::Released)
+        );
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(parse_body::<AcquireBody>(b""), Ok(AcquireBody::default()));
+        assert_eq!(
+            parse_body::<AcquireBody>(br#"{"ttl":"5s","immediate":true,"waitTimeout":"1s","x":1}"#),
+            Ok(AcquireBody {
+                ttl: Some("5s".into()),
+                immediate: true,
+                wait_timeout: Some("1s".into())
+            })
+        );
+        assert_eq!(
+            parse_body::<ReleaseBody>(br#"{"force":true}"#).unwrap(),
+            ReleaseBody {
+                lock_id: String::new(),
+                force: true
+            }
+        );
+        let err = parse_body::<RenewBody>(b"{").unwrap_err();
+        assert_eq!(err.error_code(), "ERR_MALFORMED_REQUEST");
+        let grant = Grant {
+            lock_id: "id".into(),
+            fencing_token: 17,
+            ttl: DEFAULT_TTL,
+        };
+        assert_eq!(
+            grant_body(&grant),
+            r#"{"lockID":"id","fencingToken":"17","ttl":"30s"}"#
+        );
+        let state = LockState {
+            fencing_token: 17,
+            expires_in: Some(Duration::from_millis(12_500)),
+        };
+        assert_eq!(
+            state_body(Some(&state)),
+            r#"{"locked":true,"fencingToken":"17","expiresIn":"12.5s"}"#
+        );
+        assert_eq!(state_body(None), r#"{"locked":false}"#);
+        assert_eq!(
+            stream_error_line("ERR_LOCK_LOST", "gone"),
+            r#"{"type":"error","errorCode":"ERR_LOCK_LOST","message":"gone"}"#
+        );
+    }
+}
