@@ -367,16 +367,35 @@ impl Backend for EtcdBackend {
         Ok(outcome)
     }
 
+    /// The lock with its create revision as token and, as its remaining lifetime, what is
+    /// left of the lease it is on: whole seconds, rounded down as etcd reports them. The
+    /// lock lives at least that long; it may be longer than the TTL asked for (a lease is
+    /// rounded up to whole seconds and shared for [`LEASE_WINDOW`]), never shorter.
     async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
         let key = self.settings.etcd_key(key);
         let answer = self
             .retrying(self.deadline(), || self.client.range(range(&key)))
             .await?;
-        // The lease's remaining time is not read (no LeaseTimeToLive in the trimmed protos).
-        Ok(answer.kvs.into_iter().next().map(|kv| Inspected {
+        let Some(kv) = answer.kvs.into_iter().next() else {
+            return Ok(None);
+        };
+        let ttl = match kv.lease {
+            0 => None,
+            lease => {
+                let left = self
+                    .retrying(self.deadline(), || self.client.time_to_live(lease))
+                    .await?;
+                // A lease gone since the read took the lock with it.
+                let Some(seconds) = left else {
+                    return Ok(None);
+                };
+                Some(Duration::from_secs(seconds))
+            }
+        };
+        Ok(Some(Inspected {
             fencing_token: fencing_token(Some(kv.create_revision)),
             value: kv.value,
-            ttl: None,
+            ttl,
         }))
     }
 

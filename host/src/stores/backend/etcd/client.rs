@@ -7,9 +7,9 @@
 //! means, is the caller's: [`Failure::retry`] says which failures are worth another attempt.
 
 use super::api::etcdserverpb::{
-    AuthenticateRequest, LeaseGrantRequest, LeaseRevokeRequest, RangeRequest, RangeResponse,
-    TxnRequest, TxnResponse, auth_client::AuthClient, kv_client::KvClient,
-    lease_client::LeaseClient,
+    AuthenticateRequest, LeaseGrantRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    RangeRequest, RangeResponse, TxnRequest, TxnResponse, auth_client::AuthClient,
+    kv_client::KvClient, lease_client::LeaseClient,
 };
 use super::settings::{EtcdSettings, Redacted};
 use std::sync::RwLock;
@@ -164,6 +164,22 @@ impl Client {
         })
         .await
         .map(drop)
+    }
+
+    /// What is left of the lease `id`, in whole seconds as etcd counts it (rounded down);
+    /// `None` when the lease has expired or was revoked (and its keys deleted with it).
+    pub async fn time_to_live(&self, id: i64) -> Result<Option<u64>, Failure> {
+        let request = LeaseTimeToLiveRequest { id, keys: false };
+        let answer = self
+            .call(request, |channel, request| async move {
+                LeaseClient::new(channel).lease_time_to_live(request).await
+            })
+            .await;
+        match answer {
+            Ok(answer) => Ok(u64::try_from(answer.ttl).ok()),
+            Err(failure) if failure.status.code() == Code::NotFound => Ok(None),
+            Err(failure) => Err(failure),
+        }
     }
 
     /// One attempt at the active endpoint, logging in again first if etcd said the token
