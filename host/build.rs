@@ -2,7 +2,8 @@
 //! the `wasilock` binary embeds it. Installs the `wasm32-wasip2` target with rustup when the
 //! toolchain lacks it. Compiles Dapr's gRPC protos and wasilock's alpha2 one (`proto/`) with
 //! protox, in Rust, so no system `protoc` is needed, and keeps their descriptor set for
-//! server reflection.
+//! server reflection; and etcd's v3 protos (`proto/etcd/`, trimmed) into the client
+//! `lock.etcd` uses.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ fn main() {
     }
 
     compile_protos(&manifest_dir);
+    compile_etcd_protos(&manifest_dir);
     ensure_target_installed();
 
     // A target directory of its own: the outer cargo holds the lock on the main one.
@@ -76,6 +78,19 @@ fn compile_protos(manifest_dir: &Path) {
         .build_transport(false)
         .compile_fds(files)
         .expect("generate the gRPC code");
+}
+
+/// Generates the gRPC client code for etcd's v3 API (`etcdserverpb`, `mvccpb`): clients
+/// only, without tonic's transport helpers (the store makes its own channels).
+fn compile_etcd_protos(manifest_dir: &Path) {
+    let proto_dir = manifest_dir.join("proto");
+    let files = protox::compile(["etcd/etcdserverpb/rpc.proto"], [&proto_dir])
+        .expect("compile the etcd protos in host/proto/etcd");
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_transport(false)
+        .compile_fds(files)
+        .expect("generate the etcd client code");
 }
 
 /// Adds the wasm target with rustup when the active toolchain does not have it.

@@ -36,9 +36,9 @@
 //! 3. Open the stores: [`StoreSet::open`] takes [`StoreSpec`]s, each a store's name with
 //!    its [`StoreSettings`]: a store kind and the settings it read from the component's
 //!    metadata. [`StoreKinds::builtin`] has the kinds this crate implements (`lock.in-memory`,
-//!    `lock.embedded`, `lock.redis`), and [`config::load`] reads specs from component YAML
-//!    through them; a backend of your own is a kind of your own, registered under its own
-//!    type name (below).
+//!    `lock.embedded`, `lock.redis`, `lock.etcd`), and [`config::load`] reads specs from
+//!    component YAML through them; a backend of your own is a kind of your own, registered
+//!    under its own type name (below).
 //! 4. For each tenant, take its view with [`StoreSet::view`] and make its [`Sandbox`] with
 //!    its [`Limits`] and the largest request body it reads (daprd's default is 4 MiB).
 //! 5. Call it. The typed calls give the rules' outcome, `Ok(Ok(_))`; daprd's error for a

@@ -24,6 +24,8 @@ enum Choice {
     TwoHosts,
     /// `lock.redis` with Sentinel failover, the master killed (-9) and the replica promoted.
     Sentinel,
+    /// Two hosts on `lock.etcd` over 3 etcd members, the leader killed (-9) and restarted.
+    Etcd,
     /// Every setup above, one after the other.
     All,
 }
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Choice::RedisDefault => vec![Setup::RedisDefault],
         Choice::TwoHosts => vec![Setup::TwoHosts],
         Choice::Sentinel => vec![Setup::Sentinel],
+        Choice::Etcd => vec![Setup::Etcd],
         Choice::All => Setup::ALL.to_vec(),
     };
     println!(
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
             }
             None => {
                 println!(
-                    "== {}: not run (redis-server is missing) ==\n",
+                    "== {}: not run (redis-server or etcd is missing) ==\n",
                     setup.name()
                 );
                 ok = false;

@@ -17,6 +17,9 @@
 //!   about 10 s later), so failovers are spaced for it to rejoin. The Sentinel's events are
 //!   recorded. Replication is asynchronous: a promoted replica may lack locks the master
 //!   acknowledged, so this setup does not promise safety.
+//! - `etcd`: two hosts (one app id) on `lock.etcd` over a 3-member etcd cluster, the clients
+//!   split across them; every 2 to 4 s the leader is killed with SIGKILL and restarted with
+//!   its data once another member leads.
 
 use crate::checker::{Report, check};
 use crate::history::{Fault, History};
@@ -25,6 +28,7 @@ use crate::workload::{self, Workload};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wasilock_testkit::etcd_cluster::EtcdCluster;
 use wasilock_testkit::redis_server::{RedisSentinel, RedisServer};
 use wasilock_testkit::{Host, Options, component, resources};
 
@@ -58,16 +62,19 @@ pub enum Setup {
     TwoHosts,
     /// `lock.redis` with Sentinel failover, the master killed (-9).
     Sentinel,
+    /// Two hosts on `lock.etcd` over 3 members, the leader killed (-9) and restarted.
+    Etcd,
 }
 
 impl Setup {
     /// Every setup, in the order `--setup all` runs them.
-    pub const ALL: [Setup; 5] = [
+    pub const ALL: [Setup; 6] = [
         Setup::Embedded,
         Setup::Redis,
         Setup::RedisDefault,
         Setup::TwoHosts,
         Setup::Sentinel,
+        Setup::Etcd,
     ];
 
     /// Its name on the command line.
@@ -78,6 +85,7 @@ impl Setup {
             Setup::RedisDefault => "redis-default",
             Setup::TwoHosts => "two-hosts",
             Setup::Sentinel => "sentinel",
+            Setup::Etcd => "etcd",
         }
     }
 
@@ -96,6 +104,9 @@ impl Setup {
             }
             Setup::Sentinel => {
                 "lock.redis with failover: master (appendfsync always), replica, Sentinel; the master is killed (-9) and the replica promoted"
+            }
+            Setup::Etcd => {
+                "two hosts on lock.etcd over a 3-member etcd cluster; the leader is killed (-9) and restarted"
             }
         }
     }
@@ -134,8 +145,8 @@ pub struct Run {
     pub report: Report,
 }
 
-/// Runs `setup`; `None` when it needs `redis-server` and that is not installed (which
-/// [`RedisServer`] turns into a failure under `CI=true`).
+/// Runs `setup`; `None` when it needs `redis-server` or etcd and that is not installed
+/// (which [`RedisServer`] and [`EtcdCluster`] turn into a failure under `CI=true`).
 pub fn run(setup: Setup, params: &Params) -> Option<Run> {
     let history = match setup {
         Setup::Embedded => embedded(params),
@@ -143,6 +154,7 @@ pub fn run(setup: Setup, params: &Params) -> Option<Run> {
         Setup::RedisDefault => one_host_on_redis(params, &["--save", REDIS_DEFAULT_SAVE])?,
         Setup::TwoHosts => two_hosts(params)?,
         Setup::Sentinel => sentinel(params)?,
+        Setup::Etcd => etcd(params)?,
     };
     let report = check(&history);
     Some(Run {
@@ -273,6 +285,31 @@ fn sentinel(params: &Params) -> Option<History> {
     });
     history.notes = events.stop();
     Some(history)
+}
+
+fn etcd(params: &Params) -> Option<History> {
+    let mut cluster = EtcdCluster::start()?;
+    let yaml = component(
+        "lockstore",
+        "lock.etcd",
+        &[("endpoints", &cluster.endpoints())],
+    );
+    let store = resources(&[("lockstore.yaml", &yaml)]);
+    let hosts = [(); 2].map(|_| host_on(params, &store));
+    let targets = hosts.iter().map(|h| h.base.clone()).collect();
+    let workload = workload(params, targets);
+    Some(with_faults(
+        &workload,
+        Instant::now(),
+        RESTART_EVERY_MS,
+        |_| {
+            let leader = cluster.leader();
+            cluster.kill(leader);
+            let next = cluster.leader();
+            cluster.restart(leader);
+            format!("kill -9 of leader m{leader}, m{next} elected, m{leader} restarted")
+        },
+    ))
 }
 
 /// Waits up to 15 s for `done`.

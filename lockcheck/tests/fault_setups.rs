@@ -3,7 +3,8 @@
 //! held, so that a lost lock would show.
 //!
 //! `lock.embedded` under kill -9, `lock.redis` under Redis restarts with `appendfsync
-//! always`, and two hosts on one Redis must show no violation. Redis with its default
+//! always`, two hosts on one Redis, and two hosts on a 3-member etcd cluster whose leader
+//! is killed and restarted must show no violation. Redis with its default
 //! persistence loses the locks taken since its last snapshot: the checker must find that.
 //! A Sentinel failover promotes a replica that may lack the last locks the master
 //! acknowledged (replication is asynchronous), so zero violations is not promised there:
@@ -73,6 +74,20 @@ fn redis_with_appendfsync_always_keeps_every_lock_through_restarts() {
 #[test]
 fn two_hosts_on_one_redis_never_grant_one_lock_twice() {
     assert_safe(Setup::TwoHosts);
+}
+
+#[test]
+fn two_hosts_on_etcd_keep_every_lock_through_leader_kills() {
+    // 14 s: etcd locks live past their expiry (whole-second leases, restarted by each new
+    // leader), so fewer are granted per second than on the other stores.
+    let Some((run, figures)) = run(Setup::Etcd, 14, 2) else {
+        return;
+    };
+    assert!(
+        figures.held_across_faults >= 1,
+        "no fault hit a held lock: {figures:?}"
+    );
+    assert_eq!(figures.violations, 0, "{}", text(&run));
 }
 
 #[test]

@@ -10,11 +10,13 @@
 //!
 //! Modules: [`machine`] (pinning, CPU time, the machine), [`servers`] (starting them),
 //! [`load`] (the load generator), [`native`] (the baseline server), [`setups`] (the rows and
-//! one round), [`tenants`] (the tenant setups), [`footprint`] (the figures measured once),
+//! one round), [`etcd`] (the raw etcd client row and the `lock.etcd` figures), [`tenants`]
+//! (the tenant setups), [`footprint`] (the figures measured once),
 //! [`alpha2`] (waiting, renewal, streams and alpha2 throughput),
 //! [`stats`] (medians and spreads), [`targets`] (ratios and verdicts), [`report`] (Markdown).
 
 mod alpha2;
+mod etcd;
 mod footprint;
 mod load;
 mod machine;
@@ -225,6 +227,7 @@ async fn run(
         }
     }
     let startup = footprint::startup(launcher).await?;
+    let etcd = etcd::figures(launcher, 200)?;
     let guest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/guest-build/wasm32-wasip2/guest/wasilock_guest.wasm");
     let guest_bytes = std::fs::metadata(&guest)
@@ -249,6 +252,7 @@ async fn run(
         settings,
         rows: rows.into_iter().map(|(row, s)| (row.label(), s)).collect(),
         redis_skipped,
+        etcd,
         ratios,
         targets,
         scale,

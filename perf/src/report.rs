@@ -2,6 +2,7 @@
 //! one table of every row, the ratios, the targets and the scale figures. Formatting only.
 
 use crate::alpha2::Alpha2Figures;
+use crate::etcd::EtcdFigures;
 use crate::footprint::Scale;
 use crate::load::Settings;
 use crate::machine::Pinning;
@@ -27,6 +28,8 @@ pub struct Report {
     pub rows: Vec<(String, Summary)>,
     /// Why the Redis rows are missing, if they are.
     pub redis_skipped: Option<String>,
+    /// The `lock.etcd` figures measured once (none without etcd).
+    pub etcd: Option<EtcdFigures>,
     /// Ratios of rows.
     pub ratios: Vec<Ratio>,
     /// The other targets.
@@ -113,6 +116,16 @@ impl Report {
         }
         if let Some(why) = &self.redis_skipped {
             let _ = writeln!(md, "\nRedis rows skipped: {why}.");
+        }
+        if let Some(etcd) = &self.etcd {
+            let _ = writeln!(
+                md,
+                "\nlock.etcd, measured once: {:.2} etcd calls per lock+unlock (one Txn each, and \
+                 the shared leases' grants and revokes); {:.2} s from the leader's SIGKILL to the \
+                 next lock granted.",
+                etcd.calls_per_pair,
+                etcd.leader_kill_to_grant.as_secs_f64()
+            );
         }
         let _ = writeln!(md, "\n## Ratios\n");
         let _ = writeln!(md, "| ratio | value | target | verdict |");

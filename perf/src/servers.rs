@@ -11,13 +11,15 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use wasilock_testkit::certificates::{self, Authority};
+use wasilock_testkit::etcd_cluster::EtcdCluster;
 use wasilock_testkit::redis_server::RedisServer;
 use wasilock_testkit::{Host, Options, component, resources};
 
 /// A server process, ready on `/v1.0/healthz`, killed on drop.
 pub struct Server {
     host: Host,
-    /// Other processes serving with it (the `redis-server` of `lock.redis`).
+    /// Other processes serving with it (the `redis-server` of `lock.redis`, the members
+    /// of `lock.etcd`).
     helpers: Vec<u32>,
     /// `127.0.0.1:PORT` of the HTTP API.
     pub address: String,
@@ -53,6 +55,8 @@ pub enum Store<'a> {
     Embedded,
     /// `lock.redis` on this server.
     Redis(&'a RedisServer),
+    /// `lock.etcd` on this cluster.
+    Etcd(&'a EtcdCluster),
 }
 
 /// How Redis keeps its data.
@@ -113,6 +117,11 @@ impl Launcher {
                 "lock.redis",
                 &[("redisHost", &redis.address())],
             )),
+            Store::Etcd(cluster) => Some(component(
+                "lockstore",
+                "lock.etcd",
+                &[("endpoints", &cluster.endpoints())],
+            )),
         };
         let mut dirs = vec![data];
         if let Some(yaml) = yaml {
@@ -121,8 +130,10 @@ impl Launcher {
             dirs.push(dir);
         }
         let mut server = self.start(options, dirs)?;
-        if let Store::Redis(redis) = store {
-            server.helpers.extend(redis.pid());
+        match store {
+            Store::Redis(redis) => server.helpers.extend(redis.pid()),
+            Store::Etcd(cluster) => server.helpers.extend(cluster.pids()),
+            Store::InMemory | Store::Embedded => {}
         }
         Ok((server, data_path))
     }
@@ -173,6 +184,12 @@ impl Launcher {
             .program(&std::env::current_exe()?)
             .args(["serve-native"]);
         self.start(options, Vec::new())
+    }
+
+    /// Starts a 3-member etcd cluster (on the servers' CPU when pinned); `None` when etcd
+    /// is not installed.
+    pub fn etcd(&self) -> Option<EtcdCluster> {
+        EtcdCluster::start_pinned(self.cpu)
     }
 
     /// Starts `redis-server` keeping its data as `persistence` says, in a temporary

@@ -1,6 +1,7 @@
 //! The throughput setups and one round of them: every setup once, in [`Row::ALL`]'s order,
 //! each on a server started for it, so that drift over a run hits every setup alike.
 
+use crate::etcd::raw_txn_pairs;
 use crate::load::{self, Protocol, Settings};
 use crate::servers::{Launcher, Persistence, Server, Store, redis_benchmark};
 use crate::stats::Sample;
@@ -38,6 +39,10 @@ pub enum Row {
     RedisBenchmark,
     /// `redis-benchmark` on the Redis of d'.
     RedisBenchmarkAof,
+    /// h. wasilock with `lock.etcd` on a 3-member cluster.
+    Etcd,
+    /// h'. A raw etcd client sending h's transactions.
+    EtcdRaw,
     /// e. [`TENANTS`] tenants, load on one.
     TenantsOne,
     /// e'. [`TENANTS`] tenants, load spread over [`SPREAD`].
@@ -61,7 +66,7 @@ pub enum Row {
 
 impl Row {
     /// Every row, in the order of each round and of the table.
-    pub const ALL: [Row; 21] = [
+    pub const ALL: [Row; 23] = [
         Row::Native,
         Row::InMemory,
         Row::WasiHttp,
@@ -74,6 +79,8 @@ impl Row {
         Row::RedisAof,
         Row::RedisBenchmark,
         Row::RedisBenchmarkAof,
+        Row::Etcd,
+        Row::EtcdRaw,
         Row::TenantsOne,
         Row::TenantsSpread,
         Row::CalmAlone,
@@ -104,6 +111,8 @@ impl Row {
             Row::RedisBenchmarkAof => {
                 "redis-benchmark SET key v NX EX 30, Redis with appendfsync always".into()
             }
+            Row::Etcd => "h. wasilock, lock.etcd (3 etcd members on this machine)".into(),
+            Row::EtcdRaw => "h'. raw etcd client, h's acquire and release transactions".into(),
             Row::TenantsOne => format!("e. {TENANTS} tenants, load on one"),
             Row::TenantsSpread => format!("e'. {TENANTS} tenants, load spread over {SPREAD}"),
             Row::CalmAlone => "f. calm tenant alone".into(),
@@ -228,6 +237,14 @@ impl Rounds {
                 self.redis_rates.insert(persistence, sample.rate);
                 samples.push(progress(row, sample));
             }
+        }
+
+        if let Some(cluster) = launcher.etcd() {
+            let (server, _) = launcher.wasilock(Store::Etcd(&cluster), &[])?;
+            samples.push(self.measure(Row::Etcd, &server, Protocol::Http).await?);
+            drop(server);
+            let raw = raw_txn_pairs(&cluster, &self.settings).await?;
+            samples.push(progress(Row::EtcdRaw, raw.sample()));
         }
 
         let spread = tenants::spread_load(launcher, &self.settings).await?;

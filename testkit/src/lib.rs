@@ -6,6 +6,7 @@
 //! - [`resources`](mod@resources): Component and Tenant YAML for `--resources-path`;
 //! - [`sequences`]: Dapr's conformance sequence and one-winner rounds;
 //! - [`redis_server`]: a throwaway `redis-server`;
+//! - [`etcd_cluster`]: a throwaway 3-member etcd cluster;
 //! - [`certificates`]: an authority and the certificates it issues, for TLS tests;
 //! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
@@ -22,6 +23,7 @@
 pub mod alpha2;
 mod apt;
 pub mod certificates;
+pub mod etcd_cluster;
 pub mod guests;
 pub mod host;
 pub mod http_cases;

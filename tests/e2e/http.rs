@@ -463,12 +463,16 @@ fn bad_component_files_stop_start_up_with_a_clear_error() {
     assert!(!failure.status.success());
     assert!(failure.stderr.contains("broken.yaml"), "{}", failure.stderr);
 
-    let etcd = resources(&[("etcd.yaml", &component("coordination", "lock.etcd", &[]))]);
-    let failure = Host::try_start(Options::new().args(["--resources-path", resources_path(&etcd)]))
-        .err()
-        .expect("an unsupported lock type must stop start-up");
+    let zookeeper = resources(&[(
+        "zookeeper.yaml",
+        &component("coordination", "lock.zookeeper", &[]),
+    )]);
+    let failure =
+        Host::try_start(Options::new().args(["--resources-path", resources_path(&zookeeper)]))
+            .err()
+            .expect("an unsupported lock type must stop start-up");
     assert!(!failure.status.success());
-    for needle in ["etcd.yaml", "coordination", "lock.etcd"] {
+    for needle in ["zookeeper.yaml", "coordination", "lock.zookeeper"] {
         assert!(
             failure.stderr.contains(needle),
             "{needle}: {}",

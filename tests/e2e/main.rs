@@ -8,6 +8,7 @@
 mod alpha2;
 mod componentize_py;
 mod connections;
+mod etcd;
 mod grpc;
 mod http;
 mod node;

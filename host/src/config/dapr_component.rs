@@ -268,7 +268,7 @@ spec: { type: lock.embedded, ignoreErrors: true }
         let refused = parse_file(text, Path::new("c.yaml"), &builtin, &env, &mut resources);
         assert_eq!(
             format!("{:#}", refused.unwrap_err()),
-            r#"component "s" has lock store type "lock.own", which this host does not implement (supported: lock.embedded, lock.in-memory, lock.redis)"#
+            r#"component "s" has lock store type "lock.own", which this host does not implement (supported: lock.embedded, lock.etcd, lock.in-memory, lock.redis)"#
         );
         let mut kinds = StoreKinds::builtin();
         kinds.register(Own);
@@ -283,8 +283,8 @@ spec: { type: lock.embedded, ignoreErrors: true }
     fn clear_errors_name_the_component_and_type() {
         let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
         assert!(
-            err("kind: Component\nmetadata: {name: s}\nspec: {type: lock.etcd}\n")
-                .contains(r#"component "s" has lock store type "lock.etcd""#)
+            err("kind: Component\nmetadata: {name: s}\nspec: {type: lock.zookeeper}\n")
+                .contains(r#"component "s" has lock store type "lock.zookeeper""#)
         );
         assert!(err("kind: Component\nspec: {type: lock.embedded}\n").contains("no metadata.name"));
         assert!(

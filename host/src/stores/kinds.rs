@@ -5,7 +5,8 @@
 //! which open the store and compare with the settings of a reload, whatever the kind.
 
 use super::backend::{
-    EmbeddedKind, InMemoryKind, Metadata, OpenContext, Opened, RedisKind, Remark, StoreKind,
+    EmbeddedKind, EtcdKind, InMemoryKind, Metadata, OpenContext, Opened, RedisKind, Remark,
+    StoreKind,
 };
 use async_trait::async_trait;
 use std::any::Any;
@@ -20,10 +21,12 @@ pub struct StoreKinds {
 }
 
 impl StoreKinds {
-    /// The kinds this crate implements: `lock.embedded`, `lock.in-memory`, `lock.redis`.
+    /// The kinds this crate implements: `lock.embedded`, `lock.etcd`, `lock.in-memory`,
+    /// `lock.redis`.
     pub fn builtin() -> Self {
         let mut kinds = StoreKinds::default();
         kinds.register(EmbeddedKind);
+        kinds.register(EtcdKind);
         kinds.register(InMemoryKind);
         kinds.register(RedisKind);
         kinds
@@ -205,8 +208,11 @@ mod tests {
     fn the_builtin_kinds_by_name() {
         let kinds = StoreKinds::builtin();
         let names: Vec<_> = kinds.type_names().collect();
-        assert_eq!(names, ["lock.embedded", "lock.in-memory", "lock.redis"]);
-        assert!(kinds.get("lock.etcd").is_none());
+        assert_eq!(
+            names,
+            ["lock.embedded", "lock.etcd", "lock.in-memory", "lock.redis"]
+        );
+        assert!(kinds.get("lock.zookeeper").is_none());
         assert_eq!(
             read("lock.redis", &[("redisHost", "h")]).type_name(),
             "lock.redis"

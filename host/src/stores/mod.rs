@@ -1,7 +1,7 @@
 //! Lock stores: the backends (one per store, shared by every tenant that sees it), the kinds
 //! that open them, Dapr's key layout, and each tenant's view of them.
 //!
-//! - [`backend`]: storage backends (embedded durable, in-memory, Redis) behind one contract,
+//! - [`backend`]: storage backends (embedded durable, in-memory, Redis, etcd) behind one contract,
 //!   each with the [`StoreKind`](backend::StoreKind) that opens it;
 //! - [`StoreKinds`]: the kinds a process can open, by type name; [`StoreSettings`]: a kind
 //!   with the settings it read from a component;

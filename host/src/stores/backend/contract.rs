@@ -1,23 +1,53 @@
 //! The store contract, run against every backend: absent and expired values, conflicts
 //! carrying the live value, TTL, delete, purge, and atomicity under concurrency; fencing
 //! tokens strictly increasing per grant (and per key), kept by renewal and release, read by
-//! inspect.
+//! inspect. How exact the tokens are is the backend's ([`Tokens`]): a counter per key
+//! (memory, embedded, Redis) is checked number by number; etcd's create revisions only as
+//! the spec asks, strictly increasing per key.
 
-use super::{Backend, CasOutcome, EmbeddedBackend, MemoryBackend, RedisBackend, RedisSettings};
+use super::{
+    Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, MemoryBackend, RedisBackend,
+    RedisSettings,
+};
 use std::sync::Arc;
 use std::time::Duration;
-use wasilock_testkit::redis_server;
+use wasilock_testkit::{etcd_cluster, redis_server};
 
 const SHORT: Duration = Duration::from_millis(300);
 
-async fn absent_then_set_then_conflict(b: &dyn Backend) {
+/// What a backend's fencing tokens are.
+#[derive(Clone, Copy, PartialEq)]
+enum Tokens {
+    /// A counter per key: 1 for its first grant, one more for each grant after.
+    PerKeyCounter,
+    /// Strictly increasing per key, above 0, but with gaps (etcd: the key's create
+    /// revision, which the whole cluster shares).
+    Increasing,
+}
+
+impl Tokens {
+    /// The token a check expects of the grant `outcome`: for a counter, `counter` (checked
+    /// where the check compares it); otherwise the token `outcome` carries, checked to be a
+    /// grant above `earlier` (0 for a key's first grant).
+    fn granted(self, outcome: &CasOutcome, counter: u64, earlier: u64) -> u64 {
+        match (self, outcome) {
+            (Tokens::PerKeyCounter, _) => counter,
+            (Tokens::Increasing, CasOutcome::Swapped(token)) => {
+                assert!(*token > earlier, "{token} after {earlier}");
+                *token
+            }
+            (Tokens::Increasing, conflict) => panic!("not a grant: {conflict:?}"),
+        }
+    }
+}
+
+async fn absent_then_set_then_conflict(b: &dyn Backend, tokens: Tokens) {
     assert_eq!(b.get("k").await.unwrap(), None);
-    assert_eq!(
-        b.compare_and_swap("k", None, Some(b"a"), None)
-            .await
-            .unwrap(),
-        CasOutcome::Swapped(1)
-    );
+    let outcome = b
+        .compare_and_swap("k", None, Some(b"a"), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, CasOutcome::Swapped(tokens.granted(&outcome, 1, 0)));
     assert_eq!(b.get("k").await.unwrap(), Some(b"a".to_vec()));
     assert_eq!(
         b.compare_and_swap("k", None, Some(b"b"), None)
@@ -39,48 +69,85 @@ async fn absent_then_set_then_conflict(b: &dyn Backend) {
     );
 }
 
-async fn swap_and_delete(b: &dyn Backend) {
-    b.compare_and_swap("k", None, Some(b"a"), None)
+async fn swap_and_delete(b: &dyn Backend, tokens: Tokens) {
+    let outcome = b
+        .compare_and_swap("k", None, Some(b"a"), None)
         .await
         .unwrap();
+    let first = tokens.granted(&outcome, 1, 0);
     assert_eq!(
         b.compare_and_swap("k", Some(b"a"), Some(b"b"), Some(SHORT * 10))
             .await
             .unwrap(),
-        CasOutcome::Swapped(1)
+        CasOutcome::Swapped(first)
     );
     assert_eq!(b.get("k").await.unwrap(), Some(b"b".to_vec()));
     assert_eq!(
         b.compare_and_swap("k", Some(b"b"), None, None)
             .await
             .unwrap(),
-        CasOutcome::Swapped(1)
+        CasOutcome::Swapped(first)
     );
     assert_eq!(b.get("k").await.unwrap(), None);
+    let outcome = b
+        .compare_and_swap("k", None, Some(b"c"), None)
+        .await
+        .unwrap();
     assert_eq!(
-        b.compare_and_swap("k", None, Some(b"c"), None)
-            .await
-            .unwrap(),
-        CasOutcome::Swapped(2)
+        outcome,
+        CasOutcome::Swapped(tokens.granted(&outcome, 2, first))
     );
 }
 
-/// Whether `purge_expired` deletes and counts expired entries, or the server expires them.
+/// Whether `purge_expired` deletes and counts expired entries, or the server expires them
+/// (etcd: on leases of whole seconds, shared for a second, checked every 500 ms).
 #[derive(Clone, Copy, PartialEq)]
 enum Expiry {
     PurgedByHost,
     ByServer,
+    ByEtcdLeases,
 }
 
-async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry) {
-    b.compare_and_swap("t", None, Some(b"a"), Some(SHORT))
+impl Expiry {
+    /// A short TTL the store can keep.
+    fn short(self) -> Duration {
+        match self {
+            Expiry::ByEtcdLeases => Duration::from_secs(1),
+            Expiry::PurgedByHost | Expiry::ByServer => SHORT,
+        }
+    }
+
+    /// How long after its grant a value of TTL [`Expiry::short`] is surely gone.
+    fn gone_after(self) -> Duration {
+        match self {
+            Expiry::ByEtcdLeases => Duration::from_secs(4),
+            Expiry::PurgedByHost | Expiry::ByServer => SHORT + Duration::from_millis(100),
+        }
+    }
+
+    /// The most [`Backend::inspect`] may report as left of a value of TTL `asked` (whole
+    /// seconds for etcd) right after its grant: etcd rounds a lease up to whole seconds and
+    /// shares it for a second, so a lock may live a second longer than asked.
+    fn longest_ttl(self, asked: Duration) -> Duration {
+        match self {
+            Expiry::ByEtcdLeases => asked + Duration::from_secs(1),
+            Expiry::PurgedByHost | Expiry::ByServer => asked,
+        }
+    }
+}
+
+async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry, tokens: Tokens) {
+    let short = expiry.short();
+    let outcome = b
+        .compare_and_swap("t", None, Some(b"a"), Some(short))
         .await
         .unwrap();
+    let first = tokens.granted(&outcome, 1, 0);
     b.compare_and_swap("forever", None, Some(b"f"), None)
         .await
         .unwrap();
     assert_eq!(b.get("t").await.unwrap(), Some(b"a".to_vec()), "not early");
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    tokio::time::sleep(expiry.gone_after()).await;
     assert_eq!(b.get("t").await.unwrap(), None);
     assert_eq!(
         b.compare_and_swap("t", Some(b"a"), None, None)
@@ -93,22 +160,25 @@ async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry) {
     assert_eq!(b.purge_expired().await.unwrap(), expected);
     assert_eq!(b.purge_expired().await.unwrap(), 0);
     assert_eq!(b.get("forever").await.unwrap(), Some(b"f".to_vec()));
+    let outcome = b
+        .compare_and_swap("t", None, Some(b"b"), Some(short))
+        .await
+        .unwrap();
     assert_eq!(
-        b.compare_and_swap("t", None, Some(b"b"), Some(SHORT))
-            .await
-            .unwrap(),
-        CasOutcome::Swapped(2)
+        outcome,
+        CasOutcome::Swapped(tokens.granted(&outcome, 2, first))
     );
 }
 
-async fn renewal_replaces_the_expiry(b: &dyn Backend) {
-    b.compare_and_swap("r", None, Some(b"a"), Some(SHORT))
+async fn renewal_replaces_the_expiry(b: &dyn Backend, expiry: Expiry) {
+    let short = expiry.short();
+    b.compare_and_swap("r", None, Some(b"a"), Some(short))
         .await
         .unwrap();
-    b.compare_and_swap("r", Some(b"a"), Some(b"a"), Some(SHORT * 10))
+    b.compare_and_swap("r", Some(b"a"), Some(b"a"), Some(short * 10))
         .await
         .unwrap();
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    tokio::time::sleep(expiry.gone_after()).await;
     assert_eq!(
         b.purge_expired().await.unwrap(),
         0,
@@ -117,7 +187,7 @@ async fn renewal_replaces_the_expiry(b: &dyn Backend) {
     assert_eq!(b.get("r").await.unwrap(), Some(b"a".to_vec()));
 }
 
-async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
+async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>, tokens: Tokens) {
     for round in 0..20 {
         let key = format!("race-{round}");
         let tasks: Vec<_> = (0..16)
@@ -133,7 +203,12 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>) {
             .collect();
         let mut winners = 0;
         for task in tasks {
-            if task.await.unwrap() == CasOutcome::Swapped(1) {
+            let outcome = task.await.unwrap();
+            let won = match tokens {
+                Tokens::PerKeyCounter => outcome == CasOutcome::Swapped(1),
+                Tokens::Increasing => matches!(outcome, CasOutcome::Swapped(token) if token > 0),
+            };
+            if won {
                 winners += 1;
             }
         }
@@ -152,7 +227,7 @@ async fn swapped(b: &dyn Backend, key: &str, expected: Option<&[u8]>, new: Optio
     }
 }
 
-async fn tokens_strictly_increase_per_grant(b: &dyn Backend, expiry: Expiry) {
+async fn tokens_strictly_increase_per_grant(b: &dyn Backend, expiry: Expiry, tokens: Tokens) {
     let mut last = 0;
     for round in 0..5 {
         let owner = format!("o{round}");
@@ -169,20 +244,26 @@ async fn tokens_strictly_increase_per_grant(b: &dyn Backend, expiry: Expiry) {
         swapped(b, "f", Some(owner.as_bytes()), None).await;
     }
     // An expired lock's successor gets the next token too.
-    b.compare_and_swap("f", None, Some(b"short"), Some(SHORT))
+    let outcome = b
+        .compare_and_swap("f", None, Some(b"short"), Some(expiry.short()))
         .await
         .unwrap();
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    let expired = tokens.granted(&outcome, last + 1, last);
+    tokio::time::sleep(expiry.gone_after()).await;
     if expiry == Expiry::PurgedByHost {
         b.purge_expired().await.unwrap();
     }
     let after_expiry = swapped(b, "f", None, Some(b"next")).await;
-    assert_eq!(after_expiry, last + 2);
+    assert_eq!(
+        after_expiry,
+        tokens.granted(&CasOutcome::Swapped(after_expiry), last + 2, expired)
+    );
     // Per key: another key starts at its own first token.
-    assert_eq!(swapped(b, "g", None, Some(b"o")).await, 1);
+    let other = swapped(b, "g", None, Some(b"o")).await;
+    assert_eq!(other, tokens.granted(&CasOutcome::Swapped(other), 1, 0));
 }
 
-async fn renewal_and_release_keep_the_token(b: &dyn Backend) {
+async fn renewal_and_release_keep_the_token(b: &dyn Backend, tokens: Tokens) {
     let token = swapped(b, "r", None, Some(b"id")).await;
     assert_eq!(
         swapped(b, "r", Some(b"id"), Some(b"id")).await,
@@ -191,37 +272,43 @@ async fn renewal_and_release_keep_the_token(b: &dyn Backend) {
     );
     assert_eq!(swapped(b, "r", Some(b"id"), None).await, token, "release");
     assert_eq!(b.inspect("r").await.unwrap(), None);
+    let next = swapped(b, "r", None, Some(b"id2")).await;
     assert_eq!(
-        swapped(b, "r", None, Some(b"id2")).await,
-        token + 1,
+        next,
+        tokens.granted(&CasOutcome::Swapped(next), token + 1, token),
         "the counter outlives the release"
     );
 }
 
-async fn inspect_reads_value_token_and_ttl(b: &dyn Backend) {
+async fn inspect_reads_value_token_and_ttl(b: &dyn Backend, expiry: Expiry, tokens: Tokens) {
     assert_eq!(b.inspect("i").await.unwrap(), None);
-    b.compare_and_swap("i", None, Some(b"v"), Some(SHORT * 100))
+    let outcome = b
+        .compare_and_swap("i", None, Some(b"v"), Some(SHORT * 100))
         .await
         .unwrap();
+    let token = tokens.granted(&outcome, 1, 0);
     let seen = b.inspect("i").await.unwrap().expect("live");
     assert_eq!(
         (seen.value.as_slice(), seen.fencing_token),
-        (b"v".as_slice(), 1)
+        (b"v".as_slice(), token)
     );
     let ttl = seen.ttl.expect("an expiry");
-    assert!(ttl <= SHORT * 100 && ttl > SHORT * 50, "{ttl:?}");
+    assert!(
+        ttl <= expiry.longest_ttl(SHORT * 100) && ttl > SHORT * 50,
+        "{ttl:?}"
+    );
     b.compare_and_swap("forever", None, Some(b"f"), None)
         .await
         .unwrap();
     assert_eq!(b.inspect("forever").await.unwrap().unwrap().ttl, None);
-    b.compare_and_swap("gone", None, Some(b"g"), Some(SHORT))
+    b.compare_and_swap("gone", None, Some(b"g"), Some(expiry.short()))
         .await
         .unwrap();
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    tokio::time::sleep(expiry.gone_after()).await;
     assert_eq!(b.inspect("gone").await.unwrap(), None, "expired");
 }
 
-async fn concurrent_grants_take_distinct_increasing_tokens(b: Arc<dyn Backend>) {
+async fn concurrent_grants_take_distinct_increasing_tokens(b: Arc<dyn Backend>, tokens: Tokens) {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let b = b.clone();
@@ -255,24 +342,42 @@ async fn concurrent_grants_take_distinct_increasing_tokens(b: Arc<dyn Backend>) 
         all.extend(tokens);
     }
     all.sort_unstable();
-    assert_eq!(all, (1..=80).collect::<Vec<u64>>(), "one token per grant");
+    match tokens {
+        Tokens::PerKeyCounter => {
+            assert_eq!(all, (1..=80).collect::<Vec<u64>>(), "one token per grant")
+        }
+        Tokens::Increasing => {
+            assert!(all[0] > 0, "{all:?}");
+            all.dedup();
+            assert_eq!(all.len(), 80, "one token per grant: {all:?}");
+        }
+    }
 }
 
-async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry) {
-    absent_then_set_then_conflict(&*make()).await;
-    swap_and_delete(&*make()).await;
-    ttl_expires_and_frees_the_key(&*make(), expiry).await;
-    renewal_replaces_the_expiry(&*make()).await;
-    one_winner_among_concurrent_acquirers(make()).await;
-    tokens_strictly_increase_per_grant(&*make(), expiry).await;
-    renewal_and_release_keep_the_token(&*make()).await;
-    inspect_reads_value_token_and_ttl(&*make()).await;
-    concurrent_grants_take_distinct_increasing_tokens(make()).await;
+/// How many checks [`run_contract`] runs: it calls `make` once for each.
+const CHECKS: usize = 9;
+
+/// Runs every check on a backend of its own from `make`.
+async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry, tokens: Tokens) {
+    absent_then_set_then_conflict(&*make(), tokens).await;
+    swap_and_delete(&*make(), tokens).await;
+    ttl_expires_and_frees_the_key(&*make(), expiry, tokens).await;
+    renewal_replaces_the_expiry(&*make(), expiry).await;
+    one_winner_among_concurrent_acquirers(make(), tokens).await;
+    tokens_strictly_increase_per_grant(&*make(), expiry, tokens).await;
+    renewal_and_release_keep_the_token(&*make(), tokens).await;
+    inspect_reads_value_token_and_ttl(&*make(), expiry, tokens).await;
+    concurrent_grants_take_distinct_increasing_tokens(make(), tokens).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_backend_meets_the_contract() {
-    run_contract(|| Arc::new(MemoryBackend::new()), Expiry::PurgedByHost).await;
+    run_contract(
+        || Arc::new(MemoryBackend::new()),
+        Expiry::PurgedByHost,
+        Tokens::PerKeyCounter,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -285,6 +390,7 @@ async fn embedded_backend_meets_the_contract() {
             Arc::new(EmbeddedBackend::open(&dir.path().join(format!("db-{n}.redb"))).unwrap())
         },
         Expiry::PurgedByHost,
+        Tokens::PerKeyCounter,
     )
     .await;
 }
@@ -326,7 +432,7 @@ async fn redis_backend_meets_the_contract() {
     };
     // One database per check, so that each starts empty.
     let mut backends = Vec::new();
-    for db in 0..9 {
+    for db in 0..CHECKS {
         let metadata = [
             ("redisHost".to_string(), server.address()),
             ("redisDB".to_string(), db.to_string()),
@@ -341,6 +447,7 @@ async fn redis_backend_meets_the_contract() {
     run_contract(
         || next.lock().unwrap().next().expect("one database per check"),
         Expiry::ByServer,
+        Tokens::PerKeyCounter,
     )
     .await;
 }
@@ -391,4 +498,30 @@ async fn redis_backend_fails_fast_when_unreachable() {
         format!("{err:#}").contains("cannot connect to Redis at 127.0.0.1:1"),
         "{err:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_backend_meets_the_contract() {
+    let Some(cluster) = etcd_cluster::EtcdCluster::start() else {
+        return;
+    };
+    // One key prefix path per check, so that each starts empty.
+    let mut backends = Vec::new();
+    for check in 0..CHECKS {
+        let metadata = [
+            ("endpoints".to_string(), cluster.endpoints()),
+            ("keyPrefixPath".to_string(), format!("check-{check}")),
+        ]
+        .into_iter()
+        .collect();
+        let settings = EtcdSettings::from_metadata(&metadata).unwrap();
+        backends.push(Arc::new(EtcdBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>);
+    }
+    let next = std::sync::Mutex::new(backends.into_iter());
+    run_contract(
+        || next.lock().unwrap().next().expect("one prefix per check"),
+        Expiry::ByEtcdLeases,
+        Tokens::Increasing,
+    )
+    .await;
 }

@@ -2,19 +2,23 @@
 //! and the store kind that opens each from a component's settings.
 //!
 //! Keys arrive already laid out by [`super::keys`]; a backend only stores bytes with an
-//! expiry, in its own clock, and a fencing token per key: a counter that every grant (a swap
-//! from absent to a value) advances and nothing ever lowers, kept beside the value (never
-//! deleted on release). Every backend passes the same contract suite (`contract`).
+//! expiry, in its own clock, and a fencing token per key that every grant (a swap from
+//! absent to a value) advances and nothing ever lowers: a counter kept beside the value
+//! (never deleted on release), or etcd's create revision. Every backend passes the same
+//! contract suite (`contract`).
 //! A new kind is one module here (its backend and its [`StoreKind`]) and one line in
 //! [`StoreKinds::builtin`](super::StoreKinds::builtin).
 
 mod embedded;
+mod etcd;
 mod kind;
 mod memory;
 mod redis;
 
 pub use self::redis::{RedisBackend, RedisKind, RedisSettings};
 pub use embedded::{EmbeddedBackend, EmbeddedKind};
+pub use etcd::api as etcd_api;
+pub use etcd::{EtcdBackend, EtcdKind, EtcdSettings};
 pub use kind::{Metadata, OpenContext, Opened, Remark, StoreKind};
 pub use memory::{InMemoryKind, MemoryBackend};
 

@@ -1,0 +1,559 @@
+//! End-to-end tests of `lock.etcd` on a real 3-member etcd cluster: Dapr's conformance
+//! sequence, every answer of the lock API as the in-memory store gives it, Dapr's key
+//! layout under `keyPrefixPath` (read back with a raw etcd client), two hosts racing, a
+//! killed leader under load, a whole-cluster outage and recovery, start-up refusals, TLS
+//! with client certificates, and etcd's user authentication.
+
+use wasilock_testkit as common;
+
+use common::etcd_cluster::EtcdCluster;
+use common::redis_server::TlsFiles;
+use common::{Host, Options, StartFailure, component, conformance_sequence, resources};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasilock::stores::backend::etcd_api::etcdserverpb::{
+    PutRequest, RangeResponse, RequestOp, TxnRequest, request_op,
+};
+use wasilock::stores::backend::etcd_api::etcdserverpb::{RangeRequest, kv_client::KvClient};
+
+fn etcd_component(name: &str, cluster: &EtcdCluster, extra: &[(&str, &str)]) -> String {
+    let endpoints = cluster.endpoints();
+    let mut metadata = vec![("endpoints", endpoints.as_str())];
+    metadata.extend_from_slice(extra);
+    component(name, "lock.etcd", &metadata)
+}
+
+fn host_on(
+    cluster: &EtcdCluster,
+    app_id: &str,
+    extra: &[(&str, &str)],
+) -> (Host, tempfile::TempDir) {
+    let dir = resources(&[("etcd.yaml", &etcd_component("shared", cluster, extra))]);
+    let host = Host::start_with(Options::new().args([
+        "--app-id",
+        app_id,
+        "--resources-path",
+        dir.path().to_str().unwrap(),
+    ]));
+    (host, dir)
+}
+
+/// A raw etcd client of member 0, for reading and writing keys beside the hosts.
+struct Raw {
+    runtime: tokio::runtime::Runtime,
+    url: String,
+}
+
+impl Raw {
+    fn new(cluster: &EtcdCluster) -> Self {
+        Raw {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            url: cluster.url(0),
+        }
+    }
+
+    fn client(&self) -> KvClient<tonic::transport::Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(self.url.clone())
+            .unwrap()
+            .connect_lazy();
+        KvClient::new(channel)
+    }
+
+    /// Every key with its value, create revision and lease.
+    fn all(&self) -> Vec<(String, String, i64, i64)> {
+        let answer: RangeResponse = self.runtime.block_on(async {
+            let request = RangeRequest {
+                key: vec![0],
+                range_end: vec![0],
+                ..Default::default()
+            };
+            self.client().range(request).await.unwrap().into_inner()
+        });
+        answer
+            .kvs
+            .into_iter()
+            .map(|kv| {
+                (
+                    String::from_utf8(kv.key).unwrap(),
+                    String::from_utf8(kv.value).unwrap(),
+                    kv.create_revision,
+                    kv.lease,
+                )
+            })
+            .collect()
+    }
+
+    /// Puts `value` at `key` without a lease (a transaction with no compare).
+    fn put(&self, key: &str, value: &str) {
+        self.runtime.block_on(async {
+            let put = PutRequest {
+                key: key.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec(),
+                ..Default::default()
+            };
+            let request = TxnRequest {
+                success: vec![RequestOp {
+                    request: Some(request_op::Request::RequestPut(put)),
+                }],
+                ..Default::default()
+            };
+            self.client().txn(request).await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn conformance_sequence_on_etcd() {
+    let Some(cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let (host, _dir) = host_on(&cluster, "conformance", &[]);
+    assert!(host.banner().contains("lock.etcd"), "{}", host.banner());
+    conformance_sequence(&host, "shared");
+}
+
+#[test]
+fn every_answer_is_the_one_the_in_memory_store_gives() {
+    let Some(cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let etcd = resources(&[(
+        "lockstore.yaml",
+        &etcd_component("lockstore", &cluster, &[]),
+    )]);
+    let memory = resources(&[(
+        "lockstore.yaml",
+        &component("lockstore", "lock.in-memory", &[]),
+    )]);
+    let start = |dir: &tempfile::TempDir| {
+        Host::start_with(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]))
+    };
+    let (on_etcd, in_memory) = (start(&etcd), start(&memory));
+    let cases = common::http_cases::http_cases();
+    let expected = common::http_cases::replay(&in_memory.base, &cases);
+    let answers = common::http_cases::replay(&on_etcd.base, &cases);
+    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
+        assert_eq!(answer, expected, "{case:?}");
+    }
+}
+
+#[test]
+fn keys_are_daprs_layout_under_the_prefix_path_with_the_owner_on_a_lease() {
+    let Some(cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let raw = Raw::new(&cluster);
+    let (host, _dir) = host_on(&cluster, "billing", &[]);
+    assert_eq!(host.lock("shared", "invoice-8", "worker-1", 30), Ok(true));
+    let keys = raw.all();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let (key, value, revision, lease) = &keys[0];
+    assert_eq!(
+        (key.as_str(), value.as_str()),
+        ("/lock||billing||invoice-8", "worker-1")
+    );
+    assert!(*revision > 0 && *lease != 0, "{keys:?}");
+    // The lease outlives the TTL: 30 s rounded up, plus the one-second sharing window.
+    let lease_hex = format!("{lease:x}");
+    let ttl = cluster
+        .etcdctl(0, &["lease", "timetolive", &lease_hex])
+        .unwrap();
+    let ttl = String::from_utf8(ttl).unwrap();
+    assert!(ttl.contains("granted with TTL(31s)"), "{ttl}");
+    assert_eq!(host.unlock("shared", "invoice-8", "worker-2"), Ok(2));
+    assert_eq!(host.unlock("shared", "invoice-8", "worker-1"), Ok(0));
+    assert_eq!(raw.all(), []);
+
+    // A lock written by another client with the same layout holds for wasilock too.
+    raw.put("/lock||billing||invoice-7", "sidecar");
+    assert_eq!(host.lock("shared", "invoice-7", "wasilock", 30), Ok(false));
+    assert_eq!(host.unlock("shared", "invoice-7", "sidecar"), Ok(0));
+    assert_eq!(raw.all(), []);
+
+    // keyPrefix strategies, under keyPrefixPath.
+    for (prefix, key) in [
+        ("name", "locks/lock||shared||r"),
+        ("none", "locks/lock||r"),
+        ("team-a", "locks/lock||team-a||r"),
+    ] {
+        let (host, _dir) = host_on(
+            &cluster,
+            "app",
+            &[("keyPrefix", prefix), ("keyPrefixPath", "locks")],
+        );
+        assert_eq!(host.lock("shared", "r", "o", 30), Ok(true), "{prefix}");
+        let keys = raw.all();
+        assert_eq!(
+            keys.iter()
+                .map(|k| (k.0.as_str(), k.1.as_str()))
+                .collect::<Vec<_>>(),
+            [(key, "o")],
+            "{prefix}"
+        );
+        assert_eq!(host.unlock("shared", "r", "o"), Ok(0));
+    }
+}
+
+#[test]
+fn each_lock_and_unlock_is_one_etcd_transaction() {
+    let Some(cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let (host, _dir) = host_on(&cluster, "counted", &[]);
+    let methods = ["Txn", "Range", "DeleteRange", "LeaseGrant", "LeaseRevoke"];
+    let counts = || methods.map(|m| cluster.handled(m));
+    let before = counts();
+    let pairs = 20;
+    for i in 0..pairs {
+        assert_eq!(host.lock("shared", &format!("r{i}"), "o", 30), Ok(true));
+        assert_eq!(host.unlock("shared", &format!("r{i}"), "o"), Ok(0));
+    }
+    let after = counts();
+    let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // One Txn per call and nothing else on the way, but a lease now and then (one per
+    // second of locks at most, shared by the locks of that second; revoked once empty).
+    assert_eq!(&delta[..3], &[2 * pairs, 0, 0], "{methods:?}: {delta:?}");
+    assert!(delta[3] >= 1 && delta[3] <= pairs, "{methods:?}: {delta:?}");
+}
+
+#[test]
+fn two_hosts_on_one_cluster_grant_each_lock_once() {
+    let Some(cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let (first, _a) = host_on(&cluster, "race", &[]);
+    let (second, _b) = host_on(&cluster, "race", &[]);
+    common::one_winner_rounds(
+        &[first.base.clone(), second.base.clone()],
+        "shared",
+        "r",
+        8,
+        20,
+    );
+    assert_eq!(first.lock("shared", "x", "one", 30), Ok(true));
+    assert_eq!(second.lock("shared", "x", "two", 30), Ok(false));
+    assert_eq!(second.unlock("shared", "x", "one"), Ok(0));
+}
+
+/// Workers lock and unlock resources of their own in a loop; every outcome is recorded:
+/// (when, HTTP status, what went wrong: empty when right).
+fn under_load<R>(host: &Host, during: impl FnOnce() -> R) -> (R, Vec<(Instant, u16, String)>) {
+    let stop = AtomicBool::new(false);
+    let outcomes = Mutex::new(Vec::new());
+    let result = std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let (base, stop, outcomes) = (&host.base, &stop, &outcomes);
+            scope.spawn(move || {
+                let agent = common::agent();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let resource = format!("w{worker}-{i}");
+                    let reply = match common::try_lock(&agent, base, "shared", &resource, "o", 30) {
+                        Ok(true) => match common::unlock(&agent, base, "shared", &resource, "o") {
+                            Ok(0) => (200, String::new()),
+                            Ok(status) => (200, format!("unlock status {status}")),
+                            Err(reply) => (reply.status, reply.body),
+                        },
+                        Ok(false) => (200, "refused a lock nobody held".to_string()),
+                        Err(reply) => (reply.status, reply.body),
+                    };
+                    outcomes
+                        .lock()
+                        .unwrap()
+                        .push((Instant::now(), reply.0, reply.1));
+                    if reply.0 != 200 {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+        }
+        let result = during();
+        stop.store(true, Ordering::Relaxed);
+        result
+    });
+    (result, outcomes.into_inner().unwrap())
+}
+
+/// A failure is daprd's 500 naming etcd.
+fn assert_named_500(status: u16, body: &str) {
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.starts_with(
+            r#"{"errorCode":"ERR_TRY_LOCK","message":"failed to try acquiring lock: "#
+        ) || body.starts_with(r#"{"errorCode":"ERR_UNLOCK","message":"failed to release lock: "#),
+        "{body}"
+    );
+    assert!(
+        body.contains("etcd at 127.0.0.1:"),
+        "the cause names etcd: {body}"
+    );
+}
+
+#[test]
+fn a_killed_leader_stops_neither_grants_nor_the_locks_held() {
+    let Some(mut cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let (host, _dir) = host_on(&cluster, "failover", &[("dialTimeout", "2s")]);
+    assert_eq!(host.lock("shared", "held", "holder", 60), Ok(true));
+    let (killed_at, outcomes) = under_load(&host, || {
+        std::thread::sleep(Duration::from_millis(500));
+        let leader = cluster.leader();
+        let killed_at = Instant::now();
+        cluster.kill(leader);
+        // Grants resume once a new leader is elected.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while host.lock("shared", "after-kill", "o", 30) != Ok(true) {
+            assert!(
+                Instant::now() < deadline,
+                "no grant after the leader was killed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        killed_at
+    });
+    assert!(
+        outcomes.iter().any(|o| o.0 < killed_at),
+        "no load before the kill"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.0 > killed_at && o.1 == 200 && o.2.is_empty())
+    );
+    for (_, status, body) in &outcomes {
+        // Never a wrong answer; at worst daprd's 500 naming etcd.
+        if *status == 200 {
+            assert_eq!(body, "", "a wrong answer");
+        } else {
+            assert_named_500(*status, body);
+        }
+    }
+    // The lock held before the kill still holds.
+    assert_eq!(host.lock("shared", "held", "other", 60), Ok(false));
+    assert_eq!(host.unlock("shared", "held", "holder"), Ok(0));
+}
+
+#[test]
+fn a_whole_cluster_outage_fails_naming_etcd_and_recovery_needs_nothing() {
+    let Some(mut cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let dir = resources(&[
+        (
+            "etcd.yaml",
+            &etcd_component("shared", &cluster, &[("dialTimeout", "500ms")]),
+        ),
+        ("memory.yaml", &component("local", "lock.in-memory", &[])),
+    ]);
+    let host = Host::start_with(Options::new().args([
+        "--app-id",
+        "outage",
+        "--resources-path",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(host.lock("shared", "before", "o", 60), Ok(true));
+    cluster.kill_all();
+    let reply = host.lock("shared", "r", "o", 5).unwrap_err();
+    assert_named_500(reply.status, &reply.body);
+    let reply = host.unlock("shared", "before", "o").unwrap_err();
+    assert_named_500(reply.status, &reply.body);
+    // Other stores keep serving.
+    assert_eq!(host.lock("local", "r", "o", 5), Ok(true));
+    for i in 0..common::etcd_cluster::MEMBERS {
+        cluster.restart(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match host.lock("shared", "after", "o", 5) {
+            Ok(true) => break,
+            other => assert!(Instant::now() < deadline, "no recovery: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // What was held before the outage is still held.
+    assert_eq!(host.lock("shared", "before", "p", 60), Ok(false));
+    assert_eq!(host.unlock("shared", "before", "o"), Ok(0));
+}
+
+#[test]
+fn start_up_refuses_what_the_host_cannot_honour_naming_file_component_and_property() {
+    let Some(cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let refused = |yaml: &str| {
+        let dir = resources(&[("etcd.yaml", yaml)]);
+        let args = ["--resources-path", dir.path().to_str().unwrap()];
+        Host::try_start(Options::new().args(args))
+            .err()
+            .expect("start-up must fail")
+            .stderr
+    };
+    for (extra, needle) in [
+        (
+            &[("keyPassword", "x")][..],
+            "metadata property keyPassword is set",
+        ),
+        (
+            &[("ca", "PEM")],
+            "metadata property ca is set but tlsEnable is not true",
+        ),
+        (&[("tlsEnable", "true")], "metadata property ca is empty"),
+        (&[("dialTimeout", "soon")], "metadata property dialTimeout"),
+        (
+            &[("password", "p")],
+            "metadata property password is set without username",
+        ),
+    ] {
+        let stderr = refused(&etcd_component("shared", &cluster, extra));
+        for needle in ["etcd.yaml", r#"component "shared""#, needle] {
+            assert!(stderr.contains(needle), "{extra:?}: {needle}: {stderr}");
+        }
+    }
+    let stderr = refused(&component("shared", "lock.etcd", &[("keyPrefixPath", "x")]));
+    assert!(
+        stderr.contains("metadata property endpoints is empty"),
+        "{stderr}"
+    );
+    let unreachable = component(
+        "shared",
+        "lock.etcd",
+        &[("endpoints", "127.0.0.1:1"), ("dialTimeout", "300ms")],
+    );
+    let stderr = refused(&unreachable);
+    for needle in [
+        "etcd.yaml",
+        "shared",
+        "cannot connect to etcd at 127.0.0.1:1",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+
+    // Ignored and unknown names are accepted, each with a log line.
+    let (host, _dir) = host_on(
+        &cluster,
+        "tuned",
+        &[("maxTxnOps", "64"), ("endpionts", "x")],
+    );
+    assert_eq!(host.lock("shared", "r", "o", 5), Ok(true));
+    let stderr = host.stderr.lock().unwrap().clone();
+    for line in [
+        "metadata property maxTxnOps is ignored",
+        "metadata property endpionts is not one lock.etcd reads",
+    ] {
+        assert!(stderr.contains(line), "{line}: {stderr}");
+    }
+}
+
+#[test]
+fn tls_checks_the_servers_and_presents_the_client_certificate() {
+    let Some(tls) = TlsFiles::generate() else {
+        return;
+    };
+    let Some(cluster) = EtcdCluster::start_tls(&tls) else {
+        return;
+    };
+    let ca = std::fs::read_to_string(tls.ca_file()).unwrap();
+    let (cert, key) = (tls.client_cert(), tls.client_key());
+    let yaml = |extra: &str| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shared\nspec:\n  type: lock.etcd\n  version: v1\n  metadata:\n  - name: endpoints\n    value: \"{}\"\n  - name: tlsEnable\n    value: \"true\"\n  - name: dialTimeout\n    value: 2s\n  - name: ca\n    envRef: TEST_CA\n{extra}",
+            cluster.endpoints()
+        )
+    };
+    let start = |yaml: &str| {
+        let dir = resources(&[("etcd.yaml", yaml)]);
+        let options = Options::new()
+            .args([
+                "--app-id",
+                "tls",
+                "--resources-path",
+                dir.path().to_str().unwrap(),
+            ])
+            .env("TEST_CA", &ca)
+            .env("TEST_CLIENT_CERT", &cert)
+            .env("TEST_CLIENT_KEY", &key);
+        (Host::try_start(options), dir)
+    };
+    let cannot_connect = format!("cannot connect to etcd at {}", cluster.endpoints());
+    // The members ask for a client certificate: without one, no start.
+    let (failure, _dir) = start(&yaml(""));
+    StartFailure::expect(
+        failure,
+        "no client certificate: no start",
+        &[&cannot_connect],
+    );
+    let certificates = "  - name: cert\n    envRef: TEST_CLIENT_CERT\n  - name: key\n    envRef: TEST_CLIENT_KEY\n";
+    // An authority that did not sign the members' certificates: no start.
+    let Some(other) = TlsFiles::generate() else {
+        return;
+    };
+    let other_ca = std::fs::read_to_string(other.ca_file()).unwrap();
+    let dir = resources(&[("etcd.yaml", &yaml(certificates))]);
+    let options = Options::new()
+        .args(["--resources-path", dir.path().to_str().unwrap()])
+        .env("TEST_CA", &other_ca)
+        .env("TEST_CLIENT_CERT", &cert)
+        .env("TEST_CLIENT_KEY", &key);
+    StartFailure::expect(
+        Host::try_start(options),
+        "an unknown authority: no start",
+        &[&cannot_connect],
+    );
+    let (host, _dir) = start(&yaml(certificates));
+    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    conformance_sequence(&host, "shared");
+}
+
+#[test]
+fn etcd_users_log_in_again_when_the_token_expires_and_wrong_credentials_stop_start_up() {
+    // Tokens expire after a second without use.
+    let Some(mut cluster) = EtcdCluster::start_with(&["--auth-token-ttl", "1"]) else {
+        return;
+    };
+    cluster.enable_auth("s3cret");
+    let dir = resources(&[(
+        "etcd.yaml",
+        &etcd_component(
+            "shared",
+            &cluster,
+            &[
+                ("username", "root"),
+                ("password", "wrong"),
+                ("dialTimeout", "1s"),
+            ],
+        ),
+    )]);
+    let failure =
+        Host::try_start(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]));
+    let failure = StartFailure::expect(
+        failure,
+        "a wrong password: no start",
+        &[
+            "etcd.yaml",
+            "cannot connect to etcd at",
+            "authentication failed",
+        ],
+    );
+    assert!(
+        !failure.stderr.contains("wrong"),
+        "the password is not printed"
+    );
+    let (host, _dir) = host_on(
+        &cluster,
+        "auth",
+        &[("username", "root"), ("password", "s3cret")],
+    );
+    assert_eq!(host.lock("shared", "r", "o", 30), Ok(true));
+    let logins = cluster.handled("Authenticate");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(host.unlock("shared", "r", "o"), Ok(0));
+    assert!(cluster.handled("Authenticate") > logins, "logged in again");
+    assert_eq!(host.lock("shared", "r", "o", 30), Ok(true));
+}
