@@ -370,7 +370,7 @@ impl Backend for EtcdBackend {
     /// The lock with its create revision as token and, as its remaining lifetime, what is
     /// left of the lease it is on: whole seconds, rounded down as etcd reports them. The
     /// lock lives at least that long; it may be longer than the TTL asked for (a lease is
-    /// rounded up to whole seconds and shared for [`LEASE_WINDOW`]), never shorter.
+    /// rounded up to whole seconds and shared for `LEASE_WINDOW`), never shorter.
     async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>> {
         let key = self.settings.etcd_key(key);
         let answer = self
