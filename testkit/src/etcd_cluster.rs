@@ -300,9 +300,10 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// Waits until something listens on the loopback `port`.
+/// Waits until something listens on the loopback `port` (30 s: on a loaded machine, with
+/// other clusters fsyncing, a member can take seconds to listen).
 fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
