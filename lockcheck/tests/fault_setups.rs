@@ -20,14 +20,14 @@ use wasilock_testkit::host::build_binary;
 /// One setup at a time: the machine is small and the runs are about timing.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn params(seconds: u64) -> Params {
+fn params(seconds: u64, resources: usize) -> Params {
     static PROGRAM: OnceLock<std::path::PathBuf> = OnceLock::new();
     let program = PROGRAM.get_or_init(|| build_binary().expect("build wasilock"));
     Params {
         program: program.clone(),
         duration: Duration::from_secs(seconds),
         clients: 8,
-        resources: 3,
+        resources,
         seed: 11,
     }
 }
@@ -35,8 +35,13 @@ fn params(seconds: u64) -> Params {
 /// Runs `setup` for `seconds`; `None` when `redis-server` is missing (a failure under
 /// `CI=true`). At least `faults` faults must have been injected.
 fn run(setup: Setup, seconds: u64, faults: usize) -> Option<(Run, Figures)> {
+    run_with(setup, params(seconds, 3), faults)
+}
+
+/// [`run`] with explicit parameters.
+fn run_with(setup: Setup, params: Params, faults: usize) -> Option<(Run, Figures)> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = setups::run(setup, &params(seconds))?;
+    let run = setups::run(setup, &params)?;
     println!("{}", text(&run));
     let figures = Figures::of(&run);
     assert!(figures.faults >= faults, "{figures:?}");
@@ -78,9 +83,11 @@ fn two_hosts_on_one_redis_never_grant_one_lock_twice() {
 
 #[test]
 fn two_hosts_on_etcd_keep_every_lock_through_leader_kills() {
-    // 14 s: etcd locks live past their expiry (whole-second leases, restarted by each new
-    // leader), so fewer are granted per second than on the other stores.
-    let Some((run, figures)) = run(Setup::Etcd, 14, 2) else {
+    // 16 s over 8 resources: etcd locks live past their expiry (whole-second leases shared
+    // for a window, and every new leader restarts each lease's clock), so far fewer locks
+    // are granted per resource and second than on the other stores (7 in 14 s over 3
+    // resources once, on a loaded machine). The 8 clients still contend.
+    let Some((run, figures)) = run_with(Setup::Etcd, params(16, 8), 2) else {
         return;
     };
     assert!(
