@@ -337,14 +337,14 @@ fn start_telemetry(cli: &Cli) -> Result<Telemetry> {
         Some(settings) => Tracing::start(&settings, &cli.app_id)?,
         None => None,
     };
-    let spans = started.map(|(tracing, layer)| {
+    // A list rather than an `Option` layer: an absent `Option` layer is interested in every
+    // callsite, so every request's spans would be built only to be dropped.
+    let mut layers = vec![logs.with_filter(filter).boxed()];
+    if let Some((tracing, layer)) = started {
         telemetry.traces = Some(Arc::new(tracing));
-        layer
-    });
-    tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(spans)
-        .init();
+        layers.push(layer.boxed());
+    }
+    tracing_subscriber::registry().with(layers).init();
     Ok(telemetry)
 }
 
