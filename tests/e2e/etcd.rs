@@ -2,10 +2,12 @@
 //! sequence, every answer of the lock API as the in-memory store gives it, Dapr's key
 //! layout under `keyPrefixPath` (read back with a raw etcd client), two hosts racing, a
 //! killed leader under load, a whole-cluster outage and recovery, start-up refusals, TLS
-//! with client certificates, and etcd's user authentication.
+//! with client certificates, etcd's user authentication, and an alpha2 waiter on one host
+//! woken by a release on another (through etcd's watch).
 
 use wasilock_testkit as common;
 
+use common::alpha2::{Alpha2, Grant};
 use common::etcd_cluster::EtcdCluster;
 use common::redis_server::TlsFiles;
 use common::{Host, Options, StartFailure, component, conformance_sequence, resources};
@@ -556,4 +558,38 @@ fn etcd_users_log_in_again_when_the_token_expires_and_wrong_credentials_stop_sta
     assert_eq!(host.unlock("shared", "r", "o"), Ok(0));
     assert!(cluster.handled("Authenticate") > logins, "logged in again");
     assert_eq!(host.lock("shared", "r", "o", 30), Ok(true));
+}
+
+#[test]
+fn a_release_on_one_host_wakes_a_waiter_on_another_through_etcd_even_after_an_outage() {
+    let Some(mut cluster) = EtcdCluster::start() else {
+        return;
+    };
+    let (one, _a) = host_on(&cluster, "waking", &[("dialTimeout", "2s")]);
+    let (two, _b) = host_on(&cluster, "waking", &[("dialTimeout", "2s")]);
+    for round in ["first", "after the whole cluster was killed and restarted"] {
+        let holder = Alpha2::new(&one.base).grant("shared", "r", r#"{"ttl":"10m"}"#);
+        if round != "first" {
+            // Every watch is cut; the waiter's host must watch again, from where it was.
+            cluster.kill_all();
+            for i in 0..common::etcd_cluster::MEMBERS {
+                cluster.restart(i);
+            }
+            cluster.wait_for_leader();
+        }
+        let waiter = {
+            let api = Alpha2::new(&two.base);
+            // Far shorter than the holder's TTL: only the release can grant it in time.
+            std::thread::spawn(move || api.acquire("shared", "r", r#"{"waitTimeout":"20s"}"#))
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let reply = Alpha2::new(&one.base).release("shared", "r", &holder.lock_id);
+        assert_eq!(reply.status, 204, "{round}: {reply:?}");
+        let reply = waiter.join().unwrap();
+        assert_eq!(reply.status, 200, "{round}: not woken: {reply:?}");
+        let grant = Grant::from_json(&reply.body);
+        assert!(grant.fencing_token > holder.fencing_token, "{round}");
+        let reply = Alpha2::new(&two.base).release("shared", "r", &grant.lock_id);
+        assert_eq!(reply.status, 204, "{round}: {reply:?}");
+    }
 }

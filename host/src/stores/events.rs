@@ -1,7 +1,9 @@
 //! Release events of one lock store: every compare-and-swap that deletes a live value through
 //! this process tells the subscribers the lock key it freed, so a waiter for that key can
-//! try again at once instead of polling. Only locks released through this process are seen
-//! here; an expiry is not an event (a waiter times it from the lock's TTL).
+//! try again at once instead of polling. A backend shared by several hosts adds the releases
+//! it hears of ([`crate::stores::backend::Backend::watch_releases`]: Redis pub/sub, an etcd
+//! watch, which also sees expiries); otherwise an expiry is not an event (a waiter times it
+//! from the lock's TTL).
 
 use std::sync::Arc;
 use tokio::sync::broadcast;

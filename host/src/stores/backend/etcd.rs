@@ -21,21 +21,26 @@
 //! - [`settings`]: the component metadata, name by name;
 //! - [`client`]: the connection (endpoints, failover, auth token);
 //! - [`api`]: etcd's v3 gRPC API, generated from `host/proto/etcd`.
+//!
+//! Waiters are woken by one etcd watch per store on its key prefix: every lock key deleted
+//! (released by any host, or expired with its lease) is a release event.
 
 pub mod api;
 mod client;
 mod leases;
 mod settings;
 mod txn;
+mod watch;
 
 pub use settings::EtcdSettings;
 
 use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
+use crate::stores::events::ReleaseEvents;
 use anyhow::Context;
 use async_trait::async_trait;
 use client::{Client, Failure};
 use leases::{LeasePool, lease_seconds};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use txn::{Applied, Cas, ReadBack, fencing_token, range};
 
@@ -397,6 +402,11 @@ impl Backend for EtcdBackend {
             value: kv.value,
             ttl,
         }))
+    }
+
+    fn watch_releases(&self, events: Weak<ReleaseEvents>) {
+        let prefix = self.settings.etcd_key("");
+        tokio::spawn(watch::forward_releases(self.client.clone(), prefix, events));
     }
 
     async fn purge_expired(&self) -> anyhow::Result<usize> {

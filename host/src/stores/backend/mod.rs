@@ -71,8 +71,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn inspect(&self, key: &str) -> anyhow::Result<Option<Inspected>>;
 
     /// Forwards releases made by other processes on the same data (another host on one
-    /// Redis) to `events`, for as long as they live, so that this host's waiters wake. A
-    /// backend only this process writes has nothing to forward (the default).
+    /// Redis or one etcd cluster) to `events`, for as long as they live, so that this host's
+    /// waiters wake. A backend only this process writes has nothing to forward (the default).
     fn watch_releases(&self, events: Weak<ReleaseEvents>) {
         let _ = events;
     }

@@ -8,8 +8,9 @@
 
 use super::api::etcdserverpb::{
     AuthenticateRequest, LeaseGrantRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
-    RangeRequest, RangeResponse, TxnRequest, TxnResponse, auth_client::AuthClient,
-    kv_client::KvClient, lease_client::LeaseClient,
+    RangeRequest, RangeResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
+    auth_client::AuthClient, kv_client::KvClient, lease_client::LeaseClient,
+    watch_client::WatchClient,
 };
 use super::settings::{EtcdSettings, Redacted};
 use std::sync::RwLock;
@@ -180,6 +181,26 @@ impl Client {
             Err(failure) if failure.status.code() == Code::NotFound => Ok(None),
             Err(failure) => Err(failure),
         }
+    }
+
+    /// Opens a watch at the active endpoint with the one request `create`, its side kept
+    /// open (a client that closes it ends etcd's watch). The member cancels the watch when
+    /// it loses its leader (`hasleader`), so that no watch waits on a member cut off from
+    /// the cluster.
+    pub async fn watch(
+        &self,
+        create: WatchRequest,
+    ) -> Result<tonic::Streaming<WatchResponse>, Failure> {
+        use futures_util::StreamExt;
+        self.call(create, |channel, request| async move {
+            let (mut metadata, extensions, create) = request.into_parts();
+            metadata.insert("hasleader", MetadataValue::from_static("true"));
+            let requests = futures_util::stream::once(std::future::ready(create))
+                .chain(futures_util::stream::pending());
+            let request = Request::from_parts(metadata, extensions, requests);
+            WatchClient::new(channel).watch(request).await
+        })
+        .await
     }
 
     /// One attempt at the active endpoint, logging in again first if etcd said the token
