@@ -60,13 +60,16 @@ pub struct Seen {
     pub ended: bool,
 }
 
-/// Reads one answer of the watch of `prefix`.
-pub fn seen(prefix: &[u8], answer: &WatchResponse) -> Seen {
+/// Reads one answer of the watch of `prefix`, opened from now (`from_now`) or from a past
+/// revision. A watch from now has seen everything up to the revision it was created at; one
+/// from a past revision has not (the events since then come after its creation).
+pub fn seen(prefix: &[u8], answer: &WatchResponse, from_now: bool) -> Seen {
     let mut seen = Seen {
         ended: answer.canceled,
         ..Seen::default()
     };
     if answer.created
+        && from_now
         && let Some(header) = &answer.header
     {
         seen.resume_at = header.revision + 1;
@@ -89,6 +92,7 @@ pub fn seen(prefix: &[u8], answer: &WatchResponse) -> Seen {
 pub async fn forward_releases(client: Arc<Client>, prefix: Vec<u8>, events: Weak<ReleaseEvents>) {
     let mut resume_at = 0;
     while events.strong_count() > 0 {
+        let from_now = resume_at == 0;
         match client.watch(create_request(&prefix, resume_at)).await {
             Ok(mut answers) => loop {
                 let answer = match tokio::time::timeout(CHECK_EVERY, answers.message()).await {
@@ -104,7 +108,7 @@ pub async fn forward_releases(client: Arc<Client>, prefix: Vec<u8>, events: Weak
                 let Some(events) = events.upgrade() else {
                     return;
                 };
-                let seen = seen(&prefix, &answer);
+                let seen = seen(&prefix, &answer, from_now);
                 for key in &seen.released {
                     events.released(key);
                 }
@@ -171,14 +175,14 @@ mod tests {
             ],
             ..WatchResponse::default()
         };
-        let seen = seen(b"p/", &answer);
+        let seen = seen(b"p/", &answer, false);
         assert_eq!(seen.released, ["lock||a||r1", "lock||a||r2"]);
         assert_eq!(seen.resume_at, 13);
         assert!(!seen.ended);
     }
 
     #[test]
-    fn a_new_watch_resumes_after_its_start_and_a_canceled_one_ends() {
+    fn a_watch_from_now_resumes_after_its_creation_and_a_canceled_one_ends() {
         let created = WatchResponse {
             created: true,
             header: Some(ResponseHeader {
@@ -187,13 +191,15 @@ mod tests {
             }),
             ..WatchResponse::default()
         };
-        assert_eq!(seen(b"p/", &created).resume_at, 41);
+        assert_eq!(seen(b"p/", &created, true).resume_at, 41);
+        // Resumed from a past revision: the events since then are still to come.
+        assert_eq!(seen(b"p/", &created, false).resume_at, 0);
         let canceled = WatchResponse {
             canceled: true,
             compact_revision: 30,
             ..WatchResponse::default()
         };
-        let seen = seen(b"p/", &canceled);
+        let seen = seen(b"p/", &canceled, true);
         assert!(seen.ended);
         assert_eq!(seen.resume_at, 0);
     }
