@@ -145,11 +145,13 @@ impl Report {
         let _ = writeln!(
             md,
             "The efficiency targets (last) count the server's utime + stime from \
-             `/proc/PID/stat` over {:?}, measured once after {:?} unmeasured: idle, or while \
-             a paced, open-loop client sends lock and unlock requests at a fixed {:.0} req/s \
-             over {} keep-alive connections; resident memory is `VmRSS` at the window's end.\n",
-            efficiency::WINDOW,
+             `/proc/PID/stat`, measured once after {:?} unmeasured: over {:?} idle, or over \
+             {:?} while a paced, open-loop client sends lock and unlock requests at a fixed \
+             {:.0} req/s over {} keep-alive connections; resident memory is `VmRSS` at the \
+             window's end.\n",
             efficiency::SETTLE,
+            efficiency::IDLE_WINDOW,
+            efficiency::WINDOW,
             efficiency::PACED_RATE,
             efficiency::PACED_CONNECTIONS
         );
