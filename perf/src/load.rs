@@ -2,7 +2,8 @@
 //! sending lock+unlock pairs (or, over HTTP, only locks to fill a store), with every request's
 //! latency in a histogram and the CPU use of the server and of the generator itself. Over
 //! HTTP, a server that serves TLS gets HTTPS, on kept-alive connections or on a new
-//! connection (a full handshake) per request.
+//! connection (a full handshake) per request. A paced run sends at a fixed rate instead of
+//! as fast as the server answers.
 
 use crate::machine::{CpuMeter, CpuUse};
 use crate::servers::Server;
@@ -404,6 +405,85 @@ pub async fn lock_unlock_pairs(
     Ok(total)
 }
 
+/// When request `k` of connection `connection` (of `connections`) is due in a paced run at
+/// `rate` requests per second, from the run's start: the connections take turns, so the
+/// requests of all of them together are evenly spaced, `1 / rate` apart.
+pub fn paced_offset(connection: usize, k: u64, connections: usize, rate: f64) -> Duration {
+    let n = k * connections as u64 + connection as u64;
+    Duration::from_secs_f64(n as f64 / rate)
+}
+
+/// As [`lock_unlock_pairs`] over HTTP, but open-loop at a fixed `rate` (requests per second,
+/// locks and unlocks alike) instead of as fast as the server answers: each of
+/// `settings.connections` connections sends its requests at their [`paced_offset`], at once
+/// when an answer came late, and sends nothing after the window. Measures the window as
+/// [`lock_unlock_pairs`] does.
+pub async fn paced_pairs(
+    server: &Server,
+    rate: f64,
+    settings: &Settings,
+) -> anyhow::Result<Measured> {
+    let (store, connections) = ("lockstore", settings.connections);
+    let started = tokio::time::Instant::now();
+    let measure_from = started + settings.warmup;
+    let until = measure_from + settings.duration;
+    let mut tasks = Vec::new();
+    for connection in 0..connections {
+        let mut client = PairClient::connect(
+            Protocol::Http,
+            &server.address,
+            None,
+            None,
+            store,
+            connection,
+        )
+        .await?;
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new(3).expect("a histogram");
+            let (mut requests, mut errors) = (0u64, 0u64);
+            for k in 0.. {
+                let due = started + paced_offset(connection, k, connections, rate);
+                if due >= until {
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
+                let sent = Instant::now();
+                let Ok(ok) = client.call(k % 2 == 1).await else {
+                    return (requests, errors + 1, latency);
+                };
+                if due < measure_from {
+                    continue;
+                }
+                if ok {
+                    requests += 1;
+                    let micros = sent.elapsed().as_micros() as u64;
+                    latency.record(micros.max(1)).expect("a latency in range");
+                } else {
+                    errors += 1;
+                }
+            }
+            (requests, errors, latency)
+        }));
+    }
+    tokio::time::sleep_until(measure_from).await;
+    let meter = CpuMeter::start(server.pids());
+    tokio::time::sleep_until(until).await;
+    let mut total = Measured {
+        requests: 0,
+        errors: 0,
+        elapsed: settings.duration,
+        latency: Histogram::new(3)?,
+        cpu: meter.stop(),
+    };
+    for task in tasks {
+        let (requests, errors, latency) = task.await?;
+        total.requests += requests;
+        total.errors += errors;
+        total.latency.add(latency)?;
+    }
+    Ok(total)
+}
+
 /// Takes locks `fill-<from>` .. `fill-<to>` (expiry one hour) on `store` with `connections`
 /// connections; prints progress to stderr.
 pub async fn fill(
@@ -475,4 +555,21 @@ pub async fn flood(
         answered += task.await?;
     }
     Ok(answered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_connections_take_turns_evenly() {
+        // 1,000 req/s over 8 connections: one request every millisecond, in turn.
+        let offsets: Vec<Duration> = (0..2)
+            .flat_map(|k| (0..8).map(move |c| paced_offset(c, k, 8, 1000.0)))
+            .collect();
+        let expected: Vec<Duration> = (0..16).map(Duration::from_millis).collect();
+        assert_eq!(offsets, expected);
+        // Each connection sends at 125 req/s.
+        assert_eq!(paced_offset(3, 125, 8, 1000.0), Duration::from_millis(1003));
+    }
 }

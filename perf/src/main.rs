@@ -5,17 +5,19 @@
 //! process, a noisy neighbour, and a call forwarded to an upstream (`--dapr-upstream-http`)
 //! against the same call sent to it directly; then, once, latency with many live locks,
 //! memory per lock and per idle tenant, start-up time, the guest's size, and the alpha2
-//! figures per store. It prints a report and writes it
-//! to `BENCHMARKS.md`.
+//! figures per store, and CPU and memory at ordinary load (idle, and a steady 1,000 req/s).
+//! It prints a report and writes it to `BENCHMARKS.md`.
 //!
 //! Modules: [`machine`] (pinning, CPU time, the machine), [`servers`] (starting them),
 //! [`load`] (the load generator), [`native`] (the baseline server), [`setups`] (the rows and
 //! one round), [`etcd`] (the raw etcd client row and the `lock.etcd` figures), [`tenants`]
-//! (the tenant setups), [`footprint`] (the figures measured once),
+//! (the tenant setups), [`footprint`] (the figures measured once), [`efficiency`] (CPU and
+//! memory idle and at a steady rate),
 //! [`alpha2`] (waiting, renewal, streams and alpha2 throughput),
 //! [`stats`] (medians and spreads), [`targets`] (ratios and verdicts), [`report`] (Markdown).
 
 mod alpha2;
+mod efficiency;
 mod etcd;
 mod footprint;
 mod load;
@@ -89,6 +91,8 @@ struct Cli {
 enum Only {
     /// The API's TLS: keep-alive HTTPS, and a new connection per request, plain and TLS.
     Tls,
+    /// CPU and memory idle and at a steady 1,000 req/s, in memory and embedded.
+    Efficiency,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +151,14 @@ fn main() -> anyhow::Result<()> {
         for round in 1..=cli.rounds {
             eprintln!("round {round} of {} (TLS rows only)...", cli.rounds);
             runtime.block_on(rounds.run_tls())?;
+        }
+        return Ok(());
+    }
+    if let Some(Only::Efficiency) = cli.only {
+        eprintln!("efficiency rows only (idle, then paced)...");
+        let usage = runtime.block_on(efficiency::measure(&launcher))?;
+        for target in efficiency::targets(&usage) {
+            eprintln!("{}: {} [{:?}]", target.name, target.figure, target.pass);
         }
         return Ok(());
     }
@@ -227,6 +239,8 @@ async fn run(
         }
     }
     let startup = footprint::startup(launcher).await?;
+    eprintln!("efficiency figures (idle, then paced)...");
+    let efficiency = efficiency::measure(launcher).await?;
     let etcd = etcd::figures(launcher, 200)?;
     let guest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/guest-build/wasm32-wasip2/guest/wasilock_guest.wasm");
@@ -235,7 +249,7 @@ async fn run(
         .len();
 
     let ratios = targets::ratios(&rows);
-    let targets = targets::targets(&targets::Figures {
+    let mut targets = targets::targets(&targets::Figures {
         rows: &rows,
         footprint: &footprint,
         noisy_answered: stats::median(&noisy_answered).unwrap_or(0.0),
@@ -243,6 +257,7 @@ async fn run(
         startup: &startup,
         guest_bytes,
     });
+    targets.extend(efficiency::targets(&efficiency));
     Ok(Report {
         command,
         machine: machine::describe(),

@@ -2,6 +2,7 @@
 //! one table of every row, the ratios, the targets and the scale figures. Formatting only.
 
 use crate::alpha2::Alpha2Figures;
+use crate::efficiency;
 use crate::etcd::EtcdFigures;
 use crate::footprint::Scale;
 use crate::load::Settings;
@@ -141,6 +142,19 @@ impl Report {
             );
         }
         let _ = writeln!(md, "\n## Targets\n");
+        let _ = writeln!(
+            md,
+            "The efficiency targets (last) count the server's utime + stime from \
+             `/proc/PID/stat`, measured once after {:?} unmeasured: over {:?} idle, or over \
+             {:?} while a paced, open-loop client sends lock and unlock requests at a fixed \
+             {:.0} req/s over {} keep-alive connections; resident memory is `VmRSS` at the \
+             window's end.\n",
+            efficiency::SETTLE,
+            efficiency::IDLE_WINDOW,
+            efficiency::WINDOW,
+            efficiency::PACED_RATE,
+            efficiency::PACED_CONNECTIONS
+        );
         let _ = writeln!(md, "| target | figure | verdict |");
         let _ = writeln!(md, "|---|---|---|");
         for target in &self.targets {

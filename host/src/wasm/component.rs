@@ -7,6 +7,7 @@ use super::bindings::exports::wasilock::lock::{
 };
 use super::engine::WasmEngine;
 use super::host_state::{self, HostState};
+use super::ticker::{EpochTicker, Ticking};
 use super::warm::WarmBudget;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub struct LinkedComponent {
     settings: Option<settings::GuestIndices>,
     /// `wasilock:lock/lock-alpha2`, which components built before WIT 0.1.2 lack.
     alpha2: Option<lock_alpha2::GuestIndices>,
+    ticker: Arc<EpochTicker>,
     warm_budget: Arc<WarmBudget>,
 }
 
@@ -145,6 +147,7 @@ impl LinkedComponent {
             typed,
             settings,
             alpha2,
+            ticker: engine.ticker().clone(),
             warm_budget: engine.warm_budget().clone(),
         })
     }
@@ -175,6 +178,12 @@ impl LinkedComponent {
     /// The budget of warm instances of the engine the component was linked for.
     pub(super) fn warm_budget(&self) -> &Arc<WarmBudget> {
         &self.warm_budget
+    }
+
+    /// Marks a call of this component in flight until the guard drops: the engine's epoch
+    /// ticks meanwhile.
+    pub(super) fn ticking(&self) -> Ticking {
+        self.ticker.ticking()
     }
 
     /// A store for an instance of this component, holding `state`.

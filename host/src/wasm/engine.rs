@@ -1,7 +1,9 @@
 //! The process's one wasmtime [`Engine`]: a pooling allocator sized for every tenant's
 //! instances, epoch interruption, one ticker thread that advances the epoch for all
-//! deadlines, and the budget of warm instances its pool leaves for reuse ([`WasmEngine`]).
+//! deadlines while calls are in flight (`ticker`), and the budget of warm instances its pool
+//! leaves for reuse ([`WasmEngine`]).
 
+use super::ticker::EpochTicker;
 use super::warm::WarmBudget;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -18,11 +20,12 @@ pub const MAX_INSTANCES: u32 = 1000;
 /// instance pool stays for requests in flight.
 const MAX_WARM_INSTANCES: usize = MAX_INSTANCES as usize / 2;
 
-/// A wasmtime [`Engine`] made by [`new_engine`], with the budget of warm instances that the
-/// sandboxes of its components share.
+/// A wasmtime [`Engine`] made by [`new_engine`], with its epoch ticker and the budget of warm
+/// instances that the sandboxes of its components share.
 #[derive(Clone)]
 pub struct WasmEngine {
     engine: Engine,
+    ticker: Arc<EpochTicker>,
     warm_budget: Arc<WarmBudget>,
 }
 
@@ -33,6 +36,11 @@ impl WasmEngine {
         &self.engine
     }
 
+    /// The epoch ticker of this engine.
+    pub(super) fn ticker(&self) -> &Arc<EpochTicker> {
+        &self.ticker
+    }
+
     /// The budget of warm instances of this engine.
     pub(super) fn warm_budget(&self) -> &Arc<WarmBudget> {
         &self.warm_budget
@@ -40,8 +48,8 @@ impl WasmEngine {
 }
 
 /// An engine whose instances may each use up to `max_memory_bytes` of linear memory (the
-/// largest limit of any tenant), with its epoch ticker running for as long as it lives, and
-/// a warm-instance budget of its own.
+/// largest limit of any tenant), with an epoch ticker that runs while calls are in flight,
+/// and a warm-instance budget of its own.
 pub fn new_engine(max_memory_bytes: usize) -> Result<WasmEngine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_INSTANCES)
@@ -59,25 +67,9 @@ pub fn new_engine(max_memory_bytes: usize) -> Result<WasmEngine> {
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot create the wasm engine")?;
-    spawn_epoch_ticker(&engine);
     Ok(WasmEngine {
+        ticker: Arc::new(EpochTicker::spawn(&engine)),
         engine,
         warm_budget: Arc::new(WarmBudget::new(MAX_WARM_INSTANCES)),
     })
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives: one
-/// thread for all deadlines.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let engine = engine.weak();
-    std::thread::Builder::new()
-        .name("wasilock-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = engine.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawn the epoch ticker thread");
 }

@@ -3,6 +3,7 @@
 //!
 //! - `engine`: the process's wasmtime engine ([`WasmEngine`]: pooling allocator, one epoch
 //!   ticker, the budget of warm instances its sandboxes share);
+//! - `ticker`: the epoch ticker, which runs only while a component call is in flight;
 //! - [`compile_cache`]: compiled components kept on disk, so a start-up need not compile;
 //! - `component`: a component linked with the host's imports, its exports looked up and
 //!   type-checked once ([`LinkedComponent`], [`HttpExport`]);
@@ -28,6 +29,7 @@ mod host_state;
 mod sandbox;
 mod schedule;
 pub mod store_import;
+mod ticker;
 mod warm;
 
 pub use component::{HttpExport, LinkedComponent};

@@ -220,6 +220,8 @@ impl Sandbox {
             }) => (store, Some((exports, served))),
             None => (self.new_store(), None),
         };
+        // The epoch ticks while any call is in flight, so this call's deadline holds.
+        let _ticking = self.component.ticking();
         CallClock::arm(&mut store, self.limits.timeout);
         let called = async {
             let (exports, served) = match warm {
