@@ -315,7 +315,7 @@ fn alpha2_waiters_are_a_gauge_and_their_wait_a_histogram_by_outcome() {
     }
     let waiting = scrape();
     assert_eq!(
-        value(&waiting, "wasilock_wait_milliseconds", &outcome("granted")),
+        value(&waiting, "wasilock_wait_latency", &outcome("granted")),
         0.0
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -325,10 +325,10 @@ fn alpha2_waiters_are_a_gauge_and_their_wait_a_histogram_by_outcome() {
     let after = scrape();
     assert_eq!(value(&after, "wasilock_waiters", &store), 0.0);
     assert_eq!(
-        value(&after, "wasilock_wait_milliseconds", &outcome("granted")),
+        value(&after, "wasilock_wait_latency", &outcome("granted")),
         1.0
     );
-    let waited_ms = histogram_sum(&after, "wasilock_wait_milliseconds", &outcome("granted"));
+    let waited_ms = histogram_sum(&after, "wasilock_wait_latency", &outcome("granted"));
     assert!(
         (300.0..60_000.0).contains(&waited_ms),
         "waited {waited_ms} ms, in milliseconds"
@@ -339,11 +339,11 @@ fn alpha2_waiters_are_a_gauge_and_their_wait_a_histogram_by_outcome() {
     let after = scrape();
     assert_eq!(value(&after, "wasilock_waiters", &store), 0.0);
     assert_eq!(
-        value(&after, "wasilock_wait_milliseconds", &outcome("timeout")),
+        value(&after, "wasilock_wait_latency", &outcome("timeout")),
         1.0
     );
     assert_eq!(
-        value(&after, "wasilock_wait_milliseconds", &outcome("granted")),
+        value(&after, "wasilock_wait_latency", &outcome("granted")),
         1.0
     );
     assert_eq!(

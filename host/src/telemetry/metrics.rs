@@ -92,7 +92,7 @@ impl TrapKind {
     }
 }
 
-/// How an alpha2 waiter left its queue, as `wasilock_wait_milliseconds{outcome}` names it.
+/// How an alpha2 waiter left its queue, as `wasilock_wait_latency{outcome}` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
     /// It was granted the lock.
@@ -275,7 +275,7 @@ impl Metrics {
                 &["app_id", "store"],
             ),
             wait_latency: histogram(
-                "wasilock_wait_milliseconds",
+                "wasilock_wait_latency",
                 "Time alpha2 waiters spent queued, in milliseconds, by tenant, store and outcome: granted, timeout, gone.",
                 &["app_id", "store", "outcome"],
                 &DAPR_LATENCY_BUCKETS_MS,
@@ -593,9 +593,9 @@ mod tests {
             "wasilock_lock_operations_total{app_id=\"orders\",operation=\"trylock\",outcome=\"error\",store=\"\"} 1\n",
             "wasilock_store_latency_seconds_bucket{app_id=\"orders\",operation=\"compare_and_swap\",outcome=\"conflict\",store=\"lockstore\",le=\"0.0001\"} 1\n",
             "wasilock_waiters{app_id=\"orders\",store=\"lockstore\"} 1\n",
-            "wasilock_wait_milliseconds_bucket{app_id=\"orders\",outcome=\"timeout\",store=\"lockstore\",le=\"10\"} 0\n",
-            "wasilock_wait_milliseconds_bucket{app_id=\"orders\",outcome=\"timeout\",store=\"lockstore\",le=\"13\"} 1\n",
-            "wasilock_wait_milliseconds_count{app_id=\"orders\",outcome=\"granted\",store=\"lockstore\"} 0\n",
+            "wasilock_wait_latency_bucket{app_id=\"orders\",outcome=\"timeout\",store=\"lockstore\",le=\"10\"} 0\n",
+            "wasilock_wait_latency_bucket{app_id=\"orders\",outcome=\"timeout\",store=\"lockstore\",le=\"13\"} 1\n",
+            "wasilock_wait_latency_count{app_id=\"orders\",outcome=\"granted\",store=\"lockstore\"} 0\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
