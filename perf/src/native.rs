@@ -10,7 +10,6 @@ use wasilock::GuestFailure;
 use wasilock::answer::{HyperOutgoingBody, json_response};
 use wasilock::service::{LockService, Tenant};
 use wasilock::stores::backend::InMemoryKind;
-use wasilock::stores::keys::KeyPrefix;
 use wasilock::stores::{Bucket, OpenError, StoreSet, StoreView};
 use wasilock::stores::{StoreSettings, StoreSpec};
 use wasilock::tenants::{Registry, Tenants};
@@ -31,15 +30,7 @@ pub struct NativeService {
 impl NativeService {
     /// One in-memory store named `lockstore`.
     pub async fn new() -> anyhow::Result<Self> {
-        let spec = StoreSpec {
-            name: "lockstore".into(),
-            settings: StoreSettings::new(InMemoryKind, ()),
-            key_prefix: KeyPrefix::AppId,
-            metadata: Default::default(),
-            source: None,
-            ignore_errors: false,
-            scopes: Vec::new(),
-        };
+        let spec = StoreSpec::new("lockstore", StoreSettings::new(InMemoryKind, ()));
         let set = StoreSet::open(&[spec], std::path::Path::new("."), None).await?;
         Ok(NativeService {
             stores: set.view(""),

@@ -9,7 +9,7 @@ use wasilock_testkit as common;
 use wasilock_testkit::redis_server::RedisServer;
 
 use common::alpha2::{Alpha2, Grant};
-use common::{Host, Options, component, resources};
+use common::{Host, Options, StartFailure, component, resources};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -156,6 +156,153 @@ fn every_row_on_every_store() {
         assert_eq!(reply.status, 400, "{name}");
         assert_eq!(error_code(&reply.body), "ERR_LOCK_STORE_NOT_FOUND");
     }
+}
+
+/// A store of `kind` named `lockstore` whose component sets `defaultTTL: 1500ms` and
+/// `maxTTL: 2m`.
+fn bounded(kind: &str) -> String {
+    component(STORE, kind, &[("defaultTTL", "1500ms"), ("maxTTL", "2m")])
+}
+
+#[test]
+fn a_stores_default_and_maximum_ttl_hold_for_acquire_renew_and_stream() {
+    let mut stores = vec![("memory", bounded("lock.in-memory"), None)];
+    stores.push(("embedded", bounded("lock.embedded"), None));
+    match RedisServer::start() {
+        Some(redis) => {
+            let address = redis.address();
+            let yaml = component(
+                STORE,
+                "lock.redis",
+                &[
+                    ("redisHost", &address),
+                    ("DEFAULTTTL", "1500ms"),
+                    ("maxttl", "2m"),
+                ],
+            );
+            stores.push(("redis", yaml, Some(redis)));
+        }
+        None => eprintln!("SKIPPED: TTL bounds on lock.redis (no redis-server)"),
+    }
+    for (name, yaml, _redis) in stores {
+        let (host, _dir) = host_with(Some(yaml), &[]);
+        let api = Alpha2::new(&host.base);
+        // No ttl: the store's default, said in the answer and kept by the store.
+        let grant = api.grant(STORE, "job", "");
+        assert_eq!(grant.ttl, "1.5s", "{name}");
+        let left = inspected(&api, "job")["expiresIn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let left = wasilock_rules::duration::parse(&left).unwrap();
+        assert!(left <= Duration::from_millis(1500), "{name}: {left:?} left");
+        // Renew without a ttl: the default again; above the maximum: 400 naming it.
+        let body = format!(r#"{{"lockID":"{}"}}"#, grant.lock_id);
+        let reply = api.call("PUT", STORE, "job", &body);
+        assert_eq!(reply.status, 200, "{name}: {reply:?}");
+        assert_eq!(Grant::from_json(&reply.body).ttl, "1.5s", "{name}");
+        let reply = api.renew(STORE, "job", &grant.lock_id, "121s");
+        assert_eq!(reply.status, 400, "{name}: {reply:?}");
+        assert_eq!(error_code(&reply.body), "ERR_MALFORMED_REQUEST");
+        assert!(
+            reply.body.contains("longer than the maximum, 2m0s"),
+            "{name}: {reply:?}"
+        );
+        assert_eq!(api.release(STORE, "job", &grant.lock_id).status, 204);
+        // Acquire: up to the maximum, not beyond; the alpha2 ceiling (24h) is refused too.
+        for ttl in ["3m", "24h"] {
+            let reply = api.acquire(STORE, "job", &format!(r#"{{"ttl":"{ttl}"}}"#));
+            assert_eq!(reply.status, 400, "{name}: {ttl}: {reply:?}");
+            assert_eq!(error_code(&reply.body), "ERR_MALFORMED_REQUEST");
+            assert!(reply.body.contains("2m0s"), "{name}: {reply:?}");
+        }
+        let longest = api.grant(STORE, "job", r#"{"ttl":"2m"}"#);
+        assert_eq!(longest.ttl, "2m0s", "{name}");
+        assert_eq!(api.release(STORE, "job", &longest.lock_id).status, 204);
+        // A lock held by a stream lives on the default TTL: pinged every third of it.
+        let mut stream = api.stream(STORE, "streamed", "");
+        assert_eq!(stream.status(), 200, "{name}");
+        let first: serde_json::Value =
+            serde_json::from_str(&stream.next_line().expect("lock-acquired")).unwrap();
+        assert_eq!(first["type"], "lock-acquired", "{name}");
+        let started = std::time::Instant::now();
+        let ping = stream.next_line().expect("a ping");
+        assert!(ping.contains("ping"), "{name}: {ping}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name}: a ping after {:?}, not every third of 1.5s",
+            started.elapsed()
+        );
+        let left = inspected(&api, "streamed")["expiresIn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let left = wasilock_rules::duration::parse(&left).unwrap();
+        assert!(left <= Duration::from_millis(1500), "{name}: {left:?} left");
+    }
+}
+
+#[test]
+fn bad_ttl_bounds_stop_start_up_naming_the_file_the_component_and_the_property() {
+    for (metadata, says) in [
+        (
+            &[("defaultTTL", "soon")][..],
+            r#"metadata property defaultTTL is not a duration: time: invalid duration "soon""#,
+        ),
+        (
+            &[("maxTTL", "0s")][..],
+            r#"metadata property maxTTL is "0s"; it must be above zero"#,
+        ),
+        (
+            &[("defaultTTL", "2m"), ("maxTTL", "1m")][..],
+            "metadata property defaultTTL is 2m0s, above maxTTL (1m0s)",
+        ),
+    ] {
+        for kind in ["lock.in-memory", "lock.embedded"] {
+            let dir = resources(&[("bounds.yaml", &component(STORE, kind, metadata))]);
+            let options = Options::new().args(["--resources-path", dir.path().to_str().unwrap()]);
+            StartFailure::expect(
+                Host::try_start(options),
+                "bad TTL bounds: no start",
+                &["bounds.yaml", r#"component "lockstore""#, says],
+            );
+        }
+    }
+}
+
+#[test]
+fn reloaded_ttl_bounds_take_effect_and_keep_the_locks() {
+    let dir = resources(&[("store.yaml", &bounded("lock.in-memory"))]);
+    let options = Options::new().args(["--resources-path", dir.path().to_str().unwrap()]);
+    let host = Host::start_with(options);
+    let api = Alpha2::new(&host.base);
+    let held = api.grant(STORE, "kept", r#"{"ttl":"2m"}"#);
+    let yaml = component(
+        STORE,
+        "lock.in-memory",
+        &[("defaultTTL", "45s"), ("maxTTL", "1h")],
+    );
+    std::fs::write(dir.path().join("store.yaml"), yaml).unwrap();
+    let since = std::time::Instant::now();
+    loop {
+        let grant = api.grant(STORE, "probe", "");
+        assert_eq!(api.release(STORE, "probe", &grant.lock_id).status, 204);
+        if grant.ttl == "45s" {
+            break;
+        }
+        assert_eq!(grant.ttl, "1.5s", "the old default until the reload");
+        assert!(
+            since.elapsed() < Duration::from_secs(15),
+            "the reload never took effect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let longer = api.grant(STORE, "long", r#"{"ttl":"1h"}"#);
+    assert_eq!(longer.ttl, "1h0m0s");
+    // The store kept its data: the lock taken before the reload still holds.
+    let reply = api.acquire(STORE, "kept", r#"{"immediate":true}"#);
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert_eq!(api.release(STORE, "kept", &held.lock_id).status, 204);
 }
 
 #[test]
@@ -512,6 +659,39 @@ mod grpc {
                 assert_eq!(err.code(), Code::InvalidArgument, "{name}");
             });
         }
+    }
+
+    #[test]
+    fn a_stores_ttl_bounds_hold_over_grpc() {
+        let (host, _dir) = super::host_with(Some(super::bounded("lock.in-memory")), &[]);
+        runtime().block_on(async {
+            let mut c = client(&host.grpc).await;
+            let grant = c.lock(lock("b", "", true)).await.unwrap().into_inner();
+            assert_eq!(grant.ttl, "1.5s", "the store's defaultTTL");
+            let err = c.lock(lock("c", "3m", true)).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            assert!(err.message().contains("2m0s"), "{err:?}");
+            let renew = |ttl: &str| RenewLockRequest {
+                store_name: STORE.into(),
+                resource_id: "b".into(),
+                lock_id: grant.lock_id.clone(),
+                ttl: ttl.into(),
+            };
+            let renewed = c.renew_lock(renew("")).await.unwrap().into_inner();
+            assert_eq!(renewed.ttl, "1.5s");
+            let err = c.renew_lock(renew("2m1s")).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            let mut events = c
+                .lock_stream(lock("s", "", false))
+                .await
+                .unwrap()
+                .into_inner();
+            let Some(Event::Acquired(streamed)) = events.message().await.unwrap().unwrap().event
+            else {
+                panic!("no grant first")
+            };
+            assert_eq!(streamed.ttl, "1.5s");
+        });
     }
 
     #[test]

@@ -272,6 +272,86 @@ fn a_prometheus_server_scrapes_the_host_and_answers_the_dashboards_queries() {
     assert!(queries >= 10, "{queries} queries");
 }
 
+/// The sum of the histogram `name` whose labels include `labels`.
+fn histogram_sum(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let metric = scrape.metrics.iter().find(|m| m.name == name);
+    let metric = metric.unwrap_or_else(|| panic!("no {name} in the scrape"));
+    let sums: Vec<_> = metric
+        .samples
+        .iter()
+        .filter(|s| s.value.value_type == ValueType::Sum)
+        .filter(|s| {
+            let has = |(k, v): &(&str, &str)| s.labels.iter().any(|l| l.key == *k && l.value == *v);
+            labels.iter().all(has)
+        })
+        .collect();
+    assert_eq!(sums.len(), 1, "{name} {labels:?}: {sums:?}");
+    sums[0].value.value.as_f64()
+}
+
+#[test]
+fn alpha2_waiters_are_a_gauge_and_their_wait_a_histogram_by_outcome() {
+    let (host, _dir) = host(&[]);
+    let url = host
+        .metrics_url()
+        .expect("the banner names the metrics endpoint");
+    let scrape = || Scrape::parse(&scrape_text(&url)).expect("Prometheus text");
+    let store = [("app_id", "orders"), ("store", "lockstore")];
+    let outcome = |outcome: &'static str| [store[0], store[1], ("outcome", outcome)];
+    let api = common::alpha2::Alpha2::new(&host.base);
+    let holder = api.grant("lockstore", "job", "");
+    let waiter = {
+        let api = api.clone();
+        std::thread::spawn(move || api.grant("lockstore", "job", r#"{"waitTimeout":"60s"}"#))
+    };
+    // The waiter is counted while it waits, and nothing is recorded of its wait yet.
+    let queued = std::time::Instant::now();
+    while value(&scrape(), "wasilock_waiters", &store) != 1.0 {
+        assert!(
+            queued.elapsed() < std::time::Duration::from_secs(10),
+            "the waiter never showed in wasilock_waiters"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let waiting = scrape();
+    assert_eq!(
+        value(&waiting, "wasilock_wait_latency", &outcome("granted")),
+        0.0
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(api.release("lockstore", "job", &holder.lock_id).status, 204);
+    let granted = waiter.join().unwrap();
+    assert!(granted.fencing_token > holder.fencing_token);
+    let after = scrape();
+    assert_eq!(value(&after, "wasilock_waiters", &store), 0.0);
+    assert_eq!(
+        value(&after, "wasilock_wait_latency", &outcome("granted")),
+        1.0
+    );
+    let waited_ms = histogram_sum(&after, "wasilock_wait_latency", &outcome("granted"));
+    assert!(
+        (300.0..60_000.0).contains(&waited_ms),
+        "waited {waited_ms} ms, in milliseconds"
+    );
+    // A wait that runs out is a timeout.
+    let reply = api.acquire("lockstore", "job", r#"{"waitTimeout":"100ms"}"#);
+    assert_eq!(reply.status, 409, "{reply:?}");
+    let after = scrape();
+    assert_eq!(value(&after, "wasilock_waiters", &store), 0.0);
+    assert_eq!(
+        value(&after, "wasilock_wait_latency", &outcome("timeout")),
+        1.0
+    );
+    assert_eq!(
+        value(&after, "wasilock_wait_latency", &outcome("granted")),
+        1.0
+    );
+    assert_eq!(
+        api.release("lockstore", "job", &granted.lock_id).status,
+        204
+    );
+}
+
 #[test]
 fn json_logs_follow_daprds_schema_with_api_lines_and_never_a_token() {
     let token = "secret-token-of-orders";

@@ -4,7 +4,8 @@
 //! duplicate name is an error that names the file and the component, and so is metadata the
 //! store's kind cannot honour (naming the property too); metadata the kind accepts without
 //! effect is logged. Components of a non-lock type are skipped. Each store's settings are
-//! read here, once, by its kind.
+//! read here, once, by its kind; the metadata every kind shares (`keyPrefix`, and alpha2's
+//! `defaultTTL` and `maxTTL`) is read here for all of them.
 
 use crate::stores::backend::{Metadata, Remark};
 use crate::stores::keys::KeyPrefix;
@@ -12,6 +13,7 @@ use crate::stores::{StoreKinds, StoreSpec};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::Path;
+use wasilock_rules::alpha2::{DEFAULT_TTL_PROPERTY, MAX_TTL_PROPERTY, TtlLimits};
 
 /// A Dapr `Component` document.
 #[derive(Deserialize)]
@@ -72,12 +74,17 @@ pub fn store_spec(
         bail!("component {name:?} has version {version:?}; {component_type} supports v1");
     }
     let metadata = resolve_metadata(&name, document.spec.metadata, env)?;
-    let key_prefix = metadata
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("keyPrefix"))
-        .map(|(_, v)| v.as_str());
-    let key_prefix = KeyPrefix::from_metadata(key_prefix)
+    let common = |property: &str| {
+        metadata
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(property))
+            .map(|(_, v)| v.as_str())
+    };
+    let key_prefix = KeyPrefix::from_metadata(common("keyPrefix"))
         .map_err(|e| anyhow::anyhow!("component {name:?}: {e}"))?;
+    let ttl_limits =
+        TtlLimits::from_metadata(common(DEFAULT_TTL_PROPERTY), common(MAX_TTL_PROPERTY))
+            .map_err(|e| anyhow::anyhow!("component {name:?}: {e}"))?;
     let (settings, remarks) = kind
         .read(&metadata)
         .map_err(|e| anyhow::anyhow!("component {name:?}: {e:#}"))?;
@@ -95,6 +102,7 @@ pub fn store_spec(
         name,
         settings,
         key_prefix,
+        ttl_limits,
         metadata,
         source: Some(file.to_path_buf()),
         ignore_errors: document.spec.ignore_errors,
@@ -234,6 +242,40 @@ spec: { type: lock.embedded, ignoreErrors: true }
         // Other lock types do not read Redis properties.
         let memory = "kind: Component\nmetadata: {name: m}\nspec:\n  type: lock.in-memory\n  metadata:\n  - name: failover\n    value: true\n";
         assert!(parse(memory).is_ok());
+    }
+
+    #[test]
+    fn every_kind_reads_the_alpha2_ttl_bounds_once() {
+        let component = |kind: &str, metadata: &str| {
+            format!(
+                "kind: Component\nmetadata: {{name: s}}\nspec:\n  type: {kind}\n  metadata:\n  - name: redisHost\n    value: h\n  - name: endpoints\n    value: h:2379\n{metadata}"
+            )
+        };
+        let bounds = "  - name: DefaultTTL\n    value: 1500ms\n  - name: maxTTL\n    value: 2m\n";
+        for kind in ["lock.in-memory", "lock.embedded", "lock.redis", "lock.etcd"] {
+            let read = parse(&component(kind, bounds)).unwrap();
+            let limits = read.stores[0].ttl_limits;
+            assert_eq!(
+                (limits.default_ttl(), limits.max_ttl()),
+                (
+                    std::time::Duration::from_millis(1500),
+                    std::time::Duration::from_secs(120)
+                ),
+                "{kind}"
+            );
+            let defaults = parse(&component(kind, "")).unwrap();
+            assert_eq!(
+                defaults.stores[0].ttl_limits,
+                TtlLimits::default(),
+                "{kind}"
+            );
+            let refused = parse(&component(kind, "  - name: maxTTL\n    value: 0s\n")).unwrap_err();
+            assert_eq!(
+                format!("{refused:#}"),
+                r#"component "s": metadata property maxTTL is "0s"; it must be above zero"#,
+                "{kind}"
+            );
+        }
     }
 
     /// A kind of an embedder's, `lock.own`: in memory, its settings the metadata as given.

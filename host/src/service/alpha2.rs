@@ -1,19 +1,24 @@
 //! A tenant's alpha2 lock operations, transport-free: one call into the lock logic per
 //! try, the force-release permission, and the waiting acquire (FIFO per resource among
 //! this tenant's waiters, woken by the store's release events or a timer at the holder's
-//! expiry: see [`crate::waiting`]).
+//! expiry: see [`crate::waiting`]), its waiters counted in the store's metrics here (the
+//! waiting module knows no telemetry).
 
 use super::{
     Acquired, Alpha2Error, Alpha2Outcome, Alpha2Request, Grant, LockService, Operation, Refusal,
     Tenant,
 };
+use crate::telemetry::{StoreMetrics, WaitOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
+use wasilock_rules::duration;
 
 impl<S: LockService> Tenant<S> {
-    /// Runs one alpha2 request: a force release only when the tenant may.
+    /// Runs one alpha2 request: a force release only when the tenant may; an acquire or
+    /// renewal with its TTL held to the store's `defaultTTL` and `maxTTL` (a TTL above the
+    /// maximum is `ERR_MALFORMED_REQUEST` naming it).
     pub async fn alpha2(
         &self,
         store: &str,
@@ -26,7 +31,12 @@ impl<S: LockService> Tenant<S> {
                 self.app_id
             )));
         }
-        match self.service.alpha2(store, request).await {
+        let bounded = self.within_ttl_limits(store, request)?;
+        match self
+            .service
+            .alpha2(store, bounded.as_ref().unwrap_or(request))
+            .await
+        {
             Ok(outcome) => outcome,
             Err(failure) => {
                 let operation = if request.releases() {
@@ -43,6 +53,31 @@ impl<S: LockService> Tenant<S> {
                 })
             }
         }
+    }
+
+    /// `request` with the TTL its store's `defaultTTL` and `maxTTL` give it, as a Go duration
+    /// the component reads (`None` for a request that takes no TTL, or for a store this
+    /// tenant does not see: the component answers that). A TTL above the store's maximum is refused here, before the
+    /// component, which knows only the default bounds.
+    fn within_ttl_limits(
+        &self,
+        store: &str,
+        request: &Alpha2Request,
+    ) -> Result<Option<Alpha2Request>, Alpha2Error> {
+        let (Alpha2Request::Acquire { ttl, .. } | Alpha2Request::Renew { ttl, .. }) = request
+        else {
+            return Ok(None);
+        };
+        let Ok(bucket) = self.service.stores().bucket(store) else {
+            return Ok(None);
+        };
+        let resolved = Some(duration::format(bucket.ttl_limits().ttl(ttl.as_deref())?));
+        let mut bounded = request.clone();
+        if let Alpha2Request::Acquire { ttl, .. } | Alpha2Request::Renew { ttl, .. } = &mut bounded
+        {
+            *ttl = resolved;
+        }
+        Ok(Some(bounded))
     }
 
     /// Acquires `resource_id` for `ttl`: at once or `ERR_RESOURCE_LOCKED` when `wait` is
@@ -76,7 +111,7 @@ impl<S: LockService> Tenant<S> {
         let timed_out = || {
             Alpha2Error::ResourceLocked(format!(
                 "lock {resource_id} in lock store {store} is still held after waiting {}",
-                wasilock_rules::duration::format(wait)
+                duration::format(wait)
             ))
         };
         let ticket = waiters.join(store, resource_id);
@@ -90,16 +125,21 @@ impl<S: LockService> Tenant<S> {
             .key(resource_id)
             .map_err(Alpha2Error::MalformedRequest)?
             .into();
+        let mut record = WaitRecord::join(self.service.stores().metrics(store).cloned());
         loop {
             if !ticket.is_head() {
                 tokio::select! {
                     () = ticket.woken() => continue,
-                    () = tokio::time::sleep_until(deadline) => return Err(timed_out()),
+                    () = tokio::time::sleep_until(deadline) => {
+                        record.outcome = WaitOutcome::Timeout;
+                        return Err(timed_out());
+                    }
                 }
             }
             // Listen before trying, so that a release in between is not missed.
             let mut released = bucket.release_events().subscribe();
             if let Some(grant) = self.try_acquire(store, &request).await? {
+                record.outcome = WaitOutcome::Granted;
                 return Ok(grant);
             }
             let expires_in = match self
@@ -125,7 +165,10 @@ impl<S: LockService> Tenant<S> {
                 () = released_key(&mut released, &key) => {}
                 () = expiry => {}
                 () = ticket.woken() => {}
-                () = tokio::time::sleep_until(deadline) => return Err(timed_out()),
+                () = tokio::time::sleep_until(deadline) => {
+                    record.outcome = WaitOutcome::Timeout;
+                    return Err(timed_out());
+                }
             }
         }
     }
@@ -142,6 +185,37 @@ impl<S: LockService> Tenant<S> {
             other => Err(Alpha2Error::TryLockFailed(format!(
                 "the lock component answered an acquire with {other:?}"
             ))),
+        }
+    }
+}
+
+/// A waiter as the metrics see it: counted in `wasilock_waiters` from its joining until it
+/// is dropped, its wait then recorded under its outcome (`gone` unless set: the client went
+/// away, or a try failed).
+struct WaitRecord {
+    metrics: Option<Arc<StoreMetrics>>,
+    joined: Instant,
+    outcome: WaitOutcome,
+}
+
+impl WaitRecord {
+    /// A waiter joining now, counted in `metrics` (nothing when `None`).
+    fn join(metrics: Option<Arc<StoreMetrics>>) -> Self {
+        if let Some(metrics) = &metrics {
+            metrics.waiter_joined();
+        }
+        WaitRecord {
+            metrics,
+            joined: Instant::now(),
+            outcome: WaitOutcome::Gone,
+        }
+    }
+}
+
+impl Drop for WaitRecord {
+    fn drop(&mut self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.waiter_left(self.outcome, self.joined.elapsed());
         }
     }
 }
@@ -192,7 +266,7 @@ impl<S: LockService> Tenant<S> {
         let renew = Alpha2Request::Renew {
             resource_id: resource_id.to_owned(),
             lock_id: grant.lock_id.clone(),
-            ttl: Some(wasilock_rules::duration::format(grant.ttl)),
+            ttl: Some(duration::format(grant.ttl)),
         };
         let mut next = Instant::now() + interval;
         loop {

@@ -30,6 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
+use wasilock_rules::alpha2::TtlLimits;
 
 /// A lock store opened: its spec and its backend.
 #[derive(Clone)]
@@ -240,6 +241,11 @@ impl Bucket {
         &self.store.name
     }
 
+    /// The store's alpha2 TTL bounds (its component's `defaultTTL` and `maxTTL`).
+    pub fn ttl_limits(&self) -> TtlLimits {
+        self.store.spec.ttl_limits
+    }
+
     /// The backend key of `resource_id` (Dapr's layout), or daprd's error for a `||` in it.
     pub fn key(&self, resource_id: &str) -> Result<String, String> {
         self.store
@@ -337,6 +343,7 @@ pub(crate) mod tests {
                 name: name.to_string(),
                 settings: StoreSettings::new(InMemoryKind, ()),
                 key_prefix: KeyPrefix::AppId,
+                ttl_limits: Default::default(),
                 metadata: Default::default(),
                 source: None,
                 ignore_errors: false,
@@ -509,6 +516,7 @@ pub(crate) mod tests {
             name: "shared".into(),
             settings: StoreSettings::new(RedisKind, RedisKind.settings(&metadata).unwrap()),
             key_prefix: KeyPrefix::AppId,
+            ttl_limits: Default::default(),
             metadata,
             source: Some("locks.yaml".into()),
             ignore_errors,

@@ -1,9 +1,11 @@
-//! What a lock store is, as configured: its name, kind and settings, key layout and scopes.
+//! What a lock store is, as configured: its name, kind and settings, key layout, alpha2 TTL
+//! bounds and scopes.
 
 use super::StoreSettings;
 use super::backend::{EmbeddedKind, Metadata};
 use super::keys::KeyPrefix;
 use std::path::PathBuf;
+use wasilock_rules::alpha2::TtlLimits;
 
 /// One lock store to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +16,8 @@ pub struct StoreSpec {
     pub settings: StoreSettings,
     /// The `keyPrefix` strategy.
     pub key_prefix: KeyPrefix,
+    /// The alpha2 TTL bounds (metadata `defaultTTL` and `maxTTL`), common to every kind.
+    pub ttl_limits: TtlLimits,
     /// `spec.metadata` as declared, values resolved (`envRef` read), names as written.
     pub metadata: Metadata,
     /// The file it came from, or `None` for the built-in default store.
@@ -26,13 +30,14 @@ pub struct StoreSpec {
 
 impl StoreSpec {
     /// A store named `name` of the kind and settings `settings`, as a component with only a
-    /// name, a type and those settings declares it: keys prefixed by the app id, seen by
-    /// every app id.
+    /// name, a type and those settings declares it: keys prefixed by the app id, the default
+    /// TTL bounds, seen by every app id.
     pub fn new(name: &str, settings: StoreSettings) -> Self {
         StoreSpec {
             name: name.into(),
             settings,
             key_prefix: KeyPrefix::AppId,
+            ttl_limits: TtlLimits::default(),
             metadata: Metadata::new(),
             source: None,
             ignore_errors: false,

@@ -92,6 +92,33 @@ impl TrapKind {
     }
 }
 
+/// How an alpha2 waiter left its queue, as `wasilock_wait_latency{outcome}` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// It was granted the lock.
+    Granted,
+    /// Its `waitTimeout` (or `--max-lock-wait`) ran out.
+    Timeout,
+    /// It left otherwise: its client went away, or the store failed.
+    Gone,
+}
+
+impl WaitOutcome {
+    const ALL: [WaitOutcome; 3] = [
+        WaitOutcome::Granted,
+        WaitOutcome::Timeout,
+        WaitOutcome::Gone,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            WaitOutcome::Granted => "granted",
+            WaitOutcome::Timeout => "timeout",
+            WaitOutcome::Gone => "gone",
+        }
+    }
+}
+
 /// A store operation of the WIT `bucket`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOperation {
@@ -127,6 +154,8 @@ pub struct Metrics {
     slow_lane_waits: IntCounterVec,
     warm_instances: IntGaugeVec,
     live_instances: IntGaugeVec,
+    waiters: IntGaugeVec,
+    wait_latency: HistogramVec,
     reloads: IntCounterVec,
     open_connections: IntGauge,
 }
@@ -240,6 +269,17 @@ impl Metrics {
                 "Component instances that exist now (serving or warm).",
                 &["app_id"],
             ),
+            waiters: gauge(
+                "wasilock_waiters",
+                "alpha2 acquires waiting now for a held lock, by tenant and store.",
+                &["app_id", "store"],
+            ),
+            wait_latency: histogram(
+                "wasilock_wait_latency",
+                "Time alpha2 waiters spent queued, in milliseconds, by tenant, store and outcome: granted, timeout, gone.",
+                &["app_id", "store", "outcome"],
+                &DAPR_LATENCY_BUCKETS_MS,
+            ),
             reloads: counter(
                 "wasilock_reloads_total",
                 "Configuration reloads by outcome: ok, error.",
@@ -294,6 +334,11 @@ impl Metrics {
         StoreMetrics {
             operations,
             latency,
+            waiters: self.waiters.with_label_values(&[app_id, store]),
+            wait_latency: WaitOutcome::ALL.map(|outcome| {
+                self.wait_latency
+                    .with_label_values(&[app_id, store, outcome.label()])
+            }),
         }
     }
 
@@ -401,10 +446,13 @@ impl TenantMetrics {
     }
 }
 
-/// One tenant's handles for one store: lock operations by outcome, store latency.
+/// One tenant's handles for one store: lock operations by outcome, store latency, alpha2
+/// waiters and their wait.
 pub struct StoreMetrics {
     operations: [[IntCounter; 2]; 5],
     latency: [[Histogram; 3]; 2],
+    waiters: IntGauge,
+    wait_latency: [Histogram; 3],
 }
 
 impl StoreMetrics {
@@ -431,6 +479,21 @@ impl StoreMetrics {
             StoreOutcome::Error => 2,
         };
         self.latency[operation][outcome].observe(elapsed.as_secs_f64());
+    }
+
+    /// An alpha2 waiter joined a queue.
+    pub fn waiter_joined(&self) {
+        self.waiters.inc();
+    }
+
+    /// An alpha2 waiter left its queue with `outcome` after waiting `waited`.
+    pub fn waiter_left(&self, outcome: WaitOutcome, waited: Duration) {
+        self.waiters.dec();
+        let index = WaitOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .expect("every outcome is listed");
+        self.wait_latency[index].observe(millis(waited));
     }
 }
 
@@ -516,6 +579,9 @@ mod tests {
         stores
             .get("no-such-store")
             .lock_operation(LockOperation::TryLock, LockOutcome::Error);
+        store.waiter_joined();
+        store.waiter_joined();
+        store.waiter_left(WaitOutcome::Timeout, Duration::from_millis(12));
         let text = text(&metrics);
         for line in [
             "wasilock_component_calls_total{app_id=\"orders\"} 1\n",
@@ -526,6 +592,10 @@ mod tests {
             "wasilock_lock_operations_total{app_id=\"orders\",operation=\"unlock\",outcome=\"not-found\",store=\"lockstore\"} 1\n",
             "wasilock_lock_operations_total{app_id=\"orders\",operation=\"trylock\",outcome=\"error\",store=\"\"} 1\n",
             "wasilock_store_latency_seconds_bucket{app_id=\"orders\",operation=\"compare_and_swap\",outcome=\"conflict\",store=\"lockstore\",le=\"0.0001\"} 1\n",
+            "wasilock_waiters{app_id=\"orders\",store=\"lockstore\"} 1\n",
+            "wasilock_wait_latency_bucket{app_id=\"orders\",outcome=\"timeout\",store=\"lockstore\",le=\"10\"} 0\n",
+            "wasilock_wait_latency_bucket{app_id=\"orders\",outcome=\"timeout\",store=\"lockstore\",le=\"13\"} 1\n",
+            "wasilock_wait_latency_count{app_id=\"orders\",outcome=\"granted\",store=\"lockstore\"} 0\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

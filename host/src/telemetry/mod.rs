@@ -15,7 +15,7 @@ pub mod traces;
 
 pub use metrics::{
     LockOperation, LockOutcome, Metrics, StoreMetrics, StoreMetricsByName, StoreOperation,
-    StoreOutcome, TenantMetrics, TrapKind,
+    StoreOutcome, TenantMetrics, TrapKind, WaitOutcome,
 };
 
 use std::sync::Arc;

@@ -8,16 +8,18 @@
 //! two exclude each other.
 
 mod json;
+mod limits;
 
 pub use json::*;
+pub use limits::*;
 
-use crate::duration;
 use crate::lease::{KEY_SEPARATOR, StoreError, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX};
 use std::time::Duration;
 
-/// The TTL of a lock whose request names none.
+/// The TTL of a lock whose request names none, unless its store's `defaultTTL` says
+/// otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
-/// The longest TTL a lock may ask for.
+/// The longest TTL a lock may ask for: the default of a store's `maxTTL`, and its ceiling.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Random bytes in a lock ID (128 bits).
 pub const LOCK_ID_BYTES: usize = 16;
@@ -191,26 +193,10 @@ pub fn lock_id(random: &[u8; LOCK_ID_BYTES]) -> String {
     out
 }
 
-/// The TTL asked for: a Go duration, above zero and at most [`MAX_TTL`]; [`DEFAULT_TTL`]
-/// when absent.
+/// The TTL asked for, within the default bounds ([`TtlLimits::default`]): a Go duration,
+/// above zero and at most [`MAX_TTL`]; [`DEFAULT_TTL`] when absent.
 pub fn ttl(text: Option<&str>) -> Result<Duration, Alpha2Error> {
-    let Some(text) = text else {
-        return Ok(DEFAULT_TTL);
-    };
-    let ttl = duration::parse(text)
-        .map_err(|e| Alpha2Error::MalformedRequest(format!("invalid ttl: {e}")))?;
-    if ttl.is_zero() {
-        return Err(Alpha2Error::MalformedRequest(format!(
-            "ttl {text:?} is not positive"
-        )));
-    }
-    if ttl > MAX_TTL {
-        return Err(Alpha2Error::MalformedRequest(format!(
-            "ttl {text:?} is longer than the maximum, {}",
-            duration::format(MAX_TTL)
-        )));
-    }
-    Ok(ttl)
+    TtlLimits::default().ttl(text)
 }
 
 /// Tries once to acquire `resource_id` for `ttl`; the lock ID is made from `random`.

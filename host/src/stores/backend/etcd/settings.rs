@@ -35,6 +35,8 @@ pub const NAMES: &[(&str, Handling)] = &[
     ("dialTimeout", Implemented),
     ("keyPrefix", Implemented),
     ("keyPrefixPath", Implemented),
+    ("defaultTTL", Implemented),
+    ("maxTTL", Implemented),
     (
         "keyPassword",
         RefusedWhenSet(

@@ -55,6 +55,8 @@ pub const NAMES: &[(&str, Handling)] = &[
     ("sentinelUsername", Implemented),
     ("sentinelPassword", Implemented),
     ("keyPrefix", Implemented),
+    ("defaultTTL", Implemented),
+    ("maxTTL", Implemented),
     ("useEntraID", RefusedWhenTrue(ENTRA_ID)),
     ("useAzureAD", RefusedWhenTrue(ENTRA_ID)),
     ("useOIDC", RefusedWhenTrue(OIDC)),
