@@ -757,3 +757,30 @@ fn a_component_built_against_wit_0_1_0_answers_like_the_built_in_one() {
         }
     }
 }
+
+/// A component that answers through `wasi:http` without reading the request body (the
+/// 0.1.0 fixture does so for paths it does not route) leaves the connection usable: the
+/// host reads the rest of the body itself, so a keep-alive client's next request is
+/// answered on the same connection, even when the body arrives after the answer.
+#[test]
+fn a_body_the_component_leaves_unread_does_not_cost_the_connection() {
+    let fixture = common::workspace().join("tests/fixtures/wasilock-lock-0.1.0.wasm");
+    let host = start_through(
+        "wasi-http",
+        "wasi:http/incoming-handler",
+        Options::new().args(["--component", fixture.to_str().unwrap()]),
+    );
+    let mut socket = TcpStream::connect(host.base.trim_start_matches("http://")).unwrap();
+    for round in 0..3 {
+        write!(
+            socket,
+            "POST /v1.0/lock/lockstore HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+        )
+        .unwrap();
+        // The body comes late: the component has answered by then.
+        std::thread::sleep(Duration::from_millis(200));
+        socket.write_all(b"{}").unwrap();
+        let (status, _) = read_response(&mut socket);
+        assert_eq!(status, 404, "round {round}");
+    }
+}

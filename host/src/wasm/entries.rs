@@ -7,6 +7,7 @@ use super::component::HttpIndices;
 use super::convert::{lock_request, rule_error, rule_status, unlock_request};
 use super::failure::GuestFailure;
 use super::sandbox::{Called, Sandbox, WarmInstances};
+use super::unread_body::ReadToEnd;
 use super::warm::WarmPool;
 use crate::answer::{HyperOutgoingBody, full_body, json_response};
 use crate::telemetry::{LockOperation, LockOutcome, routes};
@@ -212,6 +213,8 @@ impl Sandbox {
         let timeout = self.limits.timeout;
         self.call(pool, async |store, exports| {
             let (sender, receiver) = tokio::sync::oneshot::channel();
+            // Read to its end even if the component leaves it, so the connection stays open.
+            let request = request.map(|body| ReadToEnd::new(body, self.max_body_size));
             let request = store
                 .data_mut()
                 .http()

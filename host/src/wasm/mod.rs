@@ -30,6 +30,7 @@ mod sandbox;
 mod schedule;
 pub mod store_import;
 mod ticker;
+mod unread_body;
 mod warm;
 
 pub use component::{HttpExport, LinkedComponent};
