@@ -17,7 +17,7 @@ use wasilock::{
     Backend, CasOutcome, EMBEDDED_GUEST, HttpExport, Inspected, Limits, LinkedComponent,
 };
 use wasilock::{LockRequest, OpenContext, Opened, Sandbox, StoreKind, StoreKinds, StoreSet};
-use wasilock::{StoreSpec, UnlockRequest, async_trait, new_engine};
+use wasilock::{StoreSpec, Swap, UnlockRequest, async_trait, new_engine};
 
 /// The maps our kind opened, by store name.
 type Maps = Arc<Mutex<BTreeMap<String, Arc<MapBackend>>>>;
@@ -84,13 +84,13 @@ impl Backend for MapBackend {
     }
 
     // Atomic: the mutex is held from the comparison to the write.
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let Swap {
+            key,
+            expected,
+            new,
+            ttl,
+        } = swap;
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap();
         let current = live(entries.get(key), now);

@@ -30,7 +30,9 @@ mod txn;
 
 pub use settings::EtcdSettings;
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
+use super::{
+    Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind, Swap,
+};
 use anyhow::Context;
 use async_trait::async_trait;
 use client::{Client, Failure};
@@ -354,13 +356,13 @@ impl Backend for EtcdBackend {
         Ok(answer.kvs.into_iter().next().map(|kv| kv.value))
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let Swap {
+            key,
+            expected,
+            new,
+            ttl,
+        } = swap;
         let (outcome, _) = self
             .compare_and_swap_with_revision(key, expected, new, ttl)
             .await?;
@@ -430,6 +432,7 @@ mod tests {
 
 #[cfg(test)]
 mod cluster_tests {
+    use super::super::swap;
     use super::*;
     use wasilock_testkit::etcd_cluster::EtcdCluster;
 
@@ -484,7 +487,7 @@ mod cluster_tests {
             .unwrap();
         let second = second.unwrap();
         assert!(second > first, "{second} > {first}");
-        b.compare_and_swap("r", Some(b"b"), None, None)
+        b.compare_and_swap(swap("r", Some(b"b"), None, None))
             .await
             .unwrap();
         // A new leader keeps counting up.
@@ -514,7 +517,7 @@ mod cluster_tests {
         let backend = EtcdBackend::connect(&settings).await.unwrap();
         cluster.kill_all();
         let err = backend
-            .compare_and_swap("k", None, Some(b"o"), LONG)
+            .compare_and_swap(swap("k", None, Some(b"o"), LONG))
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("etcd at 127.0.0.1:"), "{err:#}");

@@ -3,11 +3,11 @@
 //! Fencing tokens are counted per key in a second map that release never shrinks: they
 //! strictly increase for the life of the process, and start again after a restart.
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind};
+use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind, Swap};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The kind `lock.in-memory`: no settings; a fresh map per store.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,13 +79,13 @@ impl Backend for MemoryBackend {
             .map(|e| e.value.clone()))
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let Swap {
+            key,
+            expected,
+            new,
+            ttl,
+        } = swap;
         let now = Instant::now();
         let mut state = self.state();
         let State { entries, fences } = &mut *state;

@@ -26,7 +26,9 @@ mod settings;
 
 pub use settings::RedisSettings;
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
+use super::{
+    Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind, Swap,
+};
 use crate::stores::events::ReleaseEvents;
 use crate::stores::keys::fence_key;
 use anyhow::{Context, bail};
@@ -393,13 +395,13 @@ impl Backend for RedisBackend {
         bytes(self.query(redis::cmd("GET").arg(key)).await?)
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let Swap {
+            key,
+            expected,
+            new,
+            ttl,
+        } = swap;
         let ttl_ms = ttl.map(|ttl| ttl.as_millis().max(1).to_string());
         let ttl_arg = ttl_ms.as_deref().unwrap_or_default().as_bytes();
         if let (None, Some(value)) = (expected, new) {
