@@ -71,13 +71,10 @@ impl LockStore for HostStore {
 
 impl LockBucket for HostBucket {
     fn compare_and_swap(&self, swap: Swap<'_>) -> Result<CasOutcome, StoreError> {
-        let Swap {
-            key,
-            expected,
-            new,
-            ttl_ms,
-        } = swap;
-        match self.0.compare_and_swap(key, expected, new, ttl_ms)? {
+        match self
+            .0
+            .compare_and_swap(swap.key, swap.expected, swap.new, swap.ttl_ms)?
+        {
             wit_store::CasOutcome::Swapped => Ok(CasOutcome::Swapped),
             wit_store::CasOutcome::Conflict(live) => Ok(CasOutcome::Conflict(live)),
         }
@@ -94,13 +91,10 @@ impl FencedStore for HostStore {
 
 impl FencedBucket for HostBucket {
     fn compare_and_swap_fenced(&self, swap: Swap<'_>) -> Result<FencedOutcome, StoreError> {
-        let Swap {
-            key,
-            expected,
-            new,
-            ttl_ms,
-        } = swap;
-        match self.0.compare_and_swap_fenced(key, expected, new, ttl_ms)? {
+        match self
+            .0
+            .compare_and_swap_fenced(swap.key, swap.expected, swap.new, swap.ttl_ms)?
+        {
             wit_store::FencedOutcome::Swapped(token) => Ok(FencedOutcome::Swapped(token)),
             wit_store::FencedOutcome::Conflict(live) => Ok(FencedOutcome::Conflict(live)),
         }

@@ -174,18 +174,13 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
-        let Swap {
-            key,
-            expected,
-            new,
-            ttl,
-        } = swap;
+        let key = swap.key;
         let (reply, outcome) = oneshot::channel();
         let write = Write {
             key: key.to_owned(),
-            expected: expected.map(<[u8]>::to_vec),
-            new: new.map(<[u8]>::to_vec),
-            ttl,
+            expected: swap.expected.map(<[u8]>::to_vec),
+            new: swap.new.map(<[u8]>::to_vec),
+            ttl: swap.ttl,
             reply,
         };
         self.writes

@@ -66,10 +66,7 @@ impl StoreKind for EtcdKind {
     fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
         EtcdSettings::unused(metadata)
             .into_iter()
-            .map(|unused| match unused {
-                settings::Unused::Unknown { .. } => Remark::Warn(unused.to_string()),
-                settings::Unused::Ignored { .. } => Remark::Info(unused.to_string()),
-            })
+            .map(|unused| unused.remark())
             .collect()
     }
 
@@ -357,14 +354,8 @@ impl Backend for EtcdBackend {
     }
 
     async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
-        let Swap {
-            key,
-            expected,
-            new,
-            ttl,
-        } = swap;
         let (outcome, _) = self
-            .compare_and_swap_with_revision(key, expected, new, ttl)
+            .compare_and_swap_with_revision(swap.key, swap.expected, swap.new, swap.ttl)
             .await?;
         Ok(outcome)
     }

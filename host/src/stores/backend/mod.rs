@@ -13,6 +13,7 @@ mod embedded;
 mod etcd;
 mod kind;
 mod memory;
+mod properties;
 mod redis;
 
 pub use self::redis::{RedisBackend, RedisKind, RedisSettings};

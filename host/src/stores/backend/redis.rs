@@ -120,10 +120,7 @@ impl StoreKind for RedisKind {
     fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
         RedisSettings::unused(metadata)
             .into_iter()
-            .map(|unused| match unused.is_unknown() {
-                true => Remark::Warn(unused.to_string()),
-                false => Remark::Info(unused.to_string()),
-            })
+            .map(|unused| unused.remark())
             .collect()
     }
 
@@ -396,15 +393,10 @@ impl Backend for RedisBackend {
     }
 
     async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
-        let Swap {
-            key,
-            expected,
-            new,
-            ttl,
-        } = swap;
-        let ttl_ms = ttl.map(|ttl| ttl.as_millis().max(1).to_string());
+        let key = swap.key;
+        let ttl_ms = swap.ttl.map(|ttl| ttl.as_millis().max(1).to_string());
         let ttl_arg = ttl_ms.as_deref().unwrap_or_default().as_bytes();
-        if let (None, Some(value)) = (expected, new) {
+        if let (None, Some(value)) = (swap.expected, swap.new) {
             // Acquire: Dapr's `SET key owner EX n NX`, in milliseconds, and the next token.
             let reply = self
                 .run_script(&self.acquire, key, &[value, ttl_arg])
@@ -419,10 +411,10 @@ impl Backend for RedisBackend {
             }
         };
         let args = [
-            flag(expected.is_some()),
-            expected.unwrap_or_default(),
-            flag(new.is_some()),
-            new.unwrap_or_default(),
+            flag(swap.expected.is_some()),
+            swap.expected.unwrap_or_default(),
+            flag(swap.new.is_some()),
+            swap.new.unwrap_or_default(),
             ttl_arg,
         ];
         cas_reply(self.run_script(&self.cas, key, &args).await?)
