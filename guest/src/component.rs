@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wasilock_rules::alpha2::{self, Alpha2Error, FencedBucket, FencedOutcome, FencedStore};
 use wasilock_rules::http::{self, Response, Route};
-use wasilock_rules::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError};
+use wasilock_rules::lease::{self, CasOutcome, LockBucket, LockError, LockStore, StoreError, Swap};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -70,14 +70,11 @@ impl LockStore for HostStore {
 }
 
 impl LockBucket for HostBucket {
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl_ms: Option<u64>,
-    ) -> Result<CasOutcome, StoreError> {
-        match self.0.compare_and_swap(key, expected, new, ttl_ms)? {
+    fn compare_and_swap(&self, swap: Swap<'_>) -> Result<CasOutcome, StoreError> {
+        match self
+            .0
+            .compare_and_swap(swap.key, swap.expected, swap.new, swap.ttl_ms)?
+        {
             wit_store::CasOutcome::Swapped => Ok(CasOutcome::Swapped),
             wit_store::CasOutcome::Conflict(live) => Ok(CasOutcome::Conflict(live)),
         }
@@ -93,14 +90,11 @@ impl FencedStore for HostStore {
 }
 
 impl FencedBucket for HostBucket {
-    fn compare_and_swap_fenced(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl_ms: Option<u64>,
-    ) -> Result<FencedOutcome, StoreError> {
-        match self.0.compare_and_swap_fenced(key, expected, new, ttl_ms)? {
+    fn compare_and_swap_fenced(&self, swap: Swap<'_>) -> Result<FencedOutcome, StoreError> {
+        match self
+            .0
+            .compare_and_swap_fenced(swap.key, swap.expected, swap.new, swap.ttl_ms)?
+        {
             wit_store::FencedOutcome::Swapped(token) => Ok(FencedOutcome::Swapped(token)),
             wit_store::FencedOutcome::Conflict(live) => Ok(FencedOutcome::Conflict(live)),
         }

@@ -17,7 +17,7 @@ use wasilock::{
     Backend, CasOutcome, EMBEDDED_GUEST, HttpExport, Inspected, Limits, LinkedComponent,
 };
 use wasilock::{LockRequest, OpenContext, Opened, Sandbox, StoreKind, StoreKinds, StoreSet};
-use wasilock::{StoreSpec, UnlockRequest, async_trait, new_engine};
+use wasilock::{StoreSpec, Swap, UnlockRequest, async_trait, new_engine};
 
 /// The maps our kind opened, by store name.
 type Maps = Arc<Mutex<BTreeMap<String, Arc<MapBackend>>>>;
@@ -84,31 +84,26 @@ impl Backend for MapBackend {
     }
 
     // Atomic: the mutex is held from the comparison to the write.
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let key = swap.key;
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap();
         let current = live(entries.get(key), now);
-        if current != expected {
+        if current != swap.expected {
             return Ok(CasOutcome::Conflict(current.map(<[u8]>::to_vec)));
         }
         // A grant (absent to a value) takes the next token; anything else keeps it.
         let mut fences = self.fences.lock().unwrap();
         let token = fences.entry(key.into()).or_default();
-        if current.is_none() && new.is_some() {
+        if current.is_none() && swap.new.is_some() {
             *token += 1;
         }
         let token = *token;
-        match new {
+        match swap.new {
             Some(value) => {
                 let entry = Entry {
                     value: value.to_vec(),
-                    expires: ttl.map(|ttl| now + ttl),
+                    expires: swap.ttl.map(|ttl| now + ttl),
                 };
                 entries.insert(key.into(), entry);
             }

@@ -146,7 +146,7 @@
 //! use std::time::Duration;
 //! use wasilock::stores::backend::Metadata;
 //! use wasilock::{Backend, CasOutcome, Inspected, LockRequest, MemoryBackend, OpenContext, Opened};
-//! use wasilock::{StoreKind, StoreKinds, StoreSet, StoreSpec, async_trait};
+//! use wasilock::{StoreKind, StoreKinds, StoreSet, StoreSpec, Swap, async_trait};
 //! # use wasilock::{EMBEDDED_GUEST, HttpExport, Limits, LinkedComponent, Sandbox, new_engine};
 //!
 //! /// The in-memory backend, with a count of the values it stored or deleted.
@@ -162,14 +162,8 @@
 //!         self.inner.get(key).await
 //!     }
 //!
-//!     async fn compare_and_swap(
-//!         &self,
-//!         key: &str,
-//!         expected: Option<&[u8]>,
-//!         new: Option<&[u8]>,
-//!         ttl: Option<Duration>,
-//!     ) -> anyhow::Result<CasOutcome> {
-//!         let outcome = self.inner.compare_and_swap(key, expected, new, ttl).await?;
+//!     async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+//!         let outcome = self.inner.compare_and_swap(swap).await?;
 //!         if matches!(outcome, CasOutcome::Swapped(_)) {
 //!             self.writes.fetch_add(1, Ordering::Relaxed);
 //!         }
@@ -294,7 +288,7 @@ pub mod wasm;
 pub use async_trait::async_trait;
 pub use service::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 pub use stores::backend::{
-    Backend, CasOutcome, Inspected, MemoryBackend, OpenContext, Opened, StoreKind,
+    Backend, CasOutcome, Inspected, MemoryBackend, OpenContext, Opened, StoreKind, Swap,
 };
 pub use stores::{StoreKinds, StoreSet, StoreSettings, StoreSpec, StoreView};
 pub use wasm::EMBEDDED_GUEST;

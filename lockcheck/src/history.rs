@@ -77,15 +77,8 @@ impl Op {
         (invoked, completed): (Duration, Duration),
         outcome: Outcome<bool>,
     ) -> Op {
-        Op {
-            client: 0,
-            resource: resource.into(),
-            owner: owner.into(),
-            invoked,
-            completed,
-            call: Call::Lock { expiry, outcome },
-            fencing_token: None,
-        }
+        let call = Call::Lock { expiry, outcome };
+        Op::new(resource, owner, (invoked, completed), call)
     }
 
     /// An unlock call.
@@ -95,13 +88,28 @@ impl Op {
         (invoked, completed): (Duration, Duration),
         outcome: Outcome<i64>,
     ) -> Op {
+        Op::new(
+            resource,
+            owner,
+            (invoked, completed),
+            Call::Unlock { outcome },
+        )
+    }
+
+    /// A `call` of client 0, without a fencing token.
+    fn new(
+        resource: &str,
+        owner: &str,
+        (invoked, completed): (Duration, Duration),
+        call: Call,
+    ) -> Op {
         Op {
             client: 0,
             resource: resource.into(),
             owner: owner.into(),
             invoked,
             completed,
-            call: Call::Unlock { outcome },
+            call,
             fencing_token: None,
         }
     }

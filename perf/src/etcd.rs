@@ -2,10 +2,9 @@
 //! (the row beside `lock.etcd`), the etcd calls per lock+unlock, and the time from a
 //! leader's death to the next grant.
 
-use crate::load::{Measured, Settings};
+use crate::load::{Measured, Settings, Tally};
 use crate::machine::CpuMeter;
 use crate::servers::{Launcher, Store};
-use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 use wasilock::stores::backend::etcd_api::etcdserverpb::{
@@ -54,20 +53,7 @@ pub async fn raw_txn_pairs(cluster: &EtcdCluster, settings: &Settings) -> anyhow
     tokio::time::sleep_until(measure_from.into()).await;
     let meter = CpuMeter::start(cluster.pids());
     tokio::time::sleep_until(until.into()).await;
-    let mut total = Measured {
-        requests: 0,
-        errors: 0,
-        elapsed: settings.duration,
-        latency: Histogram::new(3)?,
-        cpu: meter.stop(),
-    };
-    for task in tasks {
-        let (requests, errors, latency) = task.await?;
-        total.requests += requests;
-        total.errors += errors;
-        total.latency.add(latency)?;
-    }
-    Ok(total)
+    Measured::total(tasks, settings.duration, meter.stop()).await
 }
 
 async fn pairs(
@@ -76,10 +62,9 @@ async fn pairs(
     lease: i64,
     measure_from: Instant,
     until: Instant,
-) -> (u64, u64, Histogram<u64>) {
+) -> Tally {
     let mut client = KvClient::new(channel);
-    let mut latency = Histogram::<u64>::new(3).expect("a histogram");
-    let (mut requests, mut errors) = (0u64, 0u64);
+    let mut tally = Tally::new(measure_from);
     while Instant::now() < until {
         for request in [acquire(&key, lease), release(&key)] {
             let sent = Instant::now();
@@ -87,19 +72,10 @@ async fn pairs(
                 .txn(request)
                 .await
                 .is_ok_and(|answer| answer.into_inner().succeeded);
-            if sent < measure_from {
-                continue;
-            }
-            if ok {
-                requests += 1;
-                let micros = sent.elapsed().as_micros() as u64;
-                latency.record(micros.max(1)).expect("a latency in range");
-            } else {
-                errors += 1;
-            }
+            tally.record(sent, ok);
         }
     }
-    (requests, errors, latency)
+    tally
 }
 
 fn op(request: request_op::Request) -> RequestOp {

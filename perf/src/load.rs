@@ -53,6 +53,46 @@ pub struct Settings {
     pub duration: Duration,
 }
 
+/// What one connection counted: the answers to requests sent inside the measured window.
+pub struct Tally {
+    /// Requests answered as expected.
+    pub requests: u64,
+    /// Requests answered otherwise.
+    pub errors: u64,
+    /// Latency of each request answered as expected, in microseconds.
+    pub latency: Histogram<u64>,
+    /// Where the measured window starts.
+    measure_from: Instant,
+}
+
+impl Tally {
+    /// Nothing counted yet; requests sent before `measure_from` will not be.
+    pub fn new(measure_from: Instant) -> Tally {
+        Tally {
+            requests: 0,
+            errors: 0,
+            latency: Histogram::new(3).expect("a histogram"),
+            measure_from,
+        }
+    }
+
+    /// Counts the answer (`ok`: as expected) to the request sent at `sent`.
+    pub fn record(&mut self, sent: Instant, ok: bool) {
+        if sent < self.measure_from {
+            return;
+        }
+        if ok {
+            self.requests += 1;
+            let micros = sent.elapsed().as_micros() as u64;
+            self.latency
+                .record(micros.max(1))
+                .expect("a latency in range");
+        } else {
+            self.errors += 1;
+        }
+    }
+}
+
 /// What one load run measured.
 pub struct Measured {
     /// Requests answered as expected inside the measured window.
@@ -68,6 +108,28 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// The sum of the connections' `tallies` over the window `elapsed`, with `cpu`.
+    pub async fn total(
+        tallies: Vec<tokio::task::JoinHandle<Tally>>,
+        elapsed: Duration,
+        cpu: CpuUse,
+    ) -> anyhow::Result<Measured> {
+        let mut total = Measured {
+            requests: 0,
+            errors: 0,
+            elapsed,
+            latency: Histogram::new(3)?,
+            cpu,
+        };
+        for tally in tallies {
+            let tally = tally.await?;
+            total.requests += tally.requests;
+            total.errors += tally.errors;
+            total.latency.add(tally.latency)?;
+        }
+        Ok(total)
+    }
+
     /// Requests per second.
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
@@ -362,47 +424,25 @@ pub async fn lock_unlock_pairs(
         let mut client =
             PairClient::connect(protocol, address, tls, token, store, connection).await?;
         tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new(3).expect("a histogram");
-            let (mut requests, mut errors) = (0u64, 0u64);
+            let mut tally = Tally::new(measure_from);
             while Instant::now() < until {
                 for unlock in [false, true] {
                     let sent = Instant::now();
                     let Ok(ok) = client.call(unlock).await else {
                         // A broken connection ends this connection's run.
-                        return (requests, errors + 1, latency);
+                        tally.errors += 1;
+                        return tally;
                     };
-                    if sent < measure_from {
-                        continue;
-                    }
-                    if ok {
-                        requests += 1;
-                        let micros = sent.elapsed().as_micros() as u64;
-                        latency.record(micros.max(1)).expect("a latency in range");
-                    } else {
-                        errors += 1;
-                    }
+                    tally.record(sent, ok);
                 }
             }
-            (requests, errors, latency)
+            tally
         }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
     let meter = CpuMeter::start(server.pids());
     tokio::time::sleep_until(until.into()).await;
-    let mut total = Measured {
-        requests: 0,
-        errors: 0,
-        elapsed: duration,
-        latency: Histogram::new(3)?,
-        cpu: meter.stop(),
-    };
-    for task in tasks {
-        let (requests, errors, latency) = task.await?;
-        total.requests += requests;
-        total.errors += errors;
-        total.latency.add(latency)?;
-    }
-    Ok(total)
+    Measured::total(tasks, duration, meter.stop()).await
 }
 
 /// When request `k` of connection `connection` (of `connections`) is due in a paced run at

@@ -15,8 +15,8 @@ use wasilock::stores::{StoreSettings, StoreSpec};
 use wasilock::tenants::{Registry, Tenants};
 use wasilock_rules::http::{self, Route};
 use wasilock_rules::lease::{
-    self, CasOutcome, LockBucket, LockError, LockRequest, LockStore, StoreError, UnlockRequest,
-    UnlockStatus,
+    self, CasOutcome, LockBucket, LockError, LockRequest, LockStore, StoreError, Swap,
+    UnlockRequest, UnlockStatus,
 };
 
 /// The largest request body read, as the host's default.
@@ -112,15 +112,13 @@ impl LockStore for NativeStore<'_> {
 }
 
 impl LockBucket for NativeBucket {
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl_ms: Option<u64>,
-    ) -> Result<CasOutcome, StoreError> {
-        let ttl = ttl_ms.map(Duration::from_millis);
-        let outcome = futures_executor::block_on(self.0.compare_and_swap(key, expected, new, ttl));
+    fn compare_and_swap(&self, swap: Swap<'_>) -> Result<CasOutcome, StoreError> {
+        let outcome = futures_executor::block_on(self.0.compare_and_swap(wasilock::Swap {
+            key: swap.key,
+            expected: swap.expected,
+            new: swap.new,
+            ttl: swap.ttl_ms.map(Duration::from_millis),
+        }));
         match outcome {
             Ok(wasilock::stores::backend::CasOutcome::Swapped(_)) => Ok(CasOutcome::Swapped),
             Ok(wasilock::stores::backend::CasOutcome::Conflict(live)) => {

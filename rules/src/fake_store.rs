@@ -1,7 +1,7 @@
 //! A [`LockStore`] fake for the unit tests and, behind the feature `test-support`, the fuzz
 //! target: values without expiry, scripted failures.
 
-use crate::lease::{CasOutcome, LockBucket, LockStore, StoreError};
+use crate::lease::{CasOutcome, LockBucket, LockStore, StoreError, Swap};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -65,18 +65,15 @@ impl<'a> LockStore for &'a FakeStore {
 }
 
 impl LockBucket for &FakeStore {
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl_ms: Option<u64>,
-    ) -> Result<CasOutcome, StoreError> {
+    fn compare_and_swap(&self, swap: Swap<'_>) -> Result<CasOutcome, StoreError> {
+        let Swap {
+            key, expected, new, ..
+        } = swap;
         self.calls.borrow_mut().push((
             key.to_owned(),
             expected.map(<[u8]>::to_vec),
             new.map(<[u8]>::to_vec),
-            ttl_ms,
+            swap.ttl_ms,
         ));
         if let Some(message) = &self.failure {
             return Err(StoreError::Backend(message.clone()));

@@ -49,17 +49,36 @@ pub trait LockStore {
     fn open(&self, name: &str) -> Result<Self::Bucket, StoreError>;
 }
 
+/// One compare-and-swap request (the WIT `store` call's arguments): replace `key`'s live
+/// value by `new` if it equals `expected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swap<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The live value it must have (`None` = absent or expired).
+    pub expected: Option<&'a [u8]>,
+    /// The value it gets (`None` deletes).
+    pub new: Option<&'a [u8]>,
+    /// The new value's lifetime in milliseconds (`None` = no expiry).
+    pub ttl_ms: Option<u64>,
+}
+
+impl<'a> Swap<'a> {
+    /// Deletes `key` if its live value is `expected`.
+    pub fn delete(key: &'a str, expected: &'a [u8]) -> Self {
+        Swap {
+            key,
+            expected: Some(expected),
+            new: None,
+            ttl_ms: None,
+        }
+    }
+}
+
 /// One opened lock store.
 pub trait LockBucket {
-    /// Atomically replaces `key`'s live value by `new` if it equals `expected`
-    /// (`None` = absent or expired; `new = None` deletes).
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl_ms: Option<u64>,
-    ) -> Result<CasOutcome, StoreError>;
+    /// Atomically performs `swap`.
+    fn compare_and_swap(&self, swap: Swap<'_>) -> Result<CasOutcome, StoreError>;
 }
 
 /// A try-lock request (Dapr's `TryLockRequest` without the store name).
@@ -176,12 +195,12 @@ pub fn try_lock<S: LockStore>(
     )?;
     let ttl_ms = u64::from(request.expiry_in_seconds.unsigned_abs()) * 1000;
     let outcome = bucket
-        .compare_and_swap(
-            &request.resource_id,
-            None,
-            Some(request.lock_owner.as_bytes()),
-            Some(ttl_ms),
-        )
+        .compare_and_swap(Swap {
+            key: &request.resource_id,
+            expected: None,
+            new: Some(request.lock_owner.as_bytes()),
+            ttl_ms: Some(ttl_ms),
+        })
         .map_err(|e| LockError::TryLockFailed(format!("{TRY_LOCK_FAILED_PREFIX}{e}")))?;
     Ok(outcome == CasOutcome::Swapped)
 }
@@ -201,12 +220,10 @@ pub fn unlock<S: LockStore>(
         LockError::UnlockFailed,
     )?;
     let outcome = bucket
-        .compare_and_swap(
+        .compare_and_swap(Swap::delete(
             &request.resource_id,
-            Some(request.lock_owner.as_bytes()),
-            None,
-            None,
-        )
+            request.lock_owner.as_bytes(),
+        ))
         .map_err(|e| LockError::UnlockFailed(format!("{UNLOCK_FAILED_PREFIX}{e}")))?;
     Ok(match outcome {
         CasOutcome::Swapped => UnlockStatus::Success,

@@ -12,13 +12,17 @@
 //! ([`EtcdCluster::enable_auth`]).
 
 use crate::host::pin_command;
+use crate::ports::{free_port, wait_for_port};
 use crate::redis_server::TlsFiles;
 use crate::{apt, available};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// How long a member may take to listen: on a loaded machine, with other clusters fsyncing,
+/// a member can take seconds.
+const MEMBER_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The number of members.
 pub const MEMBERS: usize = 3;
@@ -180,7 +184,7 @@ impl EtcdCluster {
             pin_command(&mut command, cpu);
         }
         self.members[i].child = Some(command.spawn().expect("start etcd"));
-        wait_for_port(self.members[i].client_port);
+        wait_for_port(self.members[i].client_port, "etcd", MEMBER_PATIENCE);
     }
 
     /// The index of the leader, waiting up to 10 s for the members running to elect one.
@@ -298,27 +302,6 @@ impl Drop for EtcdCluster {
     fn drop(&mut self) {
         self.kill_all();
     }
-}
-
-/// Waits until something listens on the loopback `port` (30 s: on a loaded machine, with
-/// other clusters fsyncing, a member can take seconds to listen).
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "etcd did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A free loopback port.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// Whether `etcd` and `etcdctl` can be run, installing them with `apt-get` once when possible.

@@ -2,6 +2,7 @@
 //! it answers `GET /v1.0/healthz`, optionally pinned to one CPU; and a small HTTP client for
 //! the Dapr lock API.
 
+use crate::ports::free_port;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -533,14 +534,6 @@ pub fn plain_lines(output: &str) -> String {
         plain.push('\n');
     }
     plain
-}
-
-/// A loopback port that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// `VmRSS:  1234 kB` in bytes.

@@ -29,6 +29,7 @@ pub mod host;
 pub mod http_cases;
 pub mod installs;
 pub mod node_host;
+mod ports;
 pub mod prometheus;
 pub mod python_host;
 pub mod redis_server;

@@ -12,12 +12,15 @@
 
 use crate::certificates::{self, Authority};
 use crate::host::pin_command;
+use crate::ports::{free_port, wait_for_port};
 use crate::{apt, available};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long a server or Sentinel may take to listen.
+const SERVER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A running `redis-server`, stopped on drop.
 pub struct RedisServer {
@@ -151,28 +154,8 @@ impl RedisServer {
         }
         let child = command.spawn().expect("start redis-server");
         self.child = Some(child);
-        wait_for_port(self.port, "redis-server");
+        wait_for_port(self.port, "redis-server", SERVER_PATIENCE);
     }
-}
-
-/// Waits until something listens on the loopback `port`.
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A free loopback port.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// `redis-server` arguments for the certificates in `dir` (see [`TlsFiles`]); the server's
@@ -284,7 +267,7 @@ impl RedisSentinel {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server --sentinel");
-        wait_for_port(port, "redis-server --sentinel");
+        wait_for_port(port, "redis-server --sentinel", SERVER_PATIENCE);
         RedisSentinel { child, port, dir }
     }
 

@@ -2,7 +2,7 @@
 //! servicer stubs and a stdlib HTTP server) on free loopback ports, for wasilock's upstream
 //! flags; it records the calls it sees.
 
-use crate::host::free_port;
+use crate::ports::free_port;
 use crate::sdk_clients::clients_dir;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -81,6 +81,21 @@ pub struct Process {
     pub tenants: Arc<Registry>,
 }
 
+/// The tenant of the flags' app id (`--app-id`, `--allow-force-unlock`) with `api_token`:
+/// the embedded component, the process's limits and upstream.
+fn app_tenant(settings: &Settings, api_token: String) -> TenantSpec {
+    TenantSpec {
+        app_id: settings.app_id.clone(),
+        api_token,
+        client_identity: None,
+        component: None,
+        limits: LimitOverrides::default(),
+        upstream: None,
+        source: None,
+        allow_force_unlock: settings.allow_force_unlock,
+    }
+}
+
 /// A component compiled from bytes with this SHA-256 digest.
 struct Compiled {
     digest: [u8; 32],
@@ -177,35 +192,14 @@ impl Process {
         let mut specs = resources.tenants;
         let open = specs.is_empty() && settings.api_token.is_none();
         if let Some(token) = &settings.api_token {
-            config::add_tenant(
-                &mut specs,
-                TenantSpec {
-                    app_id: settings.app_id.clone(),
-                    api_token: token.clone(),
-                    client_identity: None,
-                    component: None,
-                    limits: LimitOverrides::default(),
-                    upstream: None,
-                    source: None,
-                    allow_force_unlock: settings.allow_force_unlock,
-                },
-            )?;
+            config::add_tenant(&mut specs, app_tenant(settings, token.clone()))?;
         }
         let previous = self.stores();
         let stores =
             Arc::new(StoreSet::open(&resources.stores, &settings.data_dir, Some(&previous)).await?);
         let default_upstream = Some(settings.upstream.clone());
         if open {
-            let default = TenantSpec {
-                app_id: settings.app_id.clone(),
-                api_token: String::new(),
-                client_identity: None,
-                component: None,
-                limits: LimitOverrides::default(),
-                upstream: None,
-                source: None,
-                allow_force_unlock: settings.allow_force_unlock,
-            };
+            let default = app_tenant(settings, String::new());
             let tenant = self.tenant(&default, &stores)?;
             let upstreams = [(settings.app_id.clone(), settings.upstream.clone())];
             let tenants = Tenants::open(tenant).with_upstreams(upstreams, default_upstream);

@@ -75,24 +75,23 @@ pub async fn run(
         tokio::spawn(async move { tls.watch(stopped).await });
     }
     let mut servers = tokio::task::JoinSet::new();
-    for listener in http_listeners {
-        let (tenants, connections, stopped) = (
+    // What each server shares: its own handles on the tenants, connections and telemetry.
+    let shared = || {
+        (
             process.tenants.clone(),
             connections.clone(),
             stopped.clone(),
-        );
-        let telemetry = telemetry.clone();
+            telemetry.clone(),
+        )
+    };
+    for listener in http_listeners {
+        let (tenants, connections, stopped, telemetry) = shared();
         servers.spawn(async move {
             api::http::serve_observed(listener, tenants, &connections, &telemetry, stopped).await;
         });
     }
     for listener in grpc_listeners {
-        let (tenants, connections, stopped) = (
-            process.tenants.clone(),
-            connections.clone(),
-            stopped.clone(),
-        );
-        let telemetry = telemetry.clone();
+        let (tenants, connections, stopped, telemetry) = shared();
         servers.spawn(async move {
             let served =
                 api::grpc::serve_observed(listener, tenants, &connections, &telemetry, stopped);

@@ -22,13 +22,13 @@ mod spec;
 
 use crate::telemetry::{Metrics, StoreMetrics, StoreMetricsByName, StoreOperation, StoreOutcome};
 use anyhow::Context;
-use backend::{Backend, CasOutcome, Inspected, OpenContext};
+use backend::{Backend, CasOutcome, Inspected, OpenContext, Swap};
 pub use kinds::{RegisteredKind, StoreKinds, StoreSettings};
 pub use spec::{StoreSpec, default_store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::Instrument;
 use wasilock_rules::alpha2::TtlLimits;
 
@@ -281,21 +281,15 @@ impl Bucket {
             .map_err(|e| format!("{e:#}"))
     }
 
-    /// Compare-and-swap on `resource_id` (see [`Backend::compare_and_swap`]).
-    pub async fn compare_and_swap(
-        &self,
-        resource_id: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> Result<CasOutcome, String> {
-        let key = self.key(resource_id)?;
+    /// Compare-and-swap on the resource `swap.key` names (see [`Backend::compare_and_swap`]).
+    pub async fn compare_and_swap(&self, swap: Swap<'_>) -> Result<CasOutcome, String> {
+        let key = self.key(swap.key)?;
         let started = self.metrics.as_ref().map(|_| Instant::now());
         let span = self.span("compare_and_swap");
         let outcome = self
             .store
             .backend
-            .compare_and_swap(&key, expected, new, ttl)
+            .compare_and_swap(Swap { key: &key, ..swap })
             .instrument(span.clone())
             .await;
         span.record(
@@ -316,7 +310,10 @@ impl Bucket {
             metrics.store_operation(operation, counted, started.elapsed());
         }
         let outcome = outcome.map_err(|e| format!("{e:#}"))?;
-        if new.is_none() && expected.is_some() && matches!(outcome, CasOutcome::Swapped(_)) {
+        if swap.new.is_none()
+            && swap.expected.is_some()
+            && matches!(outcome, CasOutcome::Swapped(_))
+        {
             self.store.events.released(&key);
         }
         Ok(outcome)
@@ -331,7 +328,7 @@ impl Bucket {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use backend::{InMemoryKind, MemoryBackend, Metadata, Opened, RedisKind, StoreKind};
+    use backend::{InMemoryKind, MemoryBackend, Metadata, Opened, RedisKind, StoreKind, swap};
     use keys::KeyPrefix;
 
     /// In-memory stores named `names`; those in `scoped` are seen only by app id `owner`.
@@ -388,7 +385,7 @@ pub(crate) mod tests {
         owner
             .bucket("shared")
             .unwrap()
-            .compare_and_swap("r", None, Some(b"o"), None)
+            .compare_and_swap(swap("r", None, Some(b"o"), None))
             .await
             .unwrap();
         assert_eq!(
@@ -410,7 +407,7 @@ pub(crate) mod tests {
                 .view("app")
                 .bucket(name)
                 .unwrap()
-                .compare_and_swap("r", None, Some(b"o"), None)
+                .compare_and_swap(swap("r", None, Some(b"o"), None))
                 .await
                 .unwrap();
         }
@@ -440,7 +437,7 @@ pub(crate) mod tests {
         let bucket = set.view("one").bucket("s").unwrap();
         assert_eq!(
             bucket
-                .compare_and_swap("a||b", None, Some(b"o"), None)
+                .compare_and_swap(swap("a||b", None, Some(b"o"), None))
                 .await,
             Err("input key/keyPrefix 'a||b' can't contain '||'".into())
         );
@@ -492,7 +489,7 @@ pub(crate) mod tests {
         set.view("owner")
             .bucket("own")
             .unwrap()
-            .compare_and_swap("r", None, Some(b"o"), None)
+            .compare_and_swap(swap("r", None, Some(b"o"), None))
             .await
             .unwrap();
         assert_eq!(

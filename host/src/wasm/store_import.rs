@@ -32,6 +32,7 @@
 use super::bindings::wasilock::lock::store::{self as wit_store, CasOutcome};
 use super::convert;
 use super::schedule::CallClock;
+use crate::stores::backend::{self, Swap};
 use crate::stores::{Bucket, StoreView};
 use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -81,6 +82,26 @@ impl<'a> LockStoreCtxView<'a> {
             clock.store_called();
         }
     }
+
+    /// The compare-and-swap both WIT calls make; they differ only in what they answer.
+    async fn swap(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<backend::CasOutcome, String>> {
+        self.store_called();
+        let bucket = self.table.get(&bucket)?.clone();
+        let swap = Swap {
+            key,
+            expected: expected.as_deref(),
+            new: new.as_deref(),
+            ttl: ttl_ms.map(Duration::from_millis),
+        };
+        Ok(bucket.compare_and_swap(swap).await)
+    }
 }
 
 /// The [`HasData`] whose data is a [`LockStoreCtxView`].
@@ -126,16 +147,7 @@ impl wit_store::HostBucket for LockStoreCtxView<'_> {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<CasOutcome, wit_store::Error>> {
-        self.store_called();
-        let bucket = self.table.get(&bucket)?.clone();
-        let outcome = bucket
-            .compare_and_swap(
-                &key,
-                expected.as_deref(),
-                new.as_deref(),
-                ttl_ms.map(Duration::from_millis),
-            )
-            .await;
+        let outcome = self.swap(bucket, &key, expected, new, ttl_ms).await?;
         Ok(convert::cas_outcome(outcome))
     }
 
@@ -147,16 +159,7 @@ impl wit_store::HostBucket for LockStoreCtxView<'_> {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<wit_store::FencedOutcome, wit_store::Error>> {
-        self.store_called();
-        let bucket = self.table.get(&bucket)?.clone();
-        let outcome = bucket
-            .compare_and_swap(
-                &key,
-                expected.as_deref(),
-                new.as_deref(),
-                ttl_ms.map(Duration::from_millis),
-            )
-            .await;
+        let outcome = self.swap(bucket, &key, expected, new, ttl_ms).await?;
         Ok(convert::fenced_outcome(outcome))
     }
 

@@ -9,11 +9,13 @@
 
 mod json;
 mod limits;
+mod store;
 
 pub use json::*;
 pub use limits::*;
+pub use store::{Entry, FencedBucket, FencedOutcome, FencedStore};
 
-use crate::lease::{KEY_SEPARATOR, StoreError, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX};
+use crate::lease::{KEY_SEPARATOR, StoreError, Swap, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX};
 use std::time::Duration;
 
 /// The TTL of a lock whose request names none, unless its store's `defaultTTL` says
@@ -23,50 +25,6 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Random bytes in a lock ID (128 bits).
 pub const LOCK_ID_BYTES: usize = 16;
-
-/// The result of a fenced compare-and-swap (the WIT `store.fenced-outcome`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FencedOutcome {
-    /// Swapped; the key's fencing token (a fresh one on a grant).
-    Swapped(u64),
-    /// The live value did not match; it is carried here (`None` = absent or expired).
-    Conflict(Option<Vec<u8>>),
-}
-
-/// A live value with its token and remaining lifetime (the WIT `store.entry`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The value.
-    pub value: Vec<u8>,
-    /// The fencing token of the grant that wrote it.
-    pub fencing_token: u64,
-    /// What is left of its lifetime, in milliseconds (`None` = no expiry).
-    pub ttl_ms: Option<u64>,
-}
-
-/// Storage with fencing tokens, as the host provides it.
-pub trait FencedStore {
-    /// An opened lock store.
-    type Bucket: FencedBucket;
-
-    /// Opens the lock store called `name`.
-    fn open(&self, name: &str) -> Result<Self::Bucket, StoreError>;
-}
-
-/// One opened lock store with fencing tokens.
-pub trait FencedBucket {
-    /// Compare-and-swap answering the key's fencing token.
-    fn compare_and_swap_fenced(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl_ms: Option<u64>,
-    ) -> Result<FencedOutcome, StoreError>;
-
-    /// The live value of `key`, its token and remaining lifetime.
-    fn inspect(&self, key: &str) -> Result<Option<Entry>, StoreError>;
-}
 
 /// A granted or renewed lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,12 +169,12 @@ pub fn acquire<S: FencedStore>(
     let bucket = open_validated(store, store_name, resource_id, try_lock_failed)?;
     let lock_id = lock_id(&random());
     let outcome = bucket
-        .compare_and_swap_fenced(
-            resource_id,
-            None,
-            Some(lock_id.as_bytes()),
-            Some(ttl_ms(ttl)),
-        )
+        .compare_and_swap_fenced(Swap {
+            key: resource_id,
+            expected: None,
+            new: Some(lock_id.as_bytes()),
+            ttl_ms: Some(ttl_ms(ttl)),
+        })
         .map_err(try_lock_failed)?;
     Ok(match outcome {
         FencedOutcome::Swapped(fencing_token) => Acquired::Granted(Grant {
@@ -241,7 +199,12 @@ pub fn renew<S: FencedStore>(
     check_lock_id(lock_id)?;
     let id = lock_id.as_bytes();
     let outcome = bucket
-        .compare_and_swap_fenced(resource_id, Some(id), Some(id), Some(ttl_ms(ttl)))
+        .compare_and_swap_fenced(Swap {
+            key: resource_id,
+            expected: Some(id),
+            new: Some(id),
+            ttl_ms: Some(ttl_ms(ttl)),
+        })
         .map_err(try_lock_failed)?;
     match outcome {
         FencedOutcome::Swapped(fencing_token) => Ok(Grant {
@@ -263,7 +226,7 @@ pub fn release<S: FencedStore>(
     let bucket = open_validated(store, store_name, resource_id, unlock_failed)?;
     check_lock_id(lock_id)?;
     let outcome = bucket
-        .compare_and_swap_fenced(resource_id, Some(lock_id.as_bytes()), None, None)
+        .compare_and_swap_fenced(Swap::delete(resource_id, lock_id.as_bytes()))
         .map_err(unlock_failed)?;
     match outcome {
         FencedOutcome::Swapped(_) => Ok(()),
@@ -414,7 +377,7 @@ pub fn force_release<S: FencedStore>(
             break;
         };
         match bucket
-            .compare_and_swap_fenced(resource_id, Some(&value), None, None)
+            .compare_and_swap_fenced(Swap::delete(resource_id, &value))
             .map_err(unlock_failed)?
         {
             FencedOutcome::Swapped(_) => return Ok(()),
@@ -526,13 +489,10 @@ mod tests {
     }
 
     impl FencedBucket for &Fenced {
-        fn compare_and_swap_fenced(
-            &self,
-            key: &str,
-            expected: Option<&[u8]>,
-            new: Option<&[u8]>,
-            _ttl_ms: Option<u64>,
-        ) -> Result<FencedOutcome, StoreError> {
+        fn compare_and_swap_fenced(&self, swap: Swap<'_>) -> Result<FencedOutcome, StoreError> {
+            let Swap {
+                key, expected, new, ..
+            } = swap;
             if let Some(m) = &self.failure {
                 return Err(StoreError::Backend(m.clone()));
             }

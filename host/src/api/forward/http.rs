@@ -31,12 +31,13 @@ impl Forwarder {
         upstream: &Uri,
         request: Request<Incoming>,
     ) -> Response<HyperOutgoingBody> {
-        self.exchange(upstream, request)
-            .await
-            .unwrap_or_else(|message| {
+        match self.exchange(upstream, request).await {
+            Ok(answer) => answer,
+            Err(message) => {
                 let message = format!("dapr is not ready: {message}");
                 error(500, "ERR_HEALTH_NOT_READY", &message)
-            })
+            }
+        }
     }
 
     /// `GET /v1.0/metadata`: daprd's answer with `ours` (wasilock's metadata JSON for the

@@ -7,7 +7,7 @@
 
 use super::{
     Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, MemoryBackend, RedisBackend,
-    RedisSettings,
+    RedisSettings, swap,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,25 +44,25 @@ impl Tokens {
 async fn absent_then_set_then_conflict(b: &dyn Backend, tokens: Tokens) {
     assert_eq!(b.get("k").await.unwrap(), None);
     let outcome = b
-        .compare_and_swap("k", None, Some(b"a"), None)
+        .compare_and_swap(swap("k", None, Some(b"a"), None))
         .await
         .unwrap();
     assert_eq!(outcome, CasOutcome::Swapped(tokens.granted(&outcome, 1, 0)));
     assert_eq!(b.get("k").await.unwrap(), Some(b"a".to_vec()));
     assert_eq!(
-        b.compare_and_swap("k", None, Some(b"b"), None)
+        b.compare_and_swap(swap("k", None, Some(b"b"), None))
             .await
             .unwrap(),
         CasOutcome::Conflict(Some(b"a".to_vec()))
     );
     assert_eq!(
-        b.compare_and_swap("k", Some(b"x"), None, None)
+        b.compare_and_swap(swap("k", Some(b"x"), None, None))
             .await
             .unwrap(),
         CasOutcome::Conflict(Some(b"a".to_vec()))
     );
     assert_eq!(
-        b.compare_and_swap("other", Some(b"a"), None, None)
+        b.compare_and_swap(swap("other", Some(b"a"), None, None))
             .await
             .unwrap(),
         CasOutcome::Conflict(None)
@@ -71,26 +71,26 @@ async fn absent_then_set_then_conflict(b: &dyn Backend, tokens: Tokens) {
 
 async fn swap_and_delete(b: &dyn Backend, tokens: Tokens) {
     let outcome = b
-        .compare_and_swap("k", None, Some(b"a"), None)
+        .compare_and_swap(swap("k", None, Some(b"a"), None))
         .await
         .unwrap();
     let first = tokens.granted(&outcome, 1, 0);
     assert_eq!(
-        b.compare_and_swap("k", Some(b"a"), Some(b"b"), Some(SHORT * 10))
+        b.compare_and_swap(swap("k", Some(b"a"), Some(b"b"), Some(SHORT * 10)))
             .await
             .unwrap(),
         CasOutcome::Swapped(first)
     );
     assert_eq!(b.get("k").await.unwrap(), Some(b"b".to_vec()));
     assert_eq!(
-        b.compare_and_swap("k", Some(b"b"), None, None)
+        b.compare_and_swap(swap("k", Some(b"b"), None, None))
             .await
             .unwrap(),
         CasOutcome::Swapped(first)
     );
     assert_eq!(b.get("k").await.unwrap(), None);
     let outcome = b
-        .compare_and_swap("k", None, Some(b"c"), None)
+        .compare_and_swap(swap("k", None, Some(b"c"), None))
         .await
         .unwrap();
     assert_eq!(
@@ -139,18 +139,18 @@ impl Expiry {
 async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry, tokens: Tokens) {
     let short = expiry.short();
     let outcome = b
-        .compare_and_swap("t", None, Some(b"a"), Some(short))
+        .compare_and_swap(swap("t", None, Some(b"a"), Some(short)))
         .await
         .unwrap();
     let first = tokens.granted(&outcome, 1, 0);
-    b.compare_and_swap("forever", None, Some(b"f"), None)
+    b.compare_and_swap(swap("forever", None, Some(b"f"), None))
         .await
         .unwrap();
     assert_eq!(b.get("t").await.unwrap(), Some(b"a".to_vec()), "not early");
     tokio::time::sleep(expiry.gone_after()).await;
     assert_eq!(b.get("t").await.unwrap(), None);
     assert_eq!(
-        b.compare_and_swap("t", Some(b"a"), None, None)
+        b.compare_and_swap(swap("t", Some(b"a"), None, None))
             .await
             .unwrap(),
         CasOutcome::Conflict(None),
@@ -161,7 +161,7 @@ async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry, tokens: 
     assert_eq!(b.purge_expired().await.unwrap(), 0);
     assert_eq!(b.get("forever").await.unwrap(), Some(b"f".to_vec()));
     let outcome = b
-        .compare_and_swap("t", None, Some(b"b"), Some(short))
+        .compare_and_swap(swap("t", None, Some(b"b"), Some(short)))
         .await
         .unwrap();
     assert_eq!(
@@ -172,10 +172,10 @@ async fn ttl_expires_and_frees_the_key(b: &dyn Backend, expiry: Expiry, tokens: 
 
 async fn renewal_replaces_the_expiry(b: &dyn Backend, expiry: Expiry) {
     let short = expiry.short();
-    b.compare_and_swap("r", None, Some(b"a"), Some(short))
+    b.compare_and_swap(swap("r", None, Some(b"a"), Some(short)))
         .await
         .unwrap();
-    b.compare_and_swap("r", Some(b"a"), Some(b"a"), Some(short * 10))
+    b.compare_and_swap(swap("r", Some(b"a"), Some(b"a"), Some(short * 10)))
         .await
         .unwrap();
     tokio::time::sleep(expiry.gone_after()).await;
@@ -195,7 +195,7 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>, tokens: Toke
                 let (b, key) = (b.clone(), key.clone());
                 tokio::spawn(async move {
                     let owner = format!("owner-{i}");
-                    b.compare_and_swap(&key, None, Some(owner.as_bytes()), Some(SHORT * 100))
+                    b.compare_and_swap(swap(&key, None, Some(owner.as_bytes()), Some(SHORT * 100)))
                         .await
                         .unwrap()
                 })
@@ -218,7 +218,7 @@ async fn one_winner_among_concurrent_acquirers(b: Arc<dyn Backend>, tokens: Toke
 
 async fn swapped(b: &dyn Backend, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> u64 {
     match b
-        .compare_and_swap(key, expected, new, Some(SHORT * 100))
+        .compare_and_swap(swap(key, expected, new, Some(SHORT * 100)))
         .await
         .unwrap()
     {
@@ -235,7 +235,7 @@ async fn tokens_strictly_increase_per_grant(b: &dyn Backend, expiry: Expiry, tok
         assert!(token > last, "round {round}: {token} after {last}");
         last = token;
         assert_eq!(
-            b.compare_and_swap("f", None, Some(b"x"), None)
+            b.compare_and_swap(swap("f", None, Some(b"x"), None))
                 .await
                 .unwrap(),
             CasOutcome::Conflict(Some(owner.clone().into_bytes())),
@@ -245,7 +245,7 @@ async fn tokens_strictly_increase_per_grant(b: &dyn Backend, expiry: Expiry, tok
     }
     // An expired lock's successor gets the next token too.
     let outcome = b
-        .compare_and_swap("f", None, Some(b"short"), Some(expiry.short()))
+        .compare_and_swap(swap("f", None, Some(b"short"), Some(expiry.short())))
         .await
         .unwrap();
     let expired = tokens.granted(&outcome, last + 1, last);
@@ -283,7 +283,7 @@ async fn renewal_and_release_keep_the_token(b: &dyn Backend, tokens: Tokens) {
 async fn inspect_reads_value_token_and_ttl(b: &dyn Backend, expiry: Expiry, tokens: Tokens) {
     assert_eq!(b.inspect("i").await.unwrap(), None);
     let outcome = b
-        .compare_and_swap("i", None, Some(b"v"), Some(SHORT * 100))
+        .compare_and_swap(swap("i", None, Some(b"v"), Some(SHORT * 100)))
         .await
         .unwrap();
     let token = tokens.granted(&outcome, 1, 0);
@@ -297,11 +297,11 @@ async fn inspect_reads_value_token_and_ttl(b: &dyn Backend, expiry: Expiry, toke
         ttl <= expiry.longest_ttl(SHORT * 100) && ttl > SHORT * 50,
         "{ttl:?}"
     );
-    b.compare_and_swap("forever", None, Some(b"f"), None)
+    b.compare_and_swap(swap("forever", None, Some(b"f"), None))
         .await
         .unwrap();
     assert_eq!(b.inspect("forever").await.unwrap().unwrap().ttl, None);
-    b.compare_and_swap("gone", None, Some(b"g"), Some(expiry.short()))
+    b.compare_and_swap(swap("gone", None, Some(b"g"), Some(expiry.short())))
         .await
         .unwrap();
     tokio::time::sleep(expiry.gone_after()).await;
@@ -318,12 +318,12 @@ async fn concurrent_grants_take_distinct_increasing_tokens(b: Arc<dyn Backend>, 
                 for _ in 0..10 {
                     loop {
                         let outcome = b
-                            .compare_and_swap("busy", None, Some(owner.as_bytes()), None)
+                            .compare_and_swap(swap("busy", None, Some(owner.as_bytes()), None))
                             .await
                             .unwrap();
                         if let CasOutcome::Swapped(token) = outcome {
                             tokens.push(token);
-                            b.compare_and_swap("busy", Some(owner.as_bytes()), None, None)
+                            b.compare_and_swap(swap("busy", Some(owner.as_bytes()), None, None))
                                 .await
                                 .unwrap();
                             break;
@@ -401,9 +401,14 @@ async fn embedded_backend_keeps_values_across_reopen() {
     let path = dir.path().join("locks.redb");
     {
         let b = EmbeddedBackend::open(&path).unwrap();
-        b.compare_and_swap("k", None, Some(b"owner"), Some(Duration::from_secs(60)))
-            .await
-            .unwrap();
+        b.compare_and_swap(swap(
+            "k",
+            None,
+            Some(b"owner"),
+            Some(Duration::from_secs(60)),
+        ))
+        .await
+        .unwrap();
     }
     let b = EmbeddedBackend::open(&path).unwrap();
     assert_eq!(b.get("k").await.unwrap(), Some(b"owner".to_vec()));
@@ -469,7 +474,7 @@ async fn redis_backend_fails_fast_when_unreachable() {
     server.stop();
     let started = std::time::Instant::now();
     let err = backend
-        .compare_and_swap("k", None, Some(b"o"), None)
+        .compare_and_swap(swap("k", None, Some(b"o"), None))
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains(&server.address()), "{err:#}");
@@ -481,7 +486,10 @@ async fn redis_backend_fails_fast_when_unreachable() {
     server.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match backend.compare_and_swap("k", None, Some(b"o"), None).await {
+        match backend
+            .compare_and_swap(swap("k", None, Some(b"o"), None))
+            .await
+        {
             Ok(outcome) => break assert!(matches!(outcome, CasOutcome::Swapped(_)), "{outcome:?}"),
             Err(e) => assert!(std::time::Instant::now() < deadline, "no recovery: {e:#}"),
         }

@@ -9,7 +9,7 @@
 //! Fencing tokens are a counter per key in a table of their own, written in the same
 //! transaction as the lock, so a token survives `kill -9` exactly when its grant does.
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind};
+use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind, Swap};
 use anyhow::Context;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
@@ -173,19 +173,14 @@ impl Backend for EmbeddedBackend {
         .await
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let key = swap.key;
         let (reply, outcome) = oneshot::channel();
         let write = Write {
             key: key.to_owned(),
-            expected: expected.map(<[u8]>::to_vec),
-            new: new.map(<[u8]>::to_vec),
-            ttl,
+            expected: swap.expected.map(<[u8]>::to_vec),
+            new: swap.new.map(<[u8]>::to_vec),
+            ttl: swap.ttl,
             reply,
         };
         self.writes

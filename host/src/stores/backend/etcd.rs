@@ -34,7 +34,9 @@ mod watch;
 
 pub use settings::EtcdSettings;
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
+use super::{
+    Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind, Swap,
+};
 use crate::stores::events::ReleaseEvents;
 use anyhow::Context;
 use async_trait::async_trait;
@@ -69,10 +71,7 @@ impl StoreKind for EtcdKind {
     fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
         EtcdSettings::unused(metadata)
             .into_iter()
-            .map(|unused| match unused {
-                settings::Unused::Unknown { .. } => Remark::Warn(unused.to_string()),
-                settings::Unused::Ignored { .. } => Remark::Info(unused.to_string()),
-            })
+            .map(|unused| unused.remark())
             .collect()
     }
 
@@ -359,15 +358,9 @@ impl Backend for EtcdBackend {
         Ok(answer.kvs.into_iter().next().map(|kv| kv.value))
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
         let (outcome, _) = self
-            .compare_and_swap_with_revision(key, expected, new, ttl)
+            .compare_and_swap_with_revision(swap.key, swap.expected, swap.new, swap.ttl)
             .await?;
         Ok(outcome)
     }
@@ -440,6 +433,7 @@ mod tests {
 
 #[cfg(test)]
 mod cluster_tests {
+    use super::super::swap;
     use super::*;
     use wasilock_testkit::etcd_cluster::EtcdCluster;
 
@@ -494,7 +488,7 @@ mod cluster_tests {
             .unwrap();
         let second = second.unwrap();
         assert!(second > first, "{second} > {first}");
-        b.compare_and_swap("r", Some(b"b"), None, None)
+        b.compare_and_swap(swap("r", Some(b"b"), None, None))
             .await
             .unwrap();
         // A new leader keeps counting up.
@@ -524,7 +518,7 @@ mod cluster_tests {
         let backend = EtcdBackend::connect(&settings).await.unwrap();
         cluster.kill_all();
         let err = backend
-            .compare_and_swap("k", None, Some(b"o"), LONG)
+            .compare_and_swap(swap("k", None, Some(b"o"), LONG))
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("etcd at 127.0.0.1:"), "{err:#}");

@@ -3,11 +3,11 @@
 //! Fencing tokens are counted per key in a second map that release never shrinks: they
 //! strictly increase for the life of the process, and start again after a restart.
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind};
+use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind, Swap};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The kind `lock.in-memory`: no settings; a fresh map per store.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,13 +79,8 @@ impl Backend for MemoryBackend {
             .map(|e| e.value.clone()))
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let key = swap.key;
         let now = Instant::now();
         let mut state = self.state();
         let State { entries, fences } = &mut *state;
@@ -93,10 +88,10 @@ impl Backend for MemoryBackend {
             .get(key)
             .filter(|e| e.is_live(now))
             .map(|e| e.value.as_slice());
-        if live != expected {
+        if live != swap.expected {
             return Ok(CasOutcome::Conflict(live.map(<[u8]>::to_vec)));
         }
-        let granted = live.is_none() && new.is_some();
+        let granted = live.is_none() && swap.new.is_some();
         let token = match fences.get_mut(key) {
             Some(token) => {
                 *token += u64::from(granted);
@@ -105,11 +100,11 @@ impl Backend for MemoryBackend {
             None if granted => *fences.entry(key.to_owned()).or_insert(1),
             None => 0,
         };
-        match new {
+        match swap.new {
             Some(value) => {
                 let entry = Entry {
                     value: value.to_vec(),
-                    expires_at: ttl.map(|ttl| now + ttl),
+                    expires_at: swap.ttl.map(|ttl| now + ttl),
                 };
                 entries.insert(key.to_owned(), entry);
             }

@@ -13,6 +13,7 @@ mod embedded;
 mod etcd;
 mod kind;
 mod memory;
+mod properties;
 mod redis;
 
 pub use self::redis::{RedisBackend, RedisKind, RedisSettings};
@@ -38,6 +39,20 @@ pub enum CasOutcome {
     Conflict(Option<Vec<u8>>),
 }
 
+/// One compare-and-swap request: replace the live value of `key` by `new` if it equals
+/// `expected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swap<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The live value it must have (`None` = absent or expired).
+    pub expected: Option<&'a [u8]>,
+    /// The value it gets (`None` deletes).
+    pub new: Option<&'a [u8]>,
+    /// The new value's lifetime (`None` = no expiry).
+    pub ttl: Option<Duration>,
+}
+
 /// A live value as [`Backend::inspect`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {
@@ -55,16 +70,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The live value of `key`; `None` when absent or expired.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
 
-    /// Atomically replaces the live value of `key` by `new` if it equals `expected`
-    /// (`None` = absent or expired; `new = None` deletes). `ttl` is the new value's lifetime
-    /// (`None` = no expiry).
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome>;
+    /// Atomically performs `swap`.
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome>;
 
     /// The live value of `key` with its fencing token and remaining lifetime; `None` when
     /// absent or expired.
@@ -79,6 +86,22 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Deletes expired entries so that storage does not grow without bound; returns how many.
     async fn purge_expired(&self) -> anyhow::Result<usize>;
+}
+
+/// `Swap { key, expected, new, ttl }` in one line, for tests.
+#[cfg(test)]
+pub(crate) fn swap<'a>(
+    key: &'a str,
+    expected: Option<&'a [u8]>,
+    new: Option<&'a [u8]>,
+    ttl: Option<Duration>,
+) -> Swap<'a> {
+    Swap {
+        key,
+        expected,
+        new,
+        ttl,
+    }
 }
 
 #[cfg(test)]

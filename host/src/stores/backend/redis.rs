@@ -19,27 +19,29 @@
 //! failover can lose what the old master had not replicated, so a token can repeat.
 //!
 //! - [`settings`]: the component metadata, name by name;
-//! - [`failover`]: the master of a Sentinel-watched Redis, followed across failovers.
+//! - [`failover`]: the master of a Sentinel-watched Redis, followed across failovers;
+//! - [`address`]: how to reach and log in to one Redis server.
 
+mod address;
 mod failover;
 mod settings;
 
 pub use settings::RedisSettings;
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind};
+use super::{
+    Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind, Swap,
+};
 use crate::stores::events::ReleaseEvents;
 use crate::stores::keys::fence_key;
+use address::{client, client_certificates, connection_info};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use failover::FailoverConnection;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
-    Script, TlsCertificates, TlsMode, Value,
-};
-use settings::{Redacted, TlsSettings, Topology};
+use redis::{Cmd, Script, TlsMode, Value};
+use settings::Topology;
 use std::sync::Arc;
 use std::sync::Weak;
 use std::time::Duration;
@@ -118,10 +120,7 @@ impl StoreKind for RedisKind {
     fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
         RedisSettings::unused(metadata)
             .into_iter()
-            .map(|unused| match unused.is_unknown() {
-                true => Remark::Warn(unused.to_string()),
-                false => Remark::Info(unused.to_string()),
-            })
+            .map(|unused| unused.remark())
             .collect()
     }
 
@@ -144,62 +143,6 @@ enum Connection {
     Node(ConnectionManager),
     Cluster(ClusterConnection),
     Failover(Box<FailoverConnection>),
-}
-
-/// The client certificate of `tls`, in the form the `redis` crate takes it.
-fn client_certificates(tls: &TlsSettings) -> Option<TlsCertificates> {
-    tls.client.as_ref().map(|client| TlsCertificates {
-        client_tls: Some(ClientTlsConfig {
-            client_cert: client.cert.as_bytes().to_vec(),
-            client_key: client.key.0.as_bytes().to_vec(),
-        }),
-        root_cert: None,
-    })
-}
-
-/// The address of the server (or Sentinel) at `host:port`, over TLS when `tls` is set.
-fn server_address(tls: Option<&TlsSettings>, host: &str, port: u16) -> ConnectionAddr {
-    match tls {
-        Some(tls) => ConnectionAddr::TcpTls {
-            host: host.to_string(),
-            port,
-            insecure: !tls.verify,
-            tls_params: None,
-        },
-        None => ConnectionAddr::Tcp(host.to_string(), port),
-    }
-}
-
-/// `AUTH` credentials.
-fn credentials(username: Option<&str>, password: Option<&Redacted>) -> RedisConnectionInfo {
-    let mut redis = RedisConnectionInfo::default();
-    if let Some(username) = username {
-        redis = redis.set_username(username);
-    }
-    if let Some(password) = password {
-        redis = redis.set_password(&password.0);
-    }
-    redis
-}
-
-/// How to reach and log in to the data server at `host:port` (not a Sentinel).
-fn connection_info(
-    settings: &RedisSettings,
-    host: &str,
-    port: u16,
-) -> redis::RedisResult<ConnectionInfo> {
-    let redis = credentials(settings.username.as_deref(), settings.password.as_ref());
-    Ok(server_address(settings.tls.as_ref(), host, port)
-        .into_connection_info()?
-        .set_redis_settings(redis.set_db(settings.db)))
-}
-
-/// A client for `info` that presents the client certificate of `tls`, if there is one.
-fn client(info: ConnectionInfo, tls: Option<&TlsSettings>) -> redis::RedisResult<redis::Client> {
-    match tls.and_then(client_certificates) {
-        Some(certificates) => redis::Client::build_with_tls(info, certificates),
-        None => redis::Client::open(info),
-    }
 }
 
 /// Refuses a server with replicas, as Dapr's `lock.redis` does without `failover`: a lock
@@ -393,16 +336,11 @@ impl Backend for RedisBackend {
         bytes(self.query(redis::cmd("GET").arg(key)).await?)
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<CasOutcome> {
-        let ttl_ms = ttl.map(|ttl| ttl.as_millis().max(1).to_string());
+    async fn compare_and_swap(&self, swap: Swap<'_>) -> anyhow::Result<CasOutcome> {
+        let key = swap.key;
+        let ttl_ms = swap.ttl.map(|ttl| ttl.as_millis().max(1).to_string());
         let ttl_arg = ttl_ms.as_deref().unwrap_or_default().as_bytes();
-        if let (None, Some(value)) = (expected, new) {
+        if let (None, Some(value)) = (swap.expected, swap.new) {
             // Acquire: Dapr's `SET key owner EX n NX`, in milliseconds, and the next token.
             let reply = self
                 .run_script(&self.acquire, key, &[value, ttl_arg])
@@ -417,10 +355,10 @@ impl Backend for RedisBackend {
             }
         };
         let args = [
-            flag(expected.is_some()),
-            expected.unwrap_or_default(),
-            flag(new.is_some()),
-            new.unwrap_or_default(),
+            flag(swap.expected.is_some()),
+            swap.expected.unwrap_or_default(),
+            flag(swap.new.is_some()),
+            swap.new.unwrap_or_default(),
             ttl_arg,
         ];
         cas_reply(self.run_script(&self.cas, key, &args).await?)

@@ -5,21 +5,12 @@
 //! start-up when it asks for something this host lacks; or accepted and logged as ignored.
 //! Names not in the table are logged as unknown, since daprd ignores them too.
 
+use crate::stores::backend::properties::{self, Timeout, lookup, parse_bool};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-/// What this host does with one of the metadata names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handling {
-    /// Read and honoured.
-    Implemented,
-    /// Refused at start-up when set, for the reason given.
-    RefusedWhenSet(&'static str),
-    /// Accepted, and logged as ignored for the reason given.
-    Ignored(&'static str),
-}
+pub use crate::stores::backend::properties::{Handling, Redacted, Unused};
 
 use Handling::{Ignored, Implemented, RefusedWhenSet};
 
@@ -49,24 +40,6 @@ pub const NAMES: &[(&str, Handling)] = &[
     ),
 ];
 
-/// How `name` (any case) is handled; `None` when `lock.etcd` does not read it.
-pub fn handling(name: &str) -> Option<Handling> {
-    NAMES
-        .iter()
-        .find(|(known, _)| known.eq_ignore_ascii_case(name))
-        .map(|(_, handling)| *handling)
-}
-
-/// A secret value: compared, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Redacted(pub String);
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// `tlsEnable: true`: the server's certificate is checked against `ca`; `cert` and `key`
 /// are the client's certificate, when the server asks for one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,37 +67,6 @@ pub struct EtcdSettings {
 }
 
 const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A metadata entry accepted without effect, to be logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unused {
-    /// A known name this host ignores, with the reason.
-    Ignored {
-        /// The name as written.
-        name: String,
-        /// Why it changes nothing here.
-        why: &'static str,
-    },
-    /// A name `lock.etcd` does not read (a typo, or another component's setting).
-    Unknown {
-        /// The name as written.
-        name: String,
-    },
-}
-
-impl fmt::Display for Unused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unused::Ignored { name, why } => {
-                write!(f, "metadata property {name} is ignored: {why}")
-            }
-            Unused::Unknown { name } => write!(
-                f,
-                "metadata property {name} is not one lock.etcd reads; ignored (as daprd does)"
-            ),
-        }
-    }
-}
 
 impl EtcdSettings {
     /// Reads the metadata; an error names the property at fault.
@@ -192,17 +134,7 @@ impl EtcdSettings {
 
     /// The entries of `metadata` accepted without effect, in name order.
     pub fn unused(metadata: &BTreeMap<String, String>) -> Vec<Unused> {
-        metadata
-            .keys()
-            .filter_map(|name| match handling(name) {
-                None => Some(Unused::Unknown { name: name.clone() }),
-                Some(Ignored(why)) => Some(Unused::Ignored {
-                    name: name.clone(),
-                    why,
-                }),
-                Some(Implemented | RefusedWhenSet(_)) => None,
-            })
-            .collect()
+        properties::unused(NAMES, metadata, "lock.etcd")
     }
 
     /// The etcd key of the lock key `key` (Dapr's layout, [`crate::stores::keys`]).
@@ -214,15 +146,6 @@ impl EtcdSettings {
     pub fn describe(&self) -> String {
         self.endpoints.join(",")
     }
-}
-
-/// The value of `name`, trimmed; `None` when absent or empty.
-fn lookup<'m>(metadata: &'m BTreeMap<String, String>, name: &str) -> Option<&'m str> {
-    metadata
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
 }
 
 /// `host:port`, with a port: etcd has no default client port a list could rely on.
@@ -243,29 +166,15 @@ fn parse_endpoint(endpoint: &str) -> anyhow::Result<String> {
     Ok(endpoint.to_string())
 }
 
-/// A boolean as Go's `strconv.ParseBool` reads it.
-fn parse_bool(name: &str, value: &str) -> anyhow::Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "t" | "1" => Ok(true),
-        "false" | "f" | "0" => Ok(false),
-        _ => bail!("metadata property {name} {value:?}: expected true or false"),
-    }
-}
-
-/// Dapr's duration syntax: milliseconds, or a Go-style duration; absent or 0: the default.
+/// `dialTimeout` in Dapr's duration syntax; absent or 0: the default.
 fn dial_timeout(text: Option<&str>) -> anyhow::Result<Duration> {
-    let Some(text) = text else {
-        return Ok(DEFAULT_DIAL_TIMEOUT);
-    };
-    let duration = match text.parse::<i64>() {
-        Ok(ms) if ms < 0 => bail!("metadata property dialTimeout {text:?}: must not be negative"),
-        Ok(ms) => Duration::from_millis(ms.unsigned_abs()),
-        Err(_) => humantime::parse_duration(text)
-            .with_context(|| format!("metadata property dialTimeout {text:?}"))?,
-    };
-    Ok(match duration.is_zero() {
-        true => DEFAULT_DIAL_TIMEOUT,
-        false => duration,
+    Ok(match properties::timeout("dialTimeout", text)? {
+        Timeout::Default => DEFAULT_DIAL_TIMEOUT,
+        Timeout::Unbounded => bail!(
+            "metadata property dialTimeout {:?}: must not be negative",
+            text.unwrap_or_default()
+        ),
+        Timeout::After(duration) => duration,
     })
 }
 

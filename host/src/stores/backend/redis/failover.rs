@@ -12,8 +12,8 @@
 //!
 //! Lookups run one at a time: calls that find one under way wait and use its connection.
 
+use super::address::{client, client_certificates, credentials, server_address};
 use super::settings::{RedisSettings, SentinelSettings, Topology};
-use super::{client, client_certificates, credentials, server_address};
 use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};

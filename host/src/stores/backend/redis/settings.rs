@@ -7,21 +7,12 @@
 //! knobs of Dapr's connection pool, and settings that do nothing for locks in Dapr either).
 //! Names Dapr does not read at all are logged as unknown, since daprd ignores them too.
 
+use crate::stores::backend::properties::{self, Timeout, parse_bool};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-/// What this host does with one of Dapr's `lock.redis` metadata names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handling {
-    /// Read and honoured.
-    Implemented,
-    /// A switch: `true` is refused at start-up for the reason given, `false` accepted.
-    RefusedWhenTrue(&'static str),
-    /// Accepted, and logged as ignored for the reason given.
-    Ignored(&'static str),
-}
+pub use crate::stores::backend::properties::{Handling, Redacted, Unused};
 
 use Handling::{Ignored, Implemented, RefusedWhenTrue};
 
@@ -85,58 +76,7 @@ pub const NAMES: &[(&str, Handling)] = &[
 
 /// How `name` (any case) is handled; `None` when Dapr's `lock.redis` does not read it.
 pub fn handling(name: &str) -> Option<Handling> {
-    NAMES
-        .iter()
-        .find(|(known, _)| known.eq_ignore_ascii_case(name))
-        .map(|(_, handling)| *handling)
-}
-
-/// A metadata entry that is accepted but changes nothing, to be logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unused {
-    /// One of Dapr's names this host ignores, with the reason.
-    Ignored {
-        /// The name as written.
-        name: String,
-        /// Why it changes nothing here.
-        why: &'static str,
-    },
-    /// A name Dapr's `lock.redis` does not read (a typo, or another component's setting).
-    Unknown {
-        /// The name as written.
-        name: String,
-    },
-}
-
-impl fmt::Display for Unused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unused::Ignored { name, why } => {
-                write!(f, "metadata property {name} is ignored: {why}")
-            }
-            Unused::Unknown { name } => write!(
-                f,
-                "metadata property {name} is not one Dapr's lock.redis reads; ignored (as daprd does)"
-            ),
-        }
-    }
-}
-
-impl Unused {
-    /// Whether Dapr's `lock.redis` does not read the name at all (a typo, perhaps).
-    pub fn is_unknown(&self) -> bool {
-        matches!(self, Unused::Unknown { .. })
-    }
-}
-
-/// A secret value: compared, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Redacted(pub String);
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+    properties::handling(NAMES, name)
 }
 
 /// How the Redis behind a store is laid out.
@@ -318,17 +258,7 @@ impl RedisSettings {
     /// The entries of `metadata` that are accepted but change nothing, in name order: to be
     /// logged, so that none is dropped without a word.
     pub fn unused(metadata: &BTreeMap<String, String>) -> Vec<Unused> {
-        metadata
-            .keys()
-            .filter_map(|name| match handling(name) {
-                None => Some(Unused::Unknown { name: name.clone() }),
-                Some(Ignored(why)) => Some(Unused::Ignored {
-                    name: name.clone(),
-                    why,
-                }),
-                Some(Implemented | RefusedWhenTrue(_)) => None,
-            })
-            .collect()
+        properties::unused(NAMES, metadata, "Dapr's lock.redis")
     }
 
     /// Every address of `redisHost`, first one first.
@@ -366,20 +296,7 @@ fn lookup<'m>(metadata: &'m BTreeMap<String, String>, name: &str) -> Option<&'m 
         matches!(handling(name), Some(Implemented | RefusedWhenTrue(_))),
         "{name} is not a name this host reads"
     );
-    metadata
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
-}
-
-/// A boolean as Go's `strconv.ParseBool` reads it (`true`, `True`, `1`, `f`, ...).
-fn parse_bool(name: &str, value: &str) -> anyhow::Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "t" | "1" => Ok(true),
-        "false" | "f" | "0" => Ok(false),
-        _ => bail!("metadata property {name} {value:?}: expected true or false"),
-    }
+    properties::lookup(metadata, name)
 }
 
 /// `host:port`, `host`, `[v6]:port`, `[v6]` or a bare IPv6 address; a missing port is
@@ -451,35 +368,9 @@ fn tls_settings(
     }))
 }
 
-/// A Dapr timeout value.
-#[derive(Debug, PartialEq, Eq)]
-enum Timeout {
-    /// Absent or 0: the default.
-    Default,
-    /// Negative: no timeout.
-    Unbounded,
-    /// A duration.
-    After(Duration),
-}
-
-/// Dapr's duration syntax: a number of milliseconds, or a Go-style duration (`5s`, `1m30s`).
+/// The property `name`, in Dapr's duration syntax.
 fn timeout(metadata: &BTreeMap<String, String>, name: &str) -> anyhow::Result<Timeout> {
-    let Some(text) = lookup(metadata, name) else {
-        return Ok(Timeout::Default);
-    };
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(match ms {
-            0 => Timeout::Default,
-            ms if ms < 0 => Timeout::Unbounded,
-            ms => Timeout::After(Duration::from_millis(ms.unsigned_abs())),
-        });
-    }
-    let duration = humantime::parse_duration(text)
-        .with_context(|| format!("metadata property {name} {text:?}"))?;
-    Ok(match duration.is_zero() {
-        true => Timeout::Default,
-        false => Timeout::After(duration),
-    })
+    properties::timeout(name, lookup(metadata, name))
 }
 
 /// One bound on an answer from a read and a write timeout: the longer; none if either is.
@@ -764,9 +655,10 @@ mod tests {
             .collect();
         expected.push(Unused::Unknown {
             name: "redisHots".into(),
+            reader: "Dapr's lock.redis",
         });
         expected.sort_by_key(|u| match u {
-            Unused::Ignored { name, .. } | Unused::Unknown { name } => name.clone(),
+            Unused::Ignored { name, .. } | Unused::Unknown { name, .. } => name.clone(),
         });
         let found = RedisSettings::unused(&all);
         assert_eq!(found, expected);
@@ -774,12 +666,14 @@ mod tests {
         assert_eq!(
             unknown,
             [&Unused::Unknown {
-                name: "redisHots".into()
+                name: "redisHots".into(),
+                reader: "Dapr's lock.redis",
             }]
         );
         assert_eq!(
             Unused::Unknown {
-                name: "redisHots".into()
+                name: "redisHots".into(),
+                reader: "Dapr's lock.redis",
             }
             .to_string(),
             "metadata property redisHots is not one Dapr's lock.redis reads; ignored (as daprd does)"
