@@ -57,8 +57,8 @@ impl<S: LockService> Tenant<S> {
 
     /// `request` with the TTL its store's `defaultTTL` and `maxTTL` give it, as a Go duration
     /// the component reads (`None` for a request that takes no TTL, or for a store this
-    /// tenant does not see: the component answers that). A TTL above the store's maximum is refused here, before the
-    /// component, which knows only the default bounds.
+    /// tenant does not see: the component answers that). A TTL above the store's maximum is
+    /// refused here, before the component, which knows only the default bounds.
     fn within_ttl_limits(
         &self,
         store: &str,
