@@ -193,6 +193,14 @@ fn host_on(params: &Params, store: &tempfile::TempDir) -> Host {
     Host::start_with(host_options(params).args(["--resources-path", path]))
 }
 
+/// Two hosts on the resources in `store`, and the clients spread over them.
+fn two_hosts_on(params: &Params, store: &tempfile::TempDir) -> ([Host; 2], Workload) {
+    let hosts = [(); 2].map(|_| host_on(params, store));
+    let targets = hosts.iter().map(|h| h.base.clone()).collect();
+    let workload = workload(params, targets);
+    (hosts, workload)
+}
+
 fn embedded(params: &Params) -> History {
     let data = tempfile::tempdir().expect("a data directory");
     let mut host = Host::start_with(host_options(params).data_dir(data.path()));
@@ -222,9 +230,7 @@ fn one_host_on_redis(params: &Params, redis_args: &[&str]) -> Option<History> {
 fn two_hosts(params: &Params) -> Option<History> {
     let redis = RedisServer::start_with(&REDIS_FSYNC_ALWAYS)?;
     let store = redis_store(&[("redisHost", &redis.address())]);
-    let mut hosts = [(); 2].map(|_| host_on(params, &store));
-    let targets = hosts.iter().map(|h| h.base.clone()).collect();
-    let workload = workload(params, targets);
+    let (mut hosts, workload) = two_hosts_on(params, &store);
     Some(with_faults(
         &workload,
         Instant::now(),
@@ -295,9 +301,7 @@ fn etcd(params: &Params) -> Option<History> {
         &[("endpoints", &cluster.endpoints())],
     );
     let store = resources(&[("lockstore.yaml", &yaml)]);
-    let hosts = [(); 2].map(|_| host_on(params, &store));
-    let targets = hosts.iter().map(|h| h.base.clone()).collect();
-    let workload = workload(params, targets);
+    let (_hosts, workload) = two_hosts_on(params, &store);
     Some(with_faults(
         &workload,
         Instant::now(),

@@ -320,6 +320,14 @@ impl Host {
         }
     }
 
+    /// Checks that the host's stderr so far says each of `lines`.
+    pub fn assert_logged(&self, lines: &[&str]) {
+        let stderr = self.stderr.lock().unwrap().clone();
+        for line in lines {
+            assert!(stderr.contains(line), "{line:?} not in stderr:\n{stderr}");
+        }
+    }
+
     /// The metrics endpoint the banner names (`http://ADDR/metrics`), when metrics are on.
     pub fn metrics_url(&self) -> Option<String> {
         self.banner()

@@ -816,9 +816,5 @@ fn certificates_rotate_under_load_without_a_failed_request() {
             i += 1;
         }
     });
-    let stderr = host.stderr.lock().unwrap().clone();
-    assert!(
-        stderr.contains("reloaded the API's TLS certificate"),
-        "{stderr}"
-    );
+    host.assert_logged(&["reloaded the API's TLS certificate"]);
 }

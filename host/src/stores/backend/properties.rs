@@ -109,6 +109,15 @@ impl fmt::Debug for Redacted {
     }
 }
 
+/// Metadata of `pairs`, for the tests of the kinds that read it.
+#[cfg(test)]
+pub fn metadata_of(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The value of `name` (any case), trimmed; `None` when absent or empty.
 pub fn lookup<'m>(metadata: &'m Metadata, name: &str) -> Option<&'m str> {
     metadata

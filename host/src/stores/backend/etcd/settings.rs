@@ -182,12 +182,7 @@ fn dial_timeout(text: Option<&str>) -> anyhow::Result<Duration> {
 mod tests {
     use super::*;
 
-    fn metadata(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::stores::backend::properties::metadata_of as metadata;
 
     fn settings(pairs: &[(&str, &str)]) -> EtcdSettings {
         EtcdSettings::from_metadata(&metadata(pairs)).unwrap()

@@ -387,12 +387,7 @@ fn response_timeout(read: Timeout, write: Timeout) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn metadata(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::stores::backend::properties::metadata_of as metadata;
 
     fn settings(pairs: &[(&str, &str)]) -> RedisSettings {
         RedisSettings::from_metadata(&metadata(pairs)).unwrap()
