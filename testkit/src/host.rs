@@ -206,6 +206,16 @@ impl Host {
         Host::start_with(Options::new())
     }
 
+    /// Starts a host as the app `app_id` whose one resource file is the component `yaml`;
+    /// the directory holding it lives as long as the returned one.
+    pub fn start_on(app_id: &str, yaml: &str) -> (Host, tempfile::TempDir) {
+        let dir = crate::resources::resources(&[("store.yaml", yaml)]);
+        let path = crate::resources::resources_path(&dir);
+        let host =
+            Host::start_with(Options::new().args(["--app-id", app_id, "--resources-path", path]));
+        (host, dir)
+    }
+
     /// Starts a host and waits until it answers `GET /v1.0/healthz`.
     pub fn start_with(options: Options) -> Host {
         match Host::try_start(options) {

@@ -31,14 +31,7 @@ fn host_on(
     app_id: &str,
     extra: &[(&str, &str)],
 ) -> (Host, tempfile::TempDir) {
-    let dir = resources(&[("etcd.yaml", &etcd_component("shared", cluster, extra))]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        app_id,
-        "--resources-path",
-        dir.path().to_str().unwrap(),
-    ]));
-    (host, dir)
+    Host::start_on(app_id, &etcd_component("shared", cluster, extra))
 }
 
 /// A raw etcd client of member 0, for reading and writing keys beside the hosts.

@@ -34,14 +34,7 @@ fn host_on(
     app_id: &str,
     extra: &[(&str, &str)],
 ) -> (Host, tempfile::TempDir) {
-    let dir = resources(&[("redis.yaml", &redis_component("shared", server, extra))]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        app_id,
-        "--resources-path",
-        dir.path().to_str().unwrap(),
-    ]));
-    (host, dir)
+    Host::start_on(app_id, &redis_component("shared", server, extra))
 }
 
 #[test]
