@@ -1,9 +1,10 @@
 //! Builds the guest component for `wasm32-wasip2` and hands its path to the host crate, so
 //! the `wasilock` binary embeds it. Installs the `wasm32-wasip2` target with rustup when the
-//! toolchain lacks it. Compiles Dapr's gRPC protos and wasilock's alpha2 one (`proto/`) with
-//! protox, in Rust, so no system `protoc` is needed, and keeps their descriptor set for
-//! server reflection; and etcd's v3 protos (`proto/etcd/`, trimmed) into the client
-//! `lock.etcd` uses.
+//! toolchain lacks it. Compiles Dapr's gRPC protos (`proto/third_party/dapr/`, trimmed) and
+//! wasilock's alpha2 one (`proto/wasilock/`) with protox, in Rust, so no system `protoc` is
+//! needed, and keeps their descriptor set for server reflection; and etcd's v3 protos
+//! (`proto/third_party/etcd/`, trimmed) into the client `lock.etcd` uses. Other projects'
+//! protos live under `proto/third_party/`, imported by the paths their projects give them.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,7 @@ fn compile_protos(manifest_dir: &Path) {
             "dapr/proto/runtime/v1/dapr.proto",
             "wasilock/lock/v1alpha2/locks.proto",
         ],
-        [&proto_dir],
+        [proto_dir.clone(), proto_dir.join("third_party")],
     )
     .expect("compile the protos in host/proto");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
@@ -83,9 +84,9 @@ fn compile_protos(manifest_dir: &Path) {
 /// Generates the gRPC client code for etcd's v3 API (`etcdserverpb`, `mvccpb`): clients
 /// only, without tonic's transport helpers (the store makes its own channels).
 fn compile_etcd_protos(manifest_dir: &Path) {
-    let proto_dir = manifest_dir.join("proto");
+    let proto_dir = manifest_dir.join("proto").join("third_party");
     let files = protox::compile(["etcd/etcdserverpb/rpc.proto"], [&proto_dir])
-        .expect("compile the etcd protos in host/proto/etcd");
+        .expect("compile the etcd protos in host/proto/third_party/etcd");
     tonic_prost_build::configure()
         .build_server(false)
         .build_transport(false)

@@ -20,7 +20,7 @@
 //!
 //! - [`settings`]: the component metadata, name by name;
 //! - [`client`]: the connection (endpoints, failover, auth token);
-//! - [`api`]: etcd's v3 gRPC API, generated from `host/proto/etcd`.
+//! - [`api`]: etcd's v3 gRPC API, generated from `host/proto/third_party/etcd`.
 //!
 //! Waiters are woken by one etcd watch per store on its key prefix: every lock key deleted
 //! (released by any host, or expired with its lease) is a release event.
