@@ -4,15 +4,16 @@
 //! gRPC), the embedded and the Redis stores, `redis-benchmark`, 1,000 tenants in one
 //! process, a noisy neighbour, and a call forwarded to an upstream (`--dapr-upstream-http`)
 //! against the same call sent to it directly; then, once, latency with many live locks,
-//! memory per lock and per idle tenant, start-up time, the guest's size, and the alpha2
-//! figures per store, and CPU and memory at ordinary load (idle, and a steady 1,000 req/s).
+//! memory per lock and per idle tenant, start-up time, the guest's size, the alpha2
+//! figures per store, CPU and memory at ordinary load (idle, and a steady 1,000 req/s), and
+//! both transports under an independent load generator (h2load).
 //! It prints a report and writes it to `BENCHMARKS.md`.
 //!
 //! Modules: [`machine`] (pinning, CPU time, the machine), [`servers`] (starting them),
 //! [`load`] (the load generator), [`native`] (the baseline server), [`setups`] (the rows and
 //! one round), [`etcd`] (the raw etcd client row and the `lock.etcd` figures), [`tenants`]
 //! (the tenant setups), [`footprint`] (the figures measured once), [`efficiency`] (CPU and
-//! memory idle and at a steady rate),
+//! memory idle and at a steady rate), [`h2load`] (both transports under h2load),
 //! [`alpha2`] (waiting, renewal, streams and alpha2 throughput),
 //! [`stats`] (medians and spreads), [`targets`] (ratios and verdicts), [`report`] (Markdown).
 
@@ -20,6 +21,7 @@ mod alpha2;
 mod efficiency;
 mod etcd;
 mod footprint;
+mod h2load;
 mod load;
 mod machine;
 mod native;
@@ -93,6 +95,19 @@ enum Only {
     Tls,
     /// CPU and memory idle and at a steady 1,000 req/s, in memory and embedded.
     Efficiency,
+    /// Both transports (HTTP/1.1 and gRPC) under h2load.
+    H2load,
+}
+
+impl Cli {
+    /// The shape of every load run.
+    fn settings(&self) -> Settings {
+        Settings {
+            connections: self.connections,
+            warmup: self.warmup,
+            duration: self.duration,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -142,16 +157,16 @@ fn main() -> anyhow::Result<()> {
         cpu: pinning.server_cpu(),
     };
     if let Some(Only::Tls) = cli.only {
-        let settings = Settings {
-            connections: cli.connections,
-            warmup: cli.warmup,
-            duration: cli.duration,
-        };
-        let rounds = Rounds::new(launcher, settings, fault_guest, false);
+        let rounds = Rounds::new(launcher, cli.settings(), fault_guest, false);
         for round in 1..=cli.rounds {
             eprintln!("round {round} of {} (TLS rows only)...", cli.rounds);
             runtime.block_on(rounds.run_tls())?;
         }
+        return Ok(());
+    }
+    if let Some(Only::H2load) = cli.only {
+        eprintln!("both transports under h2load...");
+        h2load::measure(&launcher, &cli.settings())?;
         return Ok(());
     }
     if let Some(Only::Efficiency) = cli.only {
@@ -188,11 +203,7 @@ async fn run(
     pinning: Pinning,
 ) -> anyhow::Result<Report> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let settings = Settings {
-        connections: cli.connections,
-        warmup: cli.warmup,
-        duration: cli.duration,
-    };
+    let settings = cli.settings();
     let redis_skipped = servers::redis_missing();
     let mut rounds = Rounds::new(launcher, settings, fault_guest, redis_skipped.is_none());
     let mut samples: Vec<(Row, Sample)> = Vec::new();
@@ -242,6 +253,11 @@ async fn run(
     eprintln!("efficiency figures (idle, then paced)...");
     let efficiency = efficiency::measure(launcher).await?;
     let etcd = etcd::figures(launcher, 200)?;
+    eprintln!("both transports under h2load...");
+    let h2load = match h2load::missing() {
+        Some(why) => Err(why),
+        None => Ok(h2load::measure(launcher, &settings)?),
+    };
     let guest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/guest-build/wasm32-wasip2/guest/wasilock_guest.wasm");
     let guest_bytes = std::fs::metadata(&guest)
@@ -272,5 +288,6 @@ async fn run(
         targets,
         scale,
         alpha2,
+        h2load,
     })
 }

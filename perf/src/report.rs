@@ -5,6 +5,7 @@ use crate::alpha2::Alpha2Figures;
 use crate::efficiency;
 use crate::etcd::EtcdFigures;
 use crate::footprint::Scale;
+use crate::h2load::H2loadRun;
 use crate::load::Settings;
 use crate::machine::Pinning;
 use crate::stats::Summary;
@@ -39,6 +40,8 @@ pub struct Report {
     pub scale: Vec<Scale>,
     /// alpha2 figures per store (none when skipped).
     pub alpha2: Vec<Alpha2Figures>,
+    /// The transports under h2load, or why h2load did not run.
+    pub h2load: Result<Vec<H2loadRun>, String>,
 }
 
 fn verdict(pass: Option<bool>) -> &'static str {
@@ -66,7 +69,7 @@ impl Report {
                 md,
                 "Pinned (`sched_setaffinity`): the servers under test (wasilock, the native \
                  baseline, redis-server) on CPU {server}; the load generator (this harness, on \
-                 one tokio thread, and redis-benchmark) on CPU {load}.\n"
+                 one tokio thread, redis-benchmark and h2load) on CPU {load}.\n"
             ),
             Pinning::NotPinned(why) => writeln!(
                 md,
@@ -128,6 +131,7 @@ impl Report {
                 etcd.leader_kill_to_grant.as_secs_f64()
             );
         }
+        self.h2load_section(&mut md);
         let _ = writeln!(md, "\n## Ratios\n");
         let _ = writeln!(md, "| ratio | value | target | verdict |");
         let _ = writeln!(md, "|---|---:|---:|---|");
@@ -221,5 +225,52 @@ impl Report {
             }
         }
         md
+    }
+
+    /// The transports under h2load: a table, and gRPC's rate over HTTP's.
+    fn h2load_section(&self, md: &mut String) {
+        let _ = writeln!(md, "\n## Transports under h2load\n");
+        let runs = match &self.h2load {
+            Ok(runs) => runs,
+            Err(why) => {
+                let _ = writeln!(md, "Not measured: {why}.");
+                return;
+            }
+        };
+        let _ = writeln!(
+            md,
+            "Measured once, after the rounds, on one lock.in-memory wasilock: h2load (an \
+             independent load generator, on the load generator's CPU) sends one TryLock \
+             request again and again over {} connections, one request in flight on each; \
+             {:?} of warm-up, then {:?} measured. All but the first answer `success: false` \
+             (the lock is held), so each request is one validation and one failed \
+             compare-and-set in the store. h2load reports the mean latency, not \
+             percentiles.\n",
+            self.settings.connections, self.settings.warmup, self.settings.duration
+        );
+        let _ = writeln!(
+            md,
+            "| transport | req/s | mean ms | server CPU | load CPU | errors |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+        for run in runs {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.3} | {} | {} | {} |",
+                run.transport,
+                run.rate,
+                run.mean_ms,
+                percent(run.cpu.server),
+                percent(run.cpu.load),
+                run.errors
+            );
+        }
+        if let [http, grpc] = runs.as_slice() {
+            let _ = writeln!(
+                md,
+                "\ngRPC / HTTP under h2load: {:.2}.",
+                grpc.rate / http.rate
+            );
+        }
     }
 }

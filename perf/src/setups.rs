@@ -17,8 +17,12 @@ use wasilock_testkit::redis_server::RedisServer;
 pub enum Row {
     /// a. The guest's rules compiled natively behind the host's HTTP server.
     Native,
+    /// a¹. a with one client: one connection, no queueing.
+    NativeOneClient,
     /// b. wasilock with `lock.in-memory`.
     InMemory,
+    /// b¹. b with one client.
+    InMemoryOneClient,
     /// b'. b through the `wasi:http/incoming-handler` export.
     WasiHttp,
     /// b". b over gRPC.
@@ -66,9 +70,11 @@ pub enum Row {
 
 impl Row {
     /// Every row, in the order of each round and of the table.
-    pub const ALL: [Row; 23] = [
+    pub const ALL: [Row; 25] = [
         Row::Native,
+        Row::NativeOneClient,
         Row::InMemory,
+        Row::InMemoryOneClient,
         Row::WasiHttp,
         Row::Grpc,
         Row::MetricsOff,
@@ -96,7 +102,9 @@ impl Row {
     pub fn label(self) -> String {
         match self {
             Row::Native => "a. native baseline (in-memory, no wasm)".into(),
+            Row::NativeOneClient => "a¹. a with one client (one connection, no queueing)".into(),
             Row::InMemory => "b. wasilock, lock.in-memory".into(),
+            Row::InMemoryOneClient => "b¹. b with one client".into(),
             Row::WasiHttp => "b'. b through wasi:http/incoming-handler".into(),
             Row::Grpc => "b\". b over gRPC (TryLockAlpha1/UnlockAlpha1)".into(),
             Row::MetricsOff => "b⁰. b with --enable-metrics=false".into(),
@@ -178,6 +186,7 @@ impl Rounds {
         let mut samples = Vec::new();
         let native = launcher.native()?;
         samples.push(self.measure(Row::Native, &native, Protocol::Http).await?);
+        samples.push(self.one_client(Row::NativeOneClient, &native).await?);
         let direct = self
             .measure(Row::UpstreamDirect, &native, Protocol::Forwarded)
             .await?;
@@ -206,6 +215,9 @@ impl Rounds {
         ] {
             let (server, _) = launcher.wasilock(Store::InMemory, args)?;
             samples.push(self.measure(row, &server, protocol).await?);
+            if row == Row::InMemory {
+                samples.push(self.one_client(Row::InMemoryOneClient, &server).await?);
+            }
         }
         for (row, rate) in [(Row::TracingRate0, "0"), (Row::TracingRate1, "1")] {
             let config = tracing_configuration(rate)?;
@@ -284,6 +296,16 @@ impl Rounds {
         protocol: Protocol,
     ) -> anyhow::Result<(Row, Sample)> {
         let measured = load::lock_unlock_pairs(server, protocol, &[], &self.settings).await?;
+        Ok(progress(row, measured.sample()))
+    }
+
+    /// Measures lock+unlock pairs over HTTP on `server` for `row` from one connection.
+    async fn one_client(&self, row: Row, server: &Server) -> anyhow::Result<(Row, Sample)> {
+        let settings = Settings {
+            connections: 1,
+            ..self.settings
+        };
+        let measured = load::lock_unlock_pairs(server, Protocol::Http, &[], &settings).await?;
         Ok(progress(row, measured.sample()))
     }
 }
