@@ -3,14 +3,13 @@
 //! resident memory per lock held by an ND-JSON stream, and alpha2 acquire+release
 //! throughput next to alpha1's lock+unlock on the same server.
 
-use crate::load::{self, Protocol, Settings};
+use crate::load::{self, Protocol, Settings, connect};
 use crate::servers::{Launcher, Server, Store};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,17 +62,6 @@ pub async fn measure(
     })
 }
 
-/// One keep-alive connection.
-async fn connect(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(address)
-        .await
-        .with_context(|| format!("cannot connect to {address}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
 /// Sends `method` with `body` to the alpha2 path of `resource`; the status and body.
 async fn call(
     sender: &mut SendRequest<Full<Bytes>>,
@@ -109,33 +97,64 @@ fn release_body(lock_id: &str) -> String {
 /// alpha2 acquire (immediate) + release pairs on one resource per connection: requests per
 /// second over the measured window.
 async fn pairs(server: &Server, settings: &Settings) -> anyhow::Result<f64> {
+    rate_per_connection(server, settings, |n, mut sender, window| async move {
+        let resource = format!("pair-{n}");
+        let mut requests = 0u64;
+        while window.open() {
+            let acquire = r#"{"immediate":true}"#.into();
+            let (status, body) = call(&mut sender, "POST", &resource, acquire).await?;
+            let id = lock_id(status, &body)?;
+            let (status, _) = call(&mut sender, "DELETE", &resource, release_body(&id)).await?;
+            if status != 204 {
+                bail!("release answered {status}");
+            }
+            requests += window.counts() * 2;
+        }
+        Ok(requests)
+    })
+    .await
+}
+
+/// The warm-up and the measured window of one run.
+#[derive(Clone, Copy)]
+struct Window {
+    measure_from: Instant,
+    until: Instant,
+}
+
+impl Window {
+    /// Whether the run goes on.
+    fn open(&self) -> bool {
+        Instant::now() < self.until
+    }
+
+    /// 1 once the warm-up is over (what ends now is counted), 0 before.
+    fn counts(&self) -> u64 {
+        u64::from(Instant::now() >= self.measure_from)
+    }
+}
+
+/// Runs `work` on [`Settings::connections`] keep-alive connections at once, each given its
+/// number, its connection and the run's window, and returns the requests they counted per
+/// second of the measured window.
+async fn rate_per_connection<F, Work>(
+    server: &Server,
+    settings: &Settings,
+    work: F,
+) -> anyhow::Result<f64>
+where
+    F: Fn(usize, SendRequest<Full<Bytes>>, Window) -> Work,
+    Work: Future<Output = anyhow::Result<u64>> + Send + 'static,
+{
     let measure_from = Instant::now() + settings.warmup;
-    let until = measure_from + settings.duration;
+    let window = Window {
+        measure_from,
+        until: measure_from + settings.duration,
+    };
     let mut tasks = Vec::new();
     for n in 0..settings.connections {
-        let mut sender = connect(&server.address).await?;
-        tasks.push(tokio::spawn(async move {
-            let resource = format!("pair-{n}");
-            let mut requests = 0u64;
-            while Instant::now() < until {
-                let (status, body) = call(
-                    &mut sender,
-                    "POST",
-                    &resource,
-                    r#"{"immediate":true}"#.into(),
-                )
-                .await?;
-                let id = lock_id(status, &body)?;
-                let (status, _) = call(&mut sender, "DELETE", &resource, release_body(&id)).await?;
-                if status != 204 {
-                    bail!("release answered {status}");
-                }
-                if Instant::now() >= measure_from {
-                    requests += 2;
-                }
-            }
-            Ok::<_, anyhow::Error>(requests)
-        }));
+        let sender = connect(&server.address).await?;
+        tasks.push(tokio::spawn(work(n, sender, window)));
     }
     let mut requests = 0;
     for task in tasks {
@@ -186,35 +205,23 @@ async fn handoff(server: &Server, settings: &Settings) -> anyhow::Result<(f64, f
 
 /// Each connection holds a lock of its own and renews it over and over: renewals per second.
 async fn renewals(server: &Server, settings: &Settings) -> anyhow::Result<f64> {
-    let measure_from = Instant::now() + settings.warmup;
-    let until = measure_from + settings.duration;
-    let mut tasks = Vec::new();
-    for n in 0..settings.connections {
-        let mut sender = connect(&server.address).await?;
-        tasks.push(tokio::spawn(async move {
-            let resource = format!("renewed-{n}");
-            let (status, body) = call(&mut sender, "POST", &resource, String::new()).await?;
-            let id = lock_id(status, &body)?;
-            let renew = serde_json::json!({ "lockID": id, "ttl": "30s" }).to_string();
-            let mut renewals = 0u64;
-            while Instant::now() < until {
-                let (status, _) = call(&mut sender, "PUT", &resource, renew.clone()).await?;
-                if status != 200 {
-                    bail!("renewal answered {status}");
-                }
-                if Instant::now() >= measure_from {
-                    renewals += 1;
-                }
+    rate_per_connection(server, settings, |n, mut sender, window| async move {
+        let resource = format!("renewed-{n}");
+        let (status, body) = call(&mut sender, "POST", &resource, String::new()).await?;
+        let id = lock_id(status, &body)?;
+        let renew = serde_json::json!({ "lockID": id, "ttl": "30s" }).to_string();
+        let mut renewals = 0u64;
+        while window.open() {
+            let (status, _) = call(&mut sender, "PUT", &resource, renew.clone()).await?;
+            if status != 200 {
+                bail!("renewal answered {status}");
             }
-            call(&mut sender, "DELETE", &resource, release_body(&id)).await?;
-            Ok::<_, anyhow::Error>(renewals)
-        }));
-    }
-    let mut renewals = 0;
-    for task in tasks {
-        renewals += task.await??;
-    }
-    Ok(renewals as f64 / settings.duration.as_secs_f64())
+            renewals += window.counts();
+        }
+        call(&mut sender, "DELETE", &resource, release_body(&id)).await?;
+        Ok(renewals)
+    })
+    .await
 }
 
 /// Resident memory per lock held by a stream: [`STREAMS`] streams opened (each on its own

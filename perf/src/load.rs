@@ -155,7 +155,7 @@ impl Measured {
 }
 
 /// One keep-alive connection to `address` (`host:port`).
-async fn connect(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+pub async fn connect(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     connect_over(address, None).await
 }
 
