@@ -86,11 +86,18 @@ struct Cli {
     /// written.
     #[arg(long, value_enum)]
     only: Option<Only>,
+
+    /// Benchmarks this `wasilock` binary (an older build, say) instead of building the
+    /// workspace's; with `--only in-memory`, two runs compare two builds row for row.
+    #[arg(long)]
+    binary: Option<PathBuf>,
 }
 
 /// Rows that can run alone.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Only {
+    /// Row b: wasilock with lock.in-memory, lock+unlock over HTTP.
+    InMemory,
     /// The API's TLS: keep-alive HTTPS, and a new connection per request, plain and TLS.
     Tls,
     /// CPU and memory idle and at a steady 1,000 req/s, in memory and embedded.
@@ -150,7 +157,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     eprintln!("building wasilock and the fault-injection guest...");
-    let binary = wasilock_testkit::host::build_binary().map_err(anyhow::Error::msg)?;
+    let binary = match &cli.binary {
+        Some(binary) => binary.clone(),
+        None => wasilock_testkit::host::build_binary().map_err(anyhow::Error::msg)?,
+    };
     let fault_guest = wasilock_testkit::fault_injection_guest();
     let launcher = Launcher {
         binary,
@@ -161,6 +171,14 @@ fn main() -> anyhow::Result<()> {
         for round in 1..=cli.rounds {
             eprintln!("round {round} of {} (TLS rows only)...", cli.rounds);
             runtime.block_on(rounds.run_tls())?;
+        }
+        return Ok(());
+    }
+    if let Some(Only::InMemory) = cli.only {
+        let rounds = Rounds::new(launcher, cli.settings(), fault_guest, false);
+        for round in 1..=cli.rounds {
+            eprintln!("round {round} of {} (row b only)...", cli.rounds);
+            runtime.block_on(rounds.run_in_memory())?;
         }
         return Ok(());
     }

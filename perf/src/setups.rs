@@ -288,6 +288,12 @@ impl Rounds {
         ])
     }
 
+    /// Runs row b alone once; `--only in-memory` runs it, to compare two builds.
+    pub async fn run_in_memory(&self) -> anyhow::Result<(Row, Sample)> {
+        let (server, _) = self.launcher.wasilock(Store::InMemory, &[])?;
+        self.measure(Row::InMemory, &server, Protocol::Http).await
+    }
+
     /// Measures lock+unlock pairs on `server` for `row`.
     async fn measure(
         &self,
