@@ -76,9 +76,25 @@ pub(crate) use accept::{Acceptor, Admitted};
 pub(crate) use watch::{Activity, Busy, ConnectionInfo, Protocol, TrackRequestsLayer};
 
 use super::tls::Tls;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::Semaphore;
+
+/// Reads from `io` into `buf`, as `AsyncRead::poll_read` does; with the bytes this read
+/// added to `buf` (none at the end of the stream).
+fn poll_read_added<'b>(
+    io: Pin<&mut impl AsyncRead>,
+    cx: &mut Context<'_>,
+    buf: &'b mut ReadBuf<'_>,
+) -> Poll<io::Result<&'b [u8]>> {
+    let before = buf.filled().len();
+    ready!(io.poll_read(cx, buf))?;
+    Poll::Ready(Ok(&buf.filled()[before..]))
+}
 
 /// How many connections may be open and how long each may wait for its client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

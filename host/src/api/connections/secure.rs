@@ -8,6 +8,7 @@
 //! ([`Acceptor::into_tls_stream`]), so that a slow client delays no other.
 
 use super::accept::{Acceptor, Admitted};
+use super::poll_read_added;
 use super::watch::{Connection, ConnectionInfo, Protocol};
 use crate::api::tls::{PeerCertificate, Tls};
 use std::convert::Infallible;
@@ -142,10 +143,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for RequireTls<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        let added = ready!(poll_read_added(Pin::new(&mut this.io), cx, buf))?;
         if !this.checked
-            && let Some(&first) = buf.filled().get(before)
+            && let Some(&first) = added.first()
         {
             if first != HANDSHAKE_RECORD {
                 return Poll::Ready(Err(io::Error::new(

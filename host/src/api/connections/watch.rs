@@ -10,7 +10,7 @@
 //! HTTP/2 bytes between requests (pings, window updates) start no head clock: only
 //! requests count.
 
-use super::ConnectionLimits;
+use super::{ConnectionLimits, poll_read_added};
 use crate::api::tls::PeerCertificate;
 use std::future::Future;
 use std::io;
@@ -95,16 +95,15 @@ impl AsyncRead for Connection {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        match poll_read_added(Pin::new(&mut this.stream), cx, buf) {
             Poll::Pending => this.poll_deadline(cx),
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
+            Poll::Ready(Ok(added)) => {
+                if !added.is_empty() {
                     this.activity.received();
                 }
                 Poll::Ready(Ok(()))
             }
-            failed => failed,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
 }
