@@ -159,10 +159,8 @@ pub enum Refusal {
 impl<S: LockService> Tenant<S> {
     /// Tries to acquire a lock; daprd's error on refusal or failure.
     pub async fn try_lock(&self, store: &str, request: LockRequest) -> Result<bool, Refusal> {
-        match self.service.try_lock(store, request).await {
-            Ok(outcome) => outcome.map_err(Refusal::Lock),
-            Err(failure) => Err(self.refusal(Operation::TryLock, &failure)),
-        }
+        let called = self.service.try_lock(store, request).await;
+        self.answer(Operation::TryLock, called)
     }
 
     /// Releases a lock; daprd's error on refusal or failure.
@@ -171,9 +169,19 @@ impl<S: LockService> Tenant<S> {
         store: &str,
         request: UnlockRequest,
     ) -> Result<UnlockStatus, Refusal> {
-        match self.service.unlock(store, request).await {
+        let called = self.service.unlock(store, request).await;
+        self.answer(Operation::Unlock, called)
+    }
+
+    /// The answer of `operation` for what the call into the component gave.
+    fn answer<T>(
+        &self,
+        operation: Operation,
+        called: Result<Result<T, LockError>, GuestFailure>,
+    ) -> Result<T, Refusal> {
+        match called {
             Ok(outcome) => outcome.map_err(Refusal::Lock),
-            Err(failure) => Err(self.refusal(Operation::Unlock, &failure)),
+            Err(failure) => Err(self.refusal(operation, &failure)),
         }
     }
 

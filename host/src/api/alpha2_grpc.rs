@@ -88,6 +88,17 @@ impl<S: LockService> LocksApi<S> {
             .map_err(status)?;
         Ok((tenant, request, grant))
     }
+
+    /// Asks the tenant of `request` what `ask` makes of its message: the store it names and
+    /// the alpha2 request for that store.
+    async fn ask<T>(
+        request: Request<T>,
+        ask: impl FnOnce(T) -> (String, Alpha2Request),
+    ) -> Result<Alpha2Outcome, Status> {
+        let tenant = tenant::<S, _>(&request)?;
+        let (store, asked) = ask(request.into_inner());
+        tenant.alpha2(&store, &asked).await.map_err(status)
+    }
 }
 
 /// The stream of a lock held by `LockStream`.
@@ -108,18 +119,15 @@ impl<S: LockService> proto::locks_server::Locks for LocksApi<S> {
         &self,
         request: Request<proto::RenewLockRequest>,
     ) -> Result<Response<proto::LockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let renew = Alpha2Request::Renew {
-            resource_id: request.resource_id,
-            lock_id: request.lock_id,
-            ttl: given(request.ttl),
-        };
-        match tenant
-            .alpha2(&request.store_name, &renew)
-            .await
-            .map_err(status)?
-        {
+        let renewed = Self::ask(request, |request| {
+            let renew = Alpha2Request::Renew {
+                resource_id: request.resource_id,
+                lock_id: request.lock_id,
+                ttl: given(request.ttl),
+            };
+            (request.store_name, renew)
+        });
+        match renewed.await? {
             Alpha2Outcome::Renewed(grant) => Ok(Response::new(response(&grant))),
             other => Err(unexpected(&other)),
         }
@@ -129,23 +137,20 @@ impl<S: LockService> proto::locks_server::Locks for LocksApi<S> {
         &self,
         request: Request<proto::UnlockRequest>,
     ) -> Result<Response<proto::UnlockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let release = if request.force {
-            Alpha2Request::ForceRelease {
-                resource_id: request.resource_id,
-            }
-        } else {
-            Alpha2Request::Release {
-                resource_id: request.resource_id,
-                lock_id: request.lock_id,
-            }
-        };
-        match tenant
-            .alpha2(&request.store_name, &release)
-            .await
-            .map_err(status)?
-        {
+        let released = Self::ask(request, |request| {
+            let release = if request.force {
+                Alpha2Request::ForceRelease {
+                    resource_id: request.resource_id,
+                }
+            } else {
+                Alpha2Request::Release {
+                    resource_id: request.resource_id,
+                    lock_id: request.lock_id,
+                }
+            };
+            (request.store_name, release)
+        });
+        match released.await? {
             Alpha2Outcome::Released => Ok(Response::new(proto::UnlockResponse {})),
             other => Err(unexpected(&other)),
         }
@@ -155,16 +160,13 @@ impl<S: LockService> proto::locks_server::Locks for LocksApi<S> {
         &self,
         request: Request<proto::GetLockRequest>,
     ) -> Result<Response<proto::GetLockResponse>, Status> {
-        let tenant = tenant::<S, _>(&request)?;
-        let request = request.into_inner();
-        let inspect = Alpha2Request::Inspect {
-            resource_id: request.resource_id,
-        };
-        match tenant
-            .alpha2(&request.store_name, &inspect)
-            .await
-            .map_err(status)?
-        {
+        let inspected = Self::ask(request, |request| {
+            let inspect = Alpha2Request::Inspect {
+                resource_id: request.resource_id,
+            };
+            (request.store_name, inspect)
+        });
+        match inspected.await? {
             Alpha2Outcome::State(state) => Ok(Response::new(proto::GetLockResponse {
                 locked: state.is_some(),
                 fencing_token: state.map_or(0, |s| s.fencing_token),

@@ -50,12 +50,19 @@ pub async fn handle<S: LockService>(
             )));
         }
     };
+    if streamed {
+        return stream(tenant, store, resource_id, &body).await;
+    }
+    let call = LockCall {
+        tenant: &tenant,
+        store: &store,
+        resource_id: &resource_id,
+    };
     let answer = match method {
-        Method::POST if streamed => return stream(tenant, store, resource_id, &body).await,
-        Method::POST => acquire(&tenant, &store, &resource_id, &body).await,
-        Method::PUT => renew(&tenant, &store, &resource_id, &body).await,
-        Method::DELETE => release(&tenant, &store, &resource_id, &body).await,
-        _ => inspect(&tenant, &store, &resource_id).await,
+        Method::POST => call.acquire(&body).await,
+        Method::PUT => call.renew(&body).await,
+        Method::DELETE => call.release(&body).await,
+        _ => call.inspect().await,
     };
     answer.unwrap_or_else(|e| error(&e))
 }
@@ -74,72 +81,65 @@ fn wait<S: LockService>(
     }))
 }
 
-async fn acquire<S: LockService>(
-    tenant: &Tenant<S>,
-    store: &str,
-    resource_id: &str,
-    body: &[u8],
-) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
-    let body: AcquireBody = rules::parse_body(body)?;
-    let wait = wait(tenant, &body)?;
-    let grant = tenant.acquire(store, resource_id, body.ttl, wait).await?;
-    Ok(json(200, rules::grant_body(&grant)))
+/// A call on one lock: the tenant's `store` and the `resource_id` of the path.
+struct LockCall<'a, S: LockService> {
+    tenant: &'a Tenant<S>,
+    store: &'a str,
+    resource_id: &'a str,
 }
 
-async fn renew<S: LockService>(
-    tenant: &Tenant<S>,
-    store: &str,
-    resource_id: &str,
-    body: &[u8],
-) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
-    let body: RenewBody = rules::parse_body(body)?;
-    let request = Alpha2Request::Renew {
-        resource_id: resource_id.to_owned(),
-        lock_id: body.lock_id,
-        ttl: body.ttl,
-    };
-    match tenant.alpha2(store, &request).await? {
-        Alpha2Outcome::Renewed(grant) => Ok(json(200, rules::grant_body(&grant))),
-        other => Err(unexpected(&other)),
+impl<S: LockService> LockCall<'_, S> {
+    async fn acquire(&self, body: &[u8]) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
+        let body: AcquireBody = rules::parse_body(body)?;
+        let wait = wait(self.tenant, &body)?;
+        let grant = self
+            .tenant
+            .acquire(self.store, self.resource_id, body.ttl, wait)
+            .await?;
+        Ok(json(200, rules::grant_body(&grant)))
     }
-}
 
-async fn release<S: LockService>(
-    tenant: &Tenant<S>,
-    store: &str,
-    resource_id: &str,
-    body: &[u8],
-) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
-    let body: ReleaseBody = rules::parse_body(body)?;
-    let resource_id = resource_id.to_owned();
-    let request = if body.force {
-        Alpha2Request::ForceRelease { resource_id }
-    } else {
-        Alpha2Request::Release {
-            resource_id,
+    async fn renew(&self, body: &[u8]) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
+        let body: RenewBody = rules::parse_body(body)?;
+        let request = Alpha2Request::Renew {
+            resource_id: self.resource_id.to_owned(),
             lock_id: body.lock_id,
+            ttl: body.ttl,
+        };
+        match self.tenant.alpha2(self.store, &request).await? {
+            Alpha2Outcome::Renewed(grant) => Ok(json(200, rules::grant_body(&grant))),
+            other => Err(unexpected(&other)),
         }
-    };
-    match tenant.alpha2(store, &request).await? {
-        Alpha2Outcome::Released => Ok(Response::builder()
-            .status(204)
-            .body(full_body(Bytes::new()))
-            .expect("a static response is valid")),
-        other => Err(unexpected(&other)),
     }
-}
 
-async fn inspect<S: LockService>(
-    tenant: &Tenant<S>,
-    store: &str,
-    resource_id: &str,
-) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
-    let request = Alpha2Request::Inspect {
-        resource_id: resource_id.to_owned(),
-    };
-    match tenant.alpha2(store, &request).await? {
-        Alpha2Outcome::State(state) => Ok(json(200, rules::state_body(state.as_ref()))),
-        other => Err(unexpected(&other)),
+    async fn release(&self, body: &[u8]) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
+        let body: ReleaseBody = rules::parse_body(body)?;
+        let resource_id = self.resource_id.to_owned();
+        let request = if body.force {
+            Alpha2Request::ForceRelease { resource_id }
+        } else {
+            Alpha2Request::Release {
+                resource_id,
+                lock_id: body.lock_id,
+            }
+        };
+        match self.tenant.alpha2(self.store, &request).await? {
+            Alpha2Outcome::Released => Ok(Response::builder()
+                .status(204)
+                .body(full_body(Bytes::new()))
+                .expect("a static response is valid")),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn inspect(&self) -> Result<Response<HyperOutgoingBody>, Alpha2Error> {
+        let request = Alpha2Request::Inspect {
+            resource_id: self.resource_id.to_owned(),
+        };
+        match self.tenant.alpha2(self.store, &request).await? {
+            Alpha2Outcome::State(state) => Ok(json(200, rules::state_body(state.as_ref()))),
+            other => Err(unexpected(&other)),
+        }
     }
 }
 

@@ -24,6 +24,49 @@
 //! - `secure`: connections over TLS: the handshake and the stream the servers read;
 //! - [`descriptors`]: the descriptor limit (`RLIMIT_NOFILE`) the bound must fit in.
 
+/// Implements `tokio::io::AsyncWrite` for a connection type by passing every call on to its
+/// field `$field`, itself `AsyncWrite + Unpin`; a trailing `for IO` makes the impl generic
+/// over a transport `IO`.
+macro_rules! delegate_async_write {
+    ($connection:ty => $field:ident $(, for $io:ident)?) => {
+        impl$(<$io: tokio::io::AsyncWrite + Unpin>)? tokio::io::AsyncWrite for $connection {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().$field).poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().$field).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.$field.is_write_vectored()
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().$field).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().$field).poll_shutdown(cx)
+            }
+        }
+    };
+}
+
 mod accept;
 pub mod descriptors;
 mod secure;
@@ -33,9 +76,25 @@ pub(crate) use accept::{Acceptor, Admitted};
 pub(crate) use watch::{Activity, Busy, ConnectionInfo, Protocol, TrackRequestsLayer};
 
 use super::tls::Tls;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::Semaphore;
+
+/// Reads from `io` into `buf`, as `AsyncRead::poll_read` does; with the bytes this read
+/// added to `buf` (none at the end of the stream).
+fn poll_read_added<'b>(
+    io: Pin<&mut impl AsyncRead>,
+    cx: &mut Context<'_>,
+    buf: &'b mut ReadBuf<'_>,
+) -> Poll<io::Result<&'b [u8]>> {
+    let before = buf.filled().len();
+    ready!(io.poll_read(cx, buf))?;
+    Poll::Ready(Ok(&buf.filled()[before..]))
+}
 
 /// How many connections may be open and how long each may wait for its client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

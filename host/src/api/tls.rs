@@ -233,13 +233,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn loads_checks_and_reloads_the_files() {
+    /// A certificate authority "ca" in a new temporary directory, kept while it is held;
+    /// none without openssl.
+    fn authority() -> Option<(tempfile::TempDir, Authority)> {
         if !certificates::openssl_available() {
-            return;
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let ca = Authority::create(dir.path(), "ca");
+        Some((dir, ca))
+    }
+
+    #[test]
+    fn loads_checks_and_reloads_the_files() {
+        let Some((_dir, ca)) = authority() else {
+            return;
+        };
         let server = ca.issue("server", &["IP:127.0.0.1"], "serverAuth");
         let other = ca.issue("other", &["IP:127.0.0.1"], "serverAuth");
         let expired = ca.issue_with(
@@ -284,11 +293,9 @@ mod tests {
 
     #[test]
     fn a_client_certificate_presents_its_uri_and_dns_names() {
-        if !certificates::openssl_available() {
+        let Some((_dir, ca)) = authority() else {
             return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Authority::create(dir.path(), "ca");
+        };
         let client = ca.issue(
             "client",
             &[

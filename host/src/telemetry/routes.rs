@@ -82,34 +82,23 @@ mod tests {
     fn lock_answers_name_their_outcome() {
         use LockOperation::*;
         use LockOutcome::*;
-        let answer = |path, status, body: &str| lock_answer(path, status, body.as_bytes());
         let lock = "/v1.0-alpha1/lock/s";
         let unlock = "/v1.0-alpha1/unlock/s";
-        assert_eq!(
-            answer(lock, 200, r#"{"success":true}"#),
-            Some((TryLock, "s", Granted))
-        );
-        assert_eq!(
-            answer(lock, 200, r#"{"success":false}"#),
-            Some((TryLock, "s", Held))
-        );
-        assert_eq!(answer(lock, 400, "{}"), Some((TryLock, "s", Error)));
-        assert_eq!(
-            answer(unlock, 200, r#"{"status":0}"#),
-            Some((Unlock, "s", Released))
-        );
-        assert_eq!(
-            answer(unlock, 200, r#"{"status":1}"#),
-            Some((Unlock, "s", NotFound))
-        );
-        assert_eq!(
-            answer(unlock, 200, r#"{"status":2}"#),
-            Some((Unlock, "s", Held))
-        );
-        assert_eq!(
-            answer(unlock, 200, r#"{"status":3}"#),
-            Some((Unlock, "s", Error))
-        );
-        assert_eq!(answer("/v1.0/metadata", 200, "{}"), None);
+        for (path, status, body, operation, outcome) in [
+            (lock, 200, r#"{"success":true}"#, TryLock, Granted),
+            (lock, 200, r#"{"success":false}"#, TryLock, Held),
+            (lock, 400, "{}", TryLock, Error),
+            (unlock, 200, r#"{"status":0}"#, Unlock, Released),
+            (unlock, 200, r#"{"status":1}"#, Unlock, NotFound),
+            (unlock, 200, r#"{"status":2}"#, Unlock, Held),
+            (unlock, 200, r#"{"status":3}"#, Unlock, Error),
+        ] {
+            assert_eq!(
+                lock_answer(path, status, body.as_bytes()),
+                Some((operation, "s", outcome)),
+                "{path} {status} {body}"
+            );
+        }
+        assert_eq!(lock_answer("/v1.0/metadata", 200, b"{}"), None);
     }
 }

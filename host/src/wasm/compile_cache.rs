@@ -361,6 +361,16 @@ mod tests {
         found
     }
 
+    /// A cache in `dir` that has stored the embedded guest: the cache, its engine and the
+    /// entry's path.
+    fn stored_once(dir: &Path) -> (CompileCache, Engine, PathBuf) {
+        let cache = CompileCache::new(dir);
+        let engine = engine();
+        cache.compile(&engine, EMBEDDED_GUEST).unwrap();
+        let entry = entries(cache.dir()).pop().unwrap();
+        (cache, engine, entry)
+    }
+
     #[test]
     fn a_stored_component_is_loaded_by_the_next_engine_and_runs() {
         let dir = tempfile::tempdir().unwrap();
@@ -404,10 +414,7 @@ mod tests {
     #[test]
     fn a_damaged_or_foreign_entry_is_compiled_again_and_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = CompileCache::new(dir.path());
-        let engine = engine();
-        cache.compile(&engine, EMBEDDED_GUEST).unwrap();
-        let entry = entries(dir.path()).pop().unwrap();
+        let (cache, engine, entry) = stored_once(dir.path());
         let good = std::fs::read(&entry).unwrap();
         let damaged: [fn(&mut Vec<u8>); 4] = [
             // Torn: the end never reached the disk.
@@ -446,10 +453,7 @@ mod tests {
     #[test]
     fn a_symbolic_link_is_not_followed() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = CompileCache::new(dir.path().join("cache"));
-        let engine = engine();
-        cache.compile(&engine, EMBEDDED_GUEST).unwrap();
-        let entry = entries(cache.dir()).pop().unwrap();
+        let (cache, engine, entry) = stored_once(&dir.path().join("cache"));
         let elsewhere = dir.path().join("elsewhere");
         std::fs::rename(&entry, &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
@@ -470,10 +474,7 @@ mod tests {
     #[test]
     fn the_oldest_entries_beyond_the_bound_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = CompileCache::new(dir.path());
-        let engine = engine();
-        cache.compile(&engine, EMBEDDED_GUEST).unwrap();
-        let stored = entries(dir.path()).pop().unwrap();
+        let (cache, engine, stored) = stored_once(dir.path());
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         for i in 0..MAX_ENTRIES + 3 {
             let name = dir.path().join(format!("{i:064x}{EXTENSION}"));

@@ -3,9 +3,9 @@
 //! (resources and streams), and the typed `wasilock:lock/lock` export (gRPC and embedders).
 
 use super::bindings::exports::wasilock::lock::{http_api, lock as typed_lock};
-use super::component::HttpIndices;
 use super::convert::{lock_request, rule_error, rule_status, unlock_request};
 use super::failure::GuestFailure;
+use super::host_state::HostState;
 use super::sandbox::{Called, Sandbox, WarmInstances};
 use super::unread_body::ReadToEnd;
 use super::warm::WarmPool;
@@ -14,6 +14,7 @@ use crate::telemetry::{LockOperation, LockOutcome, routes};
 use anyhow::Result;
 use http_body_util::{BodyExt, Limited};
 use wasilock_rules::lease::{LockError, LockRequest, UnlockRequest, UnlockStatus};
+use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -90,18 +91,17 @@ impl Sandbox {
         request: LockRequest,
     ) -> Result<Result<bool, LockError>, GuestFailure> {
         let request = lock_request(request);
-        let outcome = match &self.warm {
-            WarmInstances::Api(pool) => self.typed_try_lock(pool, store_name, &request).await,
-            WarmInstances::WasiHttp(pool) => self.typed_try_lock(pool, store_name, &request).await,
-        };
-        if let Some(metrics) = self.stores().metrics(store_name) {
-            let counted = match outcome {
-                Ok(Ok(true)) => LockOutcome::Granted,
-                Ok(Ok(false)) => LockOutcome::Held,
-                _ => LockOutcome::Error,
-            };
-            metrics.lock_operation(LockOperation::TryLock, counted);
-        }
+        let outcome = self
+            .call_typed(async |store, typed| {
+                let outcome = typed.call_try_lock(store, store_name, &request).await?;
+                Ok(outcome.map_err(rule_error))
+            })
+            .await;
+        self.count_typed(store_name, LockOperation::TryLock, || match &outcome {
+            Ok(Ok(true)) => LockOutcome::Granted,
+            Ok(Ok(false)) => LockOutcome::Held,
+            _ => LockOutcome::Error,
+        });
         outcome
     }
 
@@ -112,56 +112,54 @@ impl Sandbox {
         request: UnlockRequest,
     ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
         let request = unlock_request(request);
-        let outcome = match &self.warm {
-            WarmInstances::Api(pool) => self.typed_unlock(pool, store_name, &request).await,
-            WarmInstances::WasiHttp(pool) => self.typed_unlock(pool, store_name, &request).await,
-        };
-        if let Some(metrics) = self.stores().metrics(store_name) {
-            let counted = match outcome {
-                Ok(Ok(UnlockStatus::Success)) => LockOutcome::Released,
-                Ok(Ok(UnlockStatus::LockDoesNotExist)) => LockOutcome::NotFound,
-                Ok(Ok(UnlockStatus::LockBelongsToOthers)) => LockOutcome::Held,
-                _ => LockOutcome::Error,
-            };
-            metrics.lock_operation(LockOperation::Unlock, counted);
-        }
+        let outcome = self
+            .call_typed(async |store, typed| {
+                let outcome = typed.call_unlock(store, store_name, &request).await?;
+                Ok(outcome.map(rule_status).map_err(rule_error))
+            })
+            .await;
+        self.count_typed(store_name, LockOperation::Unlock, || match &outcome {
+            Ok(Ok(UnlockStatus::Success)) => LockOutcome::Released,
+            Ok(Ok(UnlockStatus::LockDoesNotExist)) => LockOutcome::NotFound,
+            Ok(Ok(UnlockStatus::LockBelongsToOthers)) => LockOutcome::Held,
+            _ => LockOutcome::Error,
+        });
         outcome
     }
 
-    /// Calls `try-lock` on an instance from `pool`.
-    async fn typed_try_lock<H: HttpIndices>(
+    /// Runs `call` with the typed `wasilock:lock/lock` export of an instance from the warm
+    /// pool, whichever HTTP entry the component has; the instance is kept after it.
+    async fn call_typed<T>(
         &self,
-        pool: &WarmPool<H>,
-        store_name: &str,
-        request: &typed_lock::LockRequest,
-    ) -> Result<Result<bool, LockError>, GuestFailure> {
-        self.call(pool, async |store, exports| {
-            let outcome = exports
-                .typed
-                .call_try_lock(store, store_name, request)
-                .await?;
-            Ok(Called::reusable(outcome.map_err(rule_error)))
-        })
-        .await
+        call: impl AsyncFnOnce(&mut Store<HostState>, &typed_lock::Guest) -> wasmtime::Result<T>,
+    ) -> Result<T, GuestFailure> {
+        match &self.warm {
+            WarmInstances::Api(pool) => {
+                self.call(pool, async |store, exports| {
+                    Ok(Called::reusable(call(store, &exports.typed).await?))
+                })
+                .await
+            }
+            WarmInstances::WasiHttp(pool) => {
+                self.call(pool, async |store, exports| {
+                    Ok(Called::reusable(call(store, &exports.typed).await?))
+                })
+                .await
+            }
+        }
     }
 
-    /// Calls `unlock` on an instance from `pool`.
-    async fn typed_unlock<H: HttpIndices>(
+    /// Counts a typed call of `operation` on `store_name`, if the store is counted: its
+    /// outcome as `counted` names it.
+    fn count_typed(
         &self,
-        pool: &WarmPool<H>,
         store_name: &str,
-        request: &typed_lock::UnlockRequest,
-    ) -> Result<Result<UnlockStatus, LockError>, GuestFailure> {
-        self.call(pool, async |store, exports| {
-            let outcome = exports
-                .typed
-                .call_unlock(store, store_name, request)
-                .await?;
-            Ok(Called::reusable(
-                outcome.map(rule_status).map_err(rule_error),
-            ))
-        })
-        .await
+        operation: LockOperation,
+        counted: impl FnOnce() -> LockOutcome,
+    ) {
+        if let Some(metrics) = self.stores().metrics(store_name) {
+            metrics.lock_operation(operation, counted());
+        }
     }
 
     /// Serves one request with a single call of `wasilock:lock/http-api#handle`.

@@ -302,60 +302,67 @@ mod tests {
         )
     }
 
-    fn lock(resource: &str, owner: &str, expiry: i32) -> LockRequest {
-        LockRequest {
+    /// `owner`'s `try-lock` of `resource` in `store` for `expiry` seconds, on `sandbox`.
+    async fn try_lock(
+        sandbox: &Sandbox,
+        store: &str,
+        resource: &str,
+        owner: &str,
+        expiry: i32,
+    ) -> Result<bool, LockError> {
+        let request = LockRequest {
             resource_id: resource.into(),
             lock_owner: owner.into(),
             expiry_in_seconds: expiry,
-        }
+        };
+        sandbox.try_lock(store, request).await.unwrap()
     }
 
-    fn unlock(resource: &str, owner: &str) -> UnlockRequest {
-        UnlockRequest {
+    /// `owner`'s `unlock` of `resource` in `store`, on `sandbox`.
+    async fn unlock(
+        sandbox: &Sandbox,
+        store: &str,
+        resource: &str,
+        owner: &str,
+    ) -> Result<UnlockStatus, LockError> {
+        let request = UnlockRequest {
             resource_id: resource.into(),
             lock_owner: owner.into(),
-        }
+        };
+        sandbox.unlock(store, request).await.unwrap()
     }
 
     #[tokio::test]
     async fn typed_exports_follow_daprs_rules() {
         let rt = runtime(&["lockstore"]).await;
+        assert_eq!(try_lock(&rt, "lockstore", "r", "a", 30).await, Ok(true));
+        assert_eq!(try_lock(&rt, "lockstore", "r", "a", 30).await, Ok(false));
         assert_eq!(
-            rt.try_lock("lockstore", lock("r", "a", 30)).await.unwrap(),
-            Ok(true)
-        );
-        assert_eq!(
-            rt.try_lock("lockstore", lock("r", "a", 30)).await.unwrap(),
-            Ok(false)
-        );
-        assert_eq!(
-            rt.unlock("lockstore", unlock("r", "b")).await.unwrap(),
+            unlock(&rt, "lockstore", "r", "b").await,
             Ok(UnlockStatus::LockBelongsToOthers)
         );
         assert_eq!(
-            rt.unlock("lockstore", unlock("r", "a")).await.unwrap(),
+            unlock(&rt, "lockstore", "r", "a").await,
             Ok(UnlockStatus::Success)
         );
         assert_eq!(
-            rt.unlock("lockstore", unlock("r", "a")).await.unwrap(),
+            unlock(&rt, "lockstore", "r", "a").await,
             Ok(UnlockStatus::LockDoesNotExist)
         );
         assert_eq!(
-            rt.try_lock("lockstore", lock("r", "a", 0)).await.unwrap(),
+            try_lock(&rt, "lockstore", "r", "a", 0).await,
             Err(LockError::MalformedRequest(
                 "ExpiryInSeconds is not positive in lock store lockstore".into()
             ))
         );
         assert_eq!(
-            rt.unlock("other", unlock("r", "a")).await.unwrap(),
+            unlock(&rt, "other", "r", "a").await,
             Err(LockError::StoreNotFound(
                 "lock store other not found".into()
             ))
         );
         assert_eq!(
-            rt.try_lock("lockstore", lock("a||b", "a", 1))
-                .await
-                .unwrap(),
+            try_lock(&rt, "lockstore", "a||b", "a", 1).await,
             Err(LockError::TryLockFailed(
                 "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'"
                     .into()
@@ -367,7 +374,7 @@ mod tests {
     async fn no_store_is_not_configured() {
         let rt = runtime(&[]).await;
         assert_eq!(
-            rt.unlock("lockstore", unlock("", "")).await.unwrap(),
+            unlock(&rt, "lockstore", "", "").await,
             Err(LockError::StoreNotConfigured(
                 "lock store is not configured".into()
             ))
@@ -383,12 +390,16 @@ mod tests {
         };
         let on_first = sandbox(&first, &["lockstore"], reused.clone()).await;
         let on_second = sandbox(&second, &["lockstore"], reused).await;
-        let outcome = on_first.try_lock("lockstore", lock("r", "a", 30)).await;
-        assert_eq!(outcome.unwrap(), Ok(true));
+        assert_eq!(
+            try_lock(&on_first, "lockstore", "r", "a", 30).await,
+            Ok(true)
+        );
         assert_eq!(first.warm_budget().kept(), 1);
         assert_eq!(second.warm_budget().kept(), 0);
-        let outcome = on_second.try_lock("lockstore", lock("r", "a", 30)).await;
-        assert_eq!(outcome.unwrap(), Ok(true));
+        assert_eq!(
+            try_lock(&on_second, "lockstore", "r", "a", 30).await,
+            Ok(true)
+        );
         assert_eq!(first.warm_budget().kept(), 1);
         assert_eq!(second.warm_budget().kept(), 1);
         drop(on_first);

@@ -83,24 +83,30 @@ impl<'a> LockStoreCtxView<'a> {
         }
     }
 
-    /// The compare-and-swap both WIT calls make; they differ only in what they answer.
-    async fn swap(
+    /// The guest calls a store: the bucket `bucket` names, out of the table.
+    fn called_bucket(&mut self, bucket: &Resource<Bucket>) -> wasmtime::Result<Bucket> {
+        self.store_called();
+        Ok(self.table.get(bucket)?.clone())
+    }
+
+    /// The compare-and-swap both WIT calls make; they differ only in how they `answer`.
+    async fn swap<A>(
         &mut self,
         bucket: Resource<Bucket>,
         key: &str,
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
-    ) -> wasmtime::Result<Result<backend::CasOutcome, String>> {
-        self.store_called();
-        let bucket = self.table.get(&bucket)?.clone();
+        answer: fn(Result<backend::CasOutcome, String>) -> A,
+    ) -> wasmtime::Result<A> {
+        let bucket = self.called_bucket(&bucket)?;
         let swap = Swap {
             key,
             expected: expected.as_deref(),
             new: new.as_deref(),
             ttl: ttl_ms.map(Duration::from_millis),
         };
-        Ok(bucket.compare_and_swap(swap).await)
+        Ok(answer(bucket.compare_and_swap(swap).await))
     }
 }
 
@@ -134,8 +140,7 @@ impl wit_store::HostBucket for LockStoreCtxView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit_store::Error>> {
-        self.store_called();
-        let bucket = self.table.get(&bucket)?.clone();
+        let bucket = self.called_bucket(&bucket)?;
         Ok(bucket.get(&key).await.map_err(wit_store::Error::Backend))
     }
 
@@ -147,8 +152,8 @@ impl wit_store::HostBucket for LockStoreCtxView<'_> {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<CasOutcome, wit_store::Error>> {
-        let outcome = self.swap(bucket, &key, expected, new, ttl_ms).await?;
-        Ok(convert::cas_outcome(outcome))
+        self.swap(bucket, &key, expected, new, ttl_ms, convert::cas_outcome)
+            .await
     }
 
     async fn compare_and_swap_fenced(
@@ -159,8 +164,8 @@ impl wit_store::HostBucket for LockStoreCtxView<'_> {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<wit_store::FencedOutcome, wit_store::Error>> {
-        let outcome = self.swap(bucket, &key, expected, new, ttl_ms).await?;
-        Ok(convert::fenced_outcome(outcome))
+        self.swap(bucket, &key, expected, new, ttl_ms, convert::fenced_outcome)
+            .await
     }
 
     async fn inspect(
@@ -168,8 +173,7 @@ impl wit_store::HostBucket for LockStoreCtxView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Option<wit_store::Entry>, wit_store::Error>> {
-        self.store_called();
-        let bucket = self.table.get(&bucket)?.clone();
+        let bucket = self.called_bucket(&bucket)?;
         Ok(convert::entry(bucket.inspect(&key).await))
     }
 

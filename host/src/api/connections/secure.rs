@@ -8,6 +8,7 @@
 //! ([`Acceptor::into_tls_stream`]), so that a slow client delays no other.
 
 use super::accept::{Acceptor, Admitted};
+use super::poll_read_added;
 use super::watch::{Connection, ConnectionInfo, Protocol};
 use crate::api::tls::{PeerCertificate, Tls};
 use std::convert::Infallible;
@@ -15,7 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// The first byte of every TLS connection: the content type of a handshake record.
 const HANDSHAKE_RECORD: u8 = 0x16;
@@ -111,35 +112,7 @@ impl AsyncRead for TlsConnection {
     }
 }
 
-impl AsyncWrite for TlsConnection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
+delegate_async_write!(TlsConnection => stream);
 
 /// tonic hands this to every request of the connection, as for a plain one.
 impl tonic::transport::server::Connected for TlsConnection {
@@ -170,10 +143,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for RequireTls<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        let added = ready!(poll_read_added(Pin::new(&mut this.io), cx, buf))?;
         if !this.checked
-            && let Some(&first) = buf.filled().get(before)
+            && let Some(&first) = added.first()
         {
             if first != HANDSHAKE_RECORD {
                 return Poll::Ready(Err(io::Error::new(
@@ -187,35 +159,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for RequireTls<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for RequireTls<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
+delegate_async_write!(RequireTls<IO> => io, for IO);
 
 #[cfg(test)]
 mod tests {

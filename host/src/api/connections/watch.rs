@@ -10,7 +10,7 @@
 //! HTTP/2 bytes between requests (pings, window updates) start no head clock: only
 //! requests count.
 
-use super::ConnectionLimits;
+use super::{ConnectionLimits, poll_read_added};
 use crate::api::tls::PeerCertificate;
 use std::future::Future;
 use std::io;
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
@@ -95,49 +95,20 @@ impl AsyncRead for Connection {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        match poll_read_added(Pin::new(&mut this.stream), cx, buf) {
             Poll::Pending => this.poll_deadline(cx),
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
+            Poll::Ready(Ok(added)) => {
+                if !added.is_empty() {
                     this.activity.received();
                 }
                 Poll::Ready(Ok(()))
             }
-            failed => failed,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
 }
 
-impl AsyncWrite for Connection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
+delegate_async_write!(Connection => stream);
 
 /// tonic hands this to every request of the connection (in its extensions), so that
 /// [`TrackRequestsLayer`] can count them.
@@ -344,21 +315,25 @@ mod tests {
         }
     }
 
+    /// A connection's state, accepted now, and that instant.
+    fn accepted() -> (Instant, State) {
+        let accepted = Instant::now();
+        (accepted, State::new(accepted))
+    }
+
     fn at(state: &State) -> Option<Instant> {
         state.deadline(&limits()).map(|(at, _)| at)
     }
 
     #[test]
     fn the_first_request_head_is_timed_from_accept() {
-        let accepted = Instant::now();
-        let state = State::new(accepted);
+        let (accepted, state) = accepted();
         assert_eq!(at(&state), Some(accepted + HEAD));
     }
 
     #[test]
     fn no_clock_runs_while_a_request_is_in_flight() {
-        let accepted = Instant::now();
-        let mut state = State::new(accepted);
+        let (accepted, mut state) = accepted();
         state.begin();
         state.begin();
         assert_eq!(at(&state), None);
@@ -370,8 +345,7 @@ mod tests {
 
     #[test]
     fn a_later_head_is_timed_from_its_first_byte() {
-        let accepted = Instant::now();
-        let mut state = State::new(accepted);
+        let (accepted, mut state) = accepted();
         state.begin();
         let ended = accepted + Duration::from_secs(1);
         state.end(ended);
@@ -384,8 +358,7 @@ mod tests {
 
     #[test]
     fn bytes_of_a_request_in_flight_start_no_clock() {
-        let accepted = Instant::now();
-        let mut state = State::new(accepted);
+        let (accepted, mut state) = accepted();
         state.begin();
         state.received(accepted + Duration::from_secs(1));
         let ended = accepted + Duration::from_secs(2);
@@ -395,8 +368,7 @@ mod tests {
 
     #[test]
     fn a_disabled_timeout_sets_no_deadline() {
-        let accepted = Instant::now();
-        let mut state = State::new(accepted);
+        let (accepted, mut state) = accepted();
         let unlimited = ConnectionLimits {
             read_header_timeout: None,
             idle_timeout: None,
@@ -410,8 +382,7 @@ mod tests {
 
     #[test]
     fn the_last_request_to_end_wakes_the_reader() {
-        let accepted = Instant::now();
-        let mut state = State::new(accepted);
+        let (accepted, mut state) = accepted();
         state.begin();
         state.begin();
         state.reader = Some(Waker::noop().clone());

@@ -7,7 +7,7 @@
 //! It runs after the tenant is selected (the interceptor puts the tenant and its
 //! [`Upstream`] in the call's extensions), so an unknown token is refused here as well.
 
-use super::{Forwarder, addressed, busy, held, metadata, remove_connection_headers, unavailable};
+use super::{Forwarder, metadata, relay};
 use crate::api::grpc::metadata_response;
 use crate::service::{LockService, Tenant};
 use crate::upstream::Upstream;
@@ -149,19 +149,8 @@ impl Forwarder {
     /// Daprd's answer to the call, streaming through; `UNAVAILABLE` naming daprd when it
     /// gives none.
     async fn grpc(&self, upstream: &Uri, request: Request<Body>) -> Result<Response<Body>, Status> {
-        let busy = busy(&request);
-        let response = self
-            .http2
-            .request(addressed(request, upstream))
-            .await
-            .map_err(|e| {
-                let message = unavailable(upstream, &e);
-                tracing::debug!("{message}");
-                Status::unavailable(message)
-            })?;
-        let (mut parts, body) = response.into_parts();
-        remove_connection_headers(&mut parts.headers);
-        Ok(Response::from_parts(parts, Body::new(held(body, busy))))
+        let response = relay(&self.http2, upstream, request).await;
+        Ok(response.map_err(Status::unavailable)?.map(Body::new))
     }
 
     /// `GetMetadata`: daprd's answer with the tenant's lock stores merged in when it is a

@@ -2,7 +2,7 @@
 //! not take, unchanged; health as daprd answers it; metadata merged with the tenant's lock
 //! stores.
 
-use super::{Forwarder, addressed, busy, held, metadata, remove_connection_headers, unavailable};
+use super::{Forwarder, metadata, relay};
 use crate::answer::{HyperOutgoingBody, json_response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -86,22 +86,8 @@ impl Forwarder {
         upstream: &Uri,
         request: Request<Incoming>,
     ) -> Result<Response<HyperOutgoingBody>, String> {
-        let busy = busy(&request);
-        let response = self
-            .http1
-            .request(addressed(request, upstream))
-            .await
-            .map_err(|e| {
-                let message = unavailable(upstream, &e);
-                tracing::debug!("{message}");
-                message
-            })?;
-        let (mut parts, body) = response.into_parts();
-        remove_connection_headers(&mut parts.headers);
-        let body = held(body, busy)
-            .map_err(wasmtime_wasi_http::Error::from)
-            .boxed_unsync();
-        Ok(Response::from_parts(parts, body))
+        let response = relay(&self.http1, upstream, request).await?;
+        Ok(response.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()))
     }
 }
 

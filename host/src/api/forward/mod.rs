@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName};
-use hyper::{Request, Uri};
+use hyper::{Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -54,6 +54,33 @@ impl Forwarder {
                 .build(connector),
         })
     }
+}
+
+/// One exchange with daprd at `upstream` through `client`: its answer without the headers
+/// of one connection, its body keeping the connection of `request` busy until it ends; or
+/// why there is none (logged at debug level).
+async fn relay<B>(
+    client: &Client<HttpConnector, B>,
+    upstream: &Uri,
+    request: Request<B>,
+) -> Result<Response<impl Body<Data = Bytes, Error = hyper::Error> + Send + 'static>, String>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let busy = busy(&request);
+    let response = client
+        .request(addressed(request, upstream))
+        .await
+        .map_err(|e| {
+            let message = unavailable(upstream, &e);
+            tracing::debug!("{message}");
+            message
+        })?;
+    let (mut parts, body) = response.into_parts();
+    remove_connection_headers(&mut parts.headers);
+    Ok(Response::from_parts(parts, held(body, busy)))
 }
 
 /// `request` addressed to `upstream` (its path and query kept), without the headers that
