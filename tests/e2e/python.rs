@@ -9,7 +9,7 @@
 //! `examples/python/requirements.txt`; under `CI=true` a missing Python or a failed install
 //! fails these tests.
 
-use common::http_cases::{HttpAnswer, http_cases, replay};
+use common::http_cases::{HttpAnswer, assert_same_answers, http_cases};
 use common::installs::{python_venv, required};
 use common::python_host::{LockError, PythonHttpHost, PythonTypedCalls, requirements};
 use common::sequences::{HttpLockClient, LockClient, conformance_sequence_with};
@@ -61,13 +61,7 @@ fn every_http_case_is_answered_like_our_host() {
     let (_dir, wasm) = lock_component();
     let python_host = PythonHttpHost::start(&python, &wasm, &[]);
     let (ours, _resources) = our_host(&[]);
-    let cases = http_cases();
-    let expected = replay(&ours.base, &cases);
-    let answers = replay(&python_host.base, &cases);
-    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-        assert_eq!(answer, expected, "{case:?}");
-    }
-    assert_eq!(answers.len(), cases.len());
+    assert_same_answers(&python_host.base, &ours.base, &http_cases(), String::new);
 }
 
 #[test]
@@ -193,13 +187,7 @@ fn no_stores_is_answered_like_our_host() {
         content_type: Some("application/json".into()),
         body: r#"{"errorCode":"ERR_LOCK_STORE_NOT_CONFIGURED","message":"lock store is not configured"}"#.into(),
     };
-    let (expected, answers) = (
-        replay(&ours.base, &cases),
-        replay(&python_host.base, &cases),
-    );
-    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-        assert_eq!(answer, expected, "{case:?}");
-    }
+    let answers = assert_same_answers(&python_host.base, &ours.base, &cases, String::new);
     assert_eq!(answers[0], not_configured, "{:?}", cases[0]);
 }
 
