@@ -50,7 +50,7 @@ fn our_host(args: &[&str]) -> (Host, TempDir) {
         &component("lockstore", "lock.in-memory", &[]),
     )]);
     let options = Options::new()
-        .args(["--resources-path", dir.path().to_str().unwrap()])
+        .resources_path(&dir)
         .args(args.iter().copied());
     (Host::start_with(options), dir)
 }
@@ -179,8 +179,7 @@ fn no_stores_is_answered_like_our_host() {
     let (_dir, wasm) = lock_component();
     let python_host = PythonHttpHost::start(&python, &wasm, &["--stores", ""]);
     let empty = tempfile::tempdir().unwrap();
-    let ours =
-        Host::start_with(Options::new().args(["--resources-path", empty.path().to_str().unwrap()]));
+    let ours = Host::start_with(Options::new().resources_path(&empty));
     let cases = http_cases();
     let not_configured = HttpAnswer {
         status: 500,

@@ -7,7 +7,7 @@
 
 use wasilock_testkit as common;
 
-use common::{Host, Options, component, resources, resources_path, scoped_component, tenant};
+use common::{Host, Options, component, resources, scoped_component, tenant};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasilock::api::grpc::proto::GetMetadataRequest;
@@ -37,7 +37,8 @@ fn tokens_select_tenants_and_scopes_decide_their_stores() {
     ]);
     let host = Host::start_with(
         Options::new()
-            .args(["--app-id", "ops", "--resources-path", resources_path(&dir)])
+            .app_id("ops")
+            .resources_path(&dir)
             .env("DAPR_API_TOKEN", "t-ops"),
     );
     let banner = host.banner();
