@@ -216,14 +216,16 @@ fn key_prefixes_keep_app_ids_apart_on_one_data_dir() {
     let data = tempfile::tempdir().unwrap();
     let shared = component("shared", "lock.embedded", &[("keyPrefix", "name")]);
     let dir = resources(&[("shared.yaml", &shared)]);
-    let start = |app: &str| {
+    // A host as the app `app` on the resources in `dir`, all on one data directory.
+    let on = |dir: &tempfile::TempDir, app: &str| {
         Host::start_with(
             Options::new()
                 .app_id(app)
-                .resources_path(&dir)
+                .resources_path(dir)
                 .data_dir(data.path()),
         )
     };
+    let start = |app: &str| on(&dir, app);
     let one = start("one");
     assert_eq!(
         one.lock("lockstore", "r", "a", 30).map_err(|r| r.status),
@@ -237,14 +239,7 @@ fn key_prefixes_keep_app_ids_apart_on_one_data_dir() {
     drop(two);
     // The default `appid` prefix: each app id has its own locks.
     let apart = resources(&[("own.yaml", &component("own", "lock.embedded", &[]))]);
-    let start = |app: &str| {
-        Host::start_with(
-            Options::new()
-                .app_id(app)
-                .resources_path(&apart)
-                .data_dir(data.path()),
-        )
-    };
+    let start = |app: &str| on(&apart, app);
     assert_eq!(start("one").lock("own", "r", "a", 30), Ok(true));
     assert_eq!(start("two").lock("own", "r", "b", 30), Ok(true));
     assert_eq!(start("one").lock("own", "r", "b", 30), Ok(false));
