@@ -111,15 +111,10 @@ impl Authority {
 
     /// Runs `openssl` in the directory; `command` is words without spaces inside them.
     fn openssl(&self, command: &str) {
-        let out = Command::new("openssl")
+        let mut openssl = Command::new("openssl");
+        openssl
             .args(command.split_whitespace())
-            .current_dir(&self.dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .current_dir(&self.dir);
+        crate::installs::run(&mut openssl).unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -11,10 +11,10 @@
 //! with client certificates ([`EtcdCluster::start_tls`]) and require a user and password
 //! ([`EtcdCluster::enable_auth`]).
 
+use crate::available;
 use crate::host::pin_command;
 use crate::ports::{free_port, wait_for_port};
 use crate::redis_server::TlsFiles;
-use crate::{apt, available};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -76,14 +76,7 @@ impl EtcdCluster {
         cpu: Option<usize>,
         extra_args: &[&str],
     ) -> Option<Self> {
-        if !ensure_installed() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "etcd is not installed: .ci/run installs etcd-server and etcd-client; under CI=true a missing etcd is a failure"
-            );
-            eprintln!(
-                "SKIPPED: etcd is not installed (install etcd-server and etcd-client to run the etcd tests)"
-            );
+        if !installed() {
             return None;
         }
         let members = (0..MEMBERS)
@@ -126,10 +119,7 @@ impl EtcdCluster {
 
     /// Kills member `i` (SIGKILL); its data stays for [`EtcdCluster::restart`].
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.members[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::processes::end_taken(&mut self.members[i].child);
     }
 
     /// Kills every member.
@@ -304,13 +294,17 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// Whether `etcd` and `etcdctl` can be run, installing them with `apt-get` once when possible.
-fn ensure_installed() -> bool {
+/// Whether `etcd` and `etcdctl` can be run, installing them with `apt-get` once when possible;
+/// when they cannot, fails the test under `CI=true` and otherwise says so on stderr.
+fn installed() -> bool {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
-    let runs = || available("etcd") && etcdctl_runs();
-    *INSTALLED.get_or_init(|| {
-        runs() || (apt::install(&["etcd-server", "etcd-client"], "for the etcd tests") && runs())
-    })
+    crate::require(
+        &INSTALLED,
+        || available("etcd") && etcdctl_runs(),
+        (&["etcd-server", "etcd-client"], "for the etcd tests"),
+        "etcd is not installed: .ci/run installs etcd-server and etcd-client; under CI=true a missing etcd is a failure",
+        "etcd is not installed (install etcd-server and etcd-client to run the etcd tests)",
+    )
 }
 
 fn etcdctl_runs() -> bool {

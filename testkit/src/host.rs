@@ -3,7 +3,7 @@
 //! the Dapr lock API.
 
 use crate::ports::free_port;
-use std::io::{BufRead, BufReader, Read};
+use crate::processes::drain;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -83,6 +83,9 @@ pub struct Options {
     /// Whether the host serves TLS (`--api-tls-cert`): it is ready once its HTTP port
     /// accepts connections, as plain HTTP gets no answer; [`Host::base`] is `https://`.
     pub tls: bool,
+    /// A resources directory written by [`Options::resources`]: kept as long as these
+    /// options and every host started with them.
+    pub resources: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Options {
@@ -107,6 +110,33 @@ impl Options {
     /// Adds an environment variable.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds environment variables.
+    pub fn envs(self, vars: &[(&str, &str)]) -> Self {
+        vars.iter()
+            .fold(self, |options, (name, value)| options.env(name, value))
+    }
+
+    /// Runs as the app `app_id` (`--app-id`).
+    pub fn app_id(self, app_id: &str) -> Self {
+        self.args(["--app-id", app_id])
+    }
+
+    /// Reads the resource files in `dir` (`--resources-path`).
+    pub fn resources_path(self, dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref().to_str().expect("a UTF-8 resources path");
+        self.args(["--resources-path", dir])
+    }
+
+    /// Writes `files` (name, YAML) into a new resources directory and reads them from there
+    /// (`--resources-path`); the directory lives as long as these options and every host
+    /// started with them.
+    pub fn resources(mut self, files: &[(&str, &str)]) -> Self {
+        let dir = crate::resources::resources(files);
+        self = self.resources_path(&dir);
+        self.resources = Some(Arc::new(dir));
         self
     }
 
@@ -180,6 +210,7 @@ pub struct Host {
     agent: ureq::Agent,
     launch: Launch,
     _data_dir: Option<tempfile::TempDir>,
+    _resources: Option<Arc<tempfile::TempDir>>,
 }
 
 /// How a host's process is started: again the same way by [`Host::kill9_and_restart`].
@@ -206,14 +237,13 @@ impl Host {
         Host::start_with(Options::new())
     }
 
-    /// Starts a host as the app `app_id` whose one resource file is the component `yaml`;
-    /// the directory holding it lives as long as the returned one.
-    pub fn start_on(app_id: &str, yaml: &str) -> (Host, tempfile::TempDir) {
-        let dir = crate::resources::resources(&[("store.yaml", yaml)]);
-        let path = crate::resources::resources_path(&dir);
-        let host =
-            Host::start_with(Options::new().args(["--app-id", app_id, "--resources-path", path]));
-        (host, dir)
+    /// Starts a host as the app `app_id` whose one resource file is the component `yaml`.
+    pub fn start_on(app_id: &str, yaml: &str) -> Host {
+        Host::start_with(
+            Options::new()
+                .app_id(app_id)
+                .resources(&[("store.yaml", yaml)]),
+        )
     }
 
     /// Starts a host and waits until it answers `GET /v1.0/healthz`.
@@ -222,6 +252,21 @@ impl Host {
             Ok(host) => host,
             Err(failure) => panic!("wasilock did not start: {failure}"),
         }
+    }
+
+    /// Starts a host that must not start (`why` says why): checks that it exits with a
+    /// failure status and that its stderr says each of `needles`, and returns the failure.
+    pub fn refused(options: Options, why: &str, needles: &[&str]) -> StartFailure {
+        let failure = Host::try_start(options).err().expect(why);
+        assert!(!failure.status.success(), "{why}: {failure}");
+        for needle in needles {
+            assert!(
+                failure.stderr.contains(needle),
+                "{why}: {needle:?} not in stderr:\n{}",
+                failure.stderr
+            );
+        }
+        failure
     }
 
     /// Starts a host on free ports; when it exits before it is ready, returns its status
@@ -285,6 +330,7 @@ impl Host {
             agent,
             launch,
             _data_dir: temp,
+            _resources: options.resources.clone(),
         })
     }
 
@@ -292,8 +338,7 @@ impl Host {
     /// it again with the same arguments, ports and data directory; returns once it answers
     /// `GET /v1.0/healthz`. Its output is appended to [`Host::stdout`] and [`Host::stderr`].
     pub fn kill9_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::processes::end(&mut self.child);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -427,8 +472,7 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::processes::end(&mut self.child);
     }
 }
 
@@ -506,38 +550,10 @@ pub struct StartFailure {
     pub stderr: String,
 }
 
-impl StartFailure {
-    /// The failure of a start that must fail (`why` says why), once its stderr is checked to
-    /// say each of `needles`.
-    pub fn expect(started: Result<Host, StartFailure>, why: &str, needles: &[&str]) -> Self {
-        let failure = started.err().expect(why);
-        for needle in needles {
-            assert!(
-                failure.stderr.contains(needle),
-                "{needle:?} not in stderr:\n{}",
-                failure.stderr
-            );
-        }
-        failure
-    }
-}
-
 impl std::fmt::Display for StartFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}; stderr:\n{}", self.status, self.stderr)
     }
-}
-
-/// Copies a pipe into `sink` line by line, so that the child never blocks on a full pipe.
-pub(crate) fn drain(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            let mut sink = sink.lock().unwrap();
-            sink.push_str(&line);
-            sink.push('\n');
-        }
-    });
 }
 
 /// `output` with each JSON log line replaced by its `msg`.

@@ -193,3 +193,21 @@ pub fn replay(base: &str, cases: &[HttpCase]) -> Vec<HttpAnswer> {
         })
         .collect()
 }
+
+/// Replays `cases` against the host at `base` and the one at `reference` (each as [`replay`]
+/// does) and asserts that every answer is the reference's, naming the case and what
+/// `context` says (say, a host's stderr); gives the answers.
+pub fn assert_same_answers(
+    base: &str,
+    reference: &str,
+    cases: &[HttpCase],
+    context: impl Fn() -> String,
+) -> Vec<HttpAnswer> {
+    let expected = replay(reference, cases);
+    let answers = replay(base, cases);
+    assert_eq!(answers.len(), cases.len());
+    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
+        assert_eq!(answer, expected, "{case:?}{}", context());
+    }
+    answers
+}

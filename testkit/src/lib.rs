@@ -10,6 +10,7 @@
 //! - [`certificates`]: an authority and the certificates it issues, for TLS tests;
 //! - [`http_cases`]: every answer of the lock API as raw requests, to compare hosts;
 //! - [`installs`]: pinned Python and npm packages, installed by the tests;
+//! - [`load`]: lock traffic while a store goes away, and the failure it must give;
 //! - [`python_host`]: the Python example host (wasmtime-py), over HTTP or its typed calls;
 //! - [`sdk_clients`]: Dapr's Python and JavaScript SDKs, installed at pinned versions;
 //! - [`standin_daprd`]: a stand-in daprd (the `dapr` package's servicer stubs) for the
@@ -28,8 +29,10 @@ pub mod guests;
 pub mod host;
 pub mod http_cases;
 pub mod installs;
+pub mod load;
 pub mod node_host;
 mod ports;
+mod processes;
 pub mod prometheus;
 pub mod python_host;
 pub mod redis_server;
@@ -40,11 +43,15 @@ pub mod standin_daprd;
 
 pub use guests::fault_injection_guest;
 pub use host::{Host, Options, Reply, StartFailure, agent, binary, post, try_lock, unlock};
-pub use resources::{component, resources, resources_path, scoped_component, tenant};
+pub use resources::{
+    component, component_with_refs, resources, resources_path, scoped_component, tenant,
+};
 pub use sequences::{conformance_sequence, one_winner_rounds};
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Whether `program --version` runs and succeeds.
 pub fn available(program: &str) -> bool {
@@ -70,15 +77,44 @@ pub fn require_tool(check: &[&str], package: &str, why: &str) -> bool {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let installed = runs() || (apt::install(&[package], why) && runs());
-    if !installed {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+    require(
+        &OnceLock::new(),
+        runs,
+        (&[package], why),
+        &format!(
             "{program} is not installed: .ci/run installs it; under CI=true a missing {program} is a failure"
-        );
-        eprintln!("SKIPPED: {program} is not installed (install it to run {why})");
+        ),
+        &format!("{program} is not installed (install it to run {why})"),
+    )
+}
+
+/// Whether `present` holds, installing Debian's packages (`apt`: the packages, and what for)
+/// when it does not and this user can, once for the process if `once` is a static. When it
+/// still does not, the test fails with `failure` under `CI=true` (where `.ci/run` installs
+/// every tool), and otherwise says `SKIPPED: {skipped}` on stderr.
+pub(crate) fn require(
+    once: &OnceLock<bool>,
+    present: impl Fn() -> bool,
+    (packages, why): (&[&str], &str),
+    failure: &str,
+    skipped: &str,
+) -> bool {
+    let installed = *once.get_or_init(|| present() || (apt::install(packages, why) && present()));
+    if !installed {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{failure}");
+        eprintln!("SKIPPED: {skipped}");
     }
     installed
+}
+
+/// Waits until `done` holds, asking every 50 ms; fails the test, naming `what`, when it
+/// still does not after `bound`.
+pub fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + bound;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {bound:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The workspace's root directory.

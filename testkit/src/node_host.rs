@@ -3,8 +3,9 @@
 //! [`npm_folder`], the built-in component written by
 //! `wasilock component --out`, transpiled by `npm run transpile` and served by `server.js`.
 
-use crate::host::{START_TIMEOUT, binary, drain};
+use crate::host::{START_TIMEOUT, binary};
 use crate::installs::{npm_folder, required, run};
+use crate::processes::drain;
 use crate::workspace;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -63,8 +64,7 @@ impl NodeHost {
         let base = match printed.recv_timeout(START_TIMEOUT) {
             Ok(base) => base,
             Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                crate::processes::end(&mut child);
                 // Let the reader catch the last lines.
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
@@ -84,8 +84,7 @@ impl NodeHost {
 
 impl Drop for NodeHost {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::processes::end(&mut self.child);
     }
 }
 

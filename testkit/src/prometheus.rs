@@ -6,7 +6,7 @@
 //! Debian's packages if this user can (root with `apt-get`); failing that, the functions
 //! here fail the test under `CI=true` and otherwise return `None` after saying so on stderr.
 
-use crate::{agent, apt, available};
+use crate::{agent, available};
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -16,19 +16,13 @@ use std::time::{Duration, Instant};
 /// Whether `promtool` and `prometheus` can run, installing them once if needed.
 fn installed() -> bool {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
-    *INSTALLED.get_or_init(|| {
-        let present = || available("promtool") && available("prometheus");
-        let installed = present()
-            || (apt::install(&["prometheus"], "for the metrics tests") && present());
-        if !installed {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "prometheus is not installed: .ci/run installs it; under CI=true a missing prometheus is a failure"
-            );
-            eprintln!("SKIPPED: promtool/prometheus are not installed (Debian package prometheus)");
-        }
-        installed
-    })
+    crate::require(
+        &INSTALLED,
+        || available("promtool") && available("prometheus"),
+        (&["prometheus"], "for the metrics tests"),
+        "prometheus is not installed: .ci/run installs it; under CI=true a missing prometheus is a failure",
+        "promtool/prometheus are not installed (Debian package prometheus)",
+    )
 }
 
 /// What `promtool check metrics` says of `exposition` (its lint lines; empty when clean);
@@ -168,7 +162,6 @@ impl PrometheusServer {
 
 impl Drop for PrometheusServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::processes::end(&mut self.child);
     }
 }

@@ -1,7 +1,8 @@
 //! The Python example host (`examples/python/host.py`, wasmtime-py) as a child process: its
 //! HTTP server on a free port, or its typed-calls mode driven line by line; killed on drop.
 
-use crate::host::{START_TIMEOUT, drain};
+use crate::host::START_TIMEOUT;
+use crate::processes::drain;
 use crate::sequences::LockClient;
 use crate::workspace;
 use std::io::{BufRead, BufReader, Write};
@@ -55,8 +56,7 @@ impl PythonHttpHost {
         });
         let line = first_line.recv_timeout(START_TIMEOUT);
         let Ok(Some(Ok(line))) = line else {
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::processes::end(&mut child);
             panic!(
                 "host.py printed no address ({line:?}); stderr:\n{}",
                 stderr.lock().unwrap()
@@ -72,8 +72,7 @@ impl PythonHttpHost {
 
 impl Drop for PythonHttpHost {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::processes::end(&mut self.child);
     }
 }
 
@@ -177,8 +176,7 @@ impl LockClient for PythonTypedCalls {
 
 impl Drop for PythonTypedCalls {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::processes::end(&mut self.child);
     }
 }
 

@@ -10,10 +10,10 @@
 //! be watched by a [`RedisSentinel`] (`redis-server --sentinel`, in the same package). For
 //! benchmarks, a server can run on one CPU only ([`RedisServer::start_pinned`]).
 
+use crate::available;
 use crate::certificates::{self, Authority};
 use crate::host::pin_command;
 use crate::ports::{free_port, wait_for_port};
-use crate::{apt, available};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -82,12 +82,7 @@ impl RedisServer {
         tls: Option<PathBuf>,
         cpu: Option<usize>,
     ) -> Option<Self> {
-        if !ensure_installed() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "redis-server is not installed: .ci/run installs it; under CI=true a missing server is a failure"
-            );
-            eprintln!("SKIPPED: redis-server is not installed (install it to run the Redis tests)");
+        if !installed() {
             return None;
         }
         let port = free_port();
@@ -118,10 +113,7 @@ impl RedisServer {
 
     /// Stops the server (SIGKILL): only what it had already persisted survives.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::processes::end_taken(&mut self.child);
     }
 
     /// Starts the server again on the same port and waits until it answers.
@@ -178,6 +170,14 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// Makes the files and starts a server with them (`start`); `None` when either gives
+    /// `None`, as [`TlsFiles::generate`] does.
+    pub fn generate_for<T>(start: impl FnOnce(&TlsFiles) -> Option<T>) -> Option<(Self, T)> {
+        let tls = TlsFiles::generate()?;
+        let started = start(&tls)?;
+        Some((tls, started))
+    }
+
     /// Makes the files; when `openssl` is missing and cannot be installed, fails the test
     /// under `CI=true` and otherwise returns `None` after saying so on stderr.
     pub fn generate() -> Option<Self> {
@@ -279,21 +279,22 @@ impl RedisSentinel {
 
 impl Drop for RedisSentinel {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::processes::end(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// Whether `redis-server` can be run, installing it with `apt-get` once when possible.
-fn ensure_installed() -> bool {
+/// Whether `redis-server` can be run, installing it with `apt-get` once when possible; when
+/// it cannot, fails the test under `CI=true` and otherwise says so on stderr.
+fn installed() -> bool {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
-    *INSTALLED.get_or_init(|| {
-        if available("redis-server") {
-            return true;
-        }
-        apt::install(&["redis-server"], "for the Redis tests") && available("redis-server")
-    })
+    crate::require(
+        &INSTALLED,
+        || available("redis-server"),
+        (&["redis-server"], "for the Redis tests"),
+        "redis-server is not installed: .ci/run installs it; under CI=true a missing server is a failure",
+        "redis-server is not installed (install it to run the Redis tests)",
+    )
 }
 
 impl Drop for RedisServer {

@@ -18,13 +18,27 @@ pub fn resources_path(dir: &tempfile::TempDir) -> &str {
 
 /// A lock component YAML document.
 pub fn component(name: &str, store_type: &str, metadata: &[(&str, &str)]) -> String {
+    component_with_refs(name, store_type, metadata, &[])
+}
+
+/// A lock component YAML document whose metadata is `metadata` (name, value) and then
+/// `refs` (name, the environment variable its `envRef` names).
+pub fn component_with_refs(
+    name: &str,
+    store_type: &str,
+    metadata: &[(&str, &str)],
+    refs: &[(&str, &str)],
+) -> String {
     let mut yaml = format!(
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: {store_type}\n  version: v1\n  metadata:\n"
     );
     for (key, value) in metadata {
         yaml.push_str(&format!("  - name: {key}\n    value: \"{value}\"\n"));
     }
-    if metadata.is_empty() {
+    for (key, variable) in refs {
+        yaml.push_str(&format!("  - name: {key}\n    envRef: {variable}\n"));
+    }
+    if metadata.is_empty() && refs.is_empty() {
         yaml = yaml.replace("  metadata:\n", "  metadata: []\n");
     }
     yaml

@@ -94,7 +94,7 @@ fn now_nanos() -> u64 {
 /// `count` threads each try to lock `resource` through one of `bases` at once, `rounds`
 /// times; exactly one wins every round, and then releases.
 pub fn one_winner_rounds(
-    bases: &[String],
+    bases: &[impl AsRef<str>],
     store: &str,
     resource: &str,
     count: usize,
@@ -108,7 +108,7 @@ pub fn one_winner_rounds(
                 .iter()
                 .enumerate()
                 .map(|(i, agent)| {
-                    let base = &bases[i % bases.len()];
+                    let base = bases[i % bases.len()].as_ref();
                     let barrier = &barrier;
                     scope.spawn(move || {
                         let owner = format!("owner-{round}-{i}");
@@ -126,7 +126,7 @@ pub fn one_winner_rounds(
         });
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
         let (i, owner) = &winners[0];
-        let base = &bases[i % bases.len()];
+        let base = bases[i % bases.len()].as_ref();
         assert_eq!(unlock(&agents[*i], base, store, resource, owner), Ok(0));
     }
 }

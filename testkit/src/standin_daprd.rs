@@ -44,10 +44,7 @@ impl StandinDaprd {
 
     /// Kills it (SIGKILL); its ports are free again.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::processes::end_taken(&mut self.child);
     }
 
     /// Starts it again on the same ports (after [`StandinDaprd::kill`]); returns once it

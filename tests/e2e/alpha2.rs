@@ -9,65 +9,84 @@ use wasilock_testkit as common;
 use wasilock_testkit::redis_server::RedisServer;
 
 use common::alpha2::{Alpha2, Grant};
-use common::{Host, Options, StartFailure, component, resources};
+use common::{Host, Options, component, resources};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const STORE: &str = "lockstore";
 
 /// A host of one store named `lockstore` of each kind (Redis when it can start), with
-/// `--allow-force-unlock`; the resources directory and Redis live as long as the host.
+/// `--allow-force-unlock`; Redis lives as long as the host.
 struct Setup {
     name: &'static str,
     host: Host,
-    _resources: Option<tempfile::TempDir>,
     _redis: Option<RedisServer>,
 }
 
-fn host_with(store_yaml: Option<String>, extra: &[&str]) -> (Host, Option<tempfile::TempDir>) {
-    let dir = store_yaml.map(|yaml| resources(&[("store.yaml", &yaml)]));
+/// A host with `extra` arguments whose one store is `store_yaml` (the embedded default
+/// store when `None`).
+fn host_with(store_yaml: Option<String>, extra: &[&str]) -> Host {
     let mut options = Options::new().args(extra.iter().copied());
-    if let Some(dir) = &dir {
-        options = options.args(["--resources-path", dir.path().to_str().unwrap()]);
+    if let Some(yaml) = store_yaml {
+        options = options.resources(&[("store.yaml", &yaml)]);
     }
-    (Host::start_with(options), dir)
+    Host::start_with(options)
+}
+
+/// The component of the store `lockstore` on `redis`.
+fn on_redis(redis: &RedisServer) -> String {
+    component(STORE, "lock.redis", &[("redisHost", &redis.address())])
 }
 
 fn setups(extra: &[&str]) -> Vec<Setup> {
-    let mut setups = Vec::new();
-    let (host, dir) = host_with(Some(component(STORE, "lock.in-memory", &[])), extra);
-    setups.push(Setup {
-        name: "memory",
-        host,
-        _resources: dir,
-        _redis: None,
-    });
-    let (host, dir) = host_with(None, extra);
-    setups.push(Setup {
-        name: "embedded",
-        host,
-        _resources: dir,
-        _redis: None,
-    });
+    let memory = component(STORE, "lock.in-memory", &[]);
+    let mut setups = vec![
+        Setup {
+            name: "memory",
+            host: host_with(Some(memory), extra),
+            _redis: None,
+        },
+        Setup {
+            name: "embedded",
+            host: host_with(None, extra),
+            _redis: None,
+        },
+    ];
     match RedisServer::start() {
-        Some(redis) => {
-            let yaml = component(STORE, "lock.redis", &[("redisHost", &redis.address())]);
-            let (host, dir) = host_with(Some(yaml), extra);
-            setups.push(Setup {
-                name: "redis",
-                host,
-                _resources: dir,
-                _redis: Some(redis),
-            });
-        }
+        Some(redis) => setups.push(Setup {
+            name: "redis",
+            host: host_with(Some(on_redis(&redis)), extra),
+            _redis: Some(redis),
+        }),
         None => eprintln!("SKIPPED: alpha2 on lock.redis (no redis-server)"),
     }
     setups
 }
 
+/// Two hosts of the store `lockstore` on one Redis, and that Redis; without redis-server,
+/// `None` once the test (`what`) is said to be skipped.
+fn two_hosts_on_redis(what: &str) -> Option<(Host, Host, RedisServer)> {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!("SKIPPED: {what} (no redis-server)");
+        return None;
+    };
+    let one = host_with(Some(on_redis(&redis)), &[]);
+    let two = host_with(Some(on_redis(&redis)), &[]);
+    Some((one, two, redis))
+}
+
 fn error_code(body: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(body).expect("a JSON error");
     value["errorCode"].as_str().expect("errorCode").to_owned()
+}
+
+/// How long the lock on `resource` has left, as `inspect` says.
+fn time_left(api: &Alpha2, resource: &str) -> Duration {
+    let left = inspected(api, resource)["expiresIn"]
+        .as_str()
+        .expect("expiresIn")
+        .to_owned();
+    wasilock_rules::duration::parse(&left).unwrap()
 }
 
 fn inspected(api: &Alpha2, resource: &str) -> serde_json::Value {
@@ -185,16 +204,12 @@ fn a_stores_default_and_maximum_ttl_hold_for_acquire_renew_and_stream() {
         None => eprintln!("SKIPPED: TTL bounds on lock.redis (no redis-server)"),
     }
     for (name, yaml, _redis) in stores {
-        let (host, _dir) = host_with(Some(yaml), &[]);
+        let host = host_with(Some(yaml), &[]);
         let api = Alpha2::new(&host.base);
         // No ttl: the store's default, said in the answer and kept by the store.
         let grant = api.grant(STORE, "job", "");
         assert_eq!(grant.ttl, "1.5s", "{name}");
-        let left = inspected(&api, "job")["expiresIn"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let left = wasilock_rules::duration::parse(&left).unwrap();
+        let left = time_left(&api, "job");
         assert!(left <= Duration::from_millis(1500), "{name}: {left:?} left");
         // Renew without a ttl: the default again; above the maximum: 400 naming it.
         let body = format!(r#"{{"lockID":"{}"}}"#, grant.lock_id);
@@ -233,11 +248,7 @@ fn a_stores_default_and_maximum_ttl_hold_for_acquire_renew_and_stream() {
             "{name}: a ping after {:?}, not every third of 1.5s",
             started.elapsed()
         );
-        let left = inspected(&api, "streamed")["expiresIn"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let left = wasilock_rules::duration::parse(&left).unwrap();
+        let left = time_left(&api, "streamed");
         assert!(left <= Duration::from_millis(1500), "{name}: {left:?} left");
     }
 }
@@ -259,10 +270,10 @@ fn bad_ttl_bounds_stop_start_up_naming_the_file_the_component_and_the_property()
         ),
     ] {
         for kind in ["lock.in-memory", "lock.embedded"] {
-            let dir = resources(&[("bounds.yaml", &component(STORE, kind, metadata))]);
-            let options = Options::new().args(["--resources-path", dir.path().to_str().unwrap()]);
-            StartFailure::expect(
-                Host::try_start(options),
+            let options =
+                Options::new().resources(&[("bounds.yaml", &component(STORE, kind, metadata))]);
+            Host::refused(
+                options,
                 "bad TTL bounds: no start",
                 &["bounds.yaml", r#"component "lockstore""#, says],
             );
@@ -273,8 +284,7 @@ fn bad_ttl_bounds_stop_start_up_naming_the_file_the_component_and_the_property()
 #[test]
 fn reloaded_ttl_bounds_take_effect_and_keep_the_locks() {
     let dir = resources(&[("store.yaml", &bounded("lock.in-memory"))]);
-    let options = Options::new().args(["--resources-path", dir.path().to_str().unwrap()]);
-    let host = Host::start_with(options);
+    let host = Host::start_with(Options::new().resources_path(&dir));
     let api = Alpha2::new(&host.base);
     let held = api.grant(STORE, "kept", r#"{"ttl":"2m"}"#);
     let yaml = component(
@@ -307,7 +317,7 @@ fn reloaded_ttl_bounds_take_effect_and_keep_the_locks() {
 
 #[test]
 fn force_release_needs_permission() {
-    let (host, _dir) = host_with(None, &[]);
+    let host = host_with(None, &[]);
     let api = Alpha2::new(&host.base);
     api.grant(STORE, "r", "");
     let reply = api.force_release(STORE, "r");
@@ -376,7 +386,7 @@ fn waiters_are_granted_in_arrival_order_when_released() {
 
 #[test]
 fn a_waiter_that_disconnects_leaves_the_queue() {
-    let (host, _dir) = host_with(Some(component(STORE, "lock.in-memory", &[])), &[]);
+    let host = host_with(Some(component(STORE, "lock.in-memory", &[])), &[]);
     let api = Alpha2::new(&host.base);
     let holder = api.grant(STORE, "r", "");
     // The first waiter (a stream, not granted yet) goes away while queued.
@@ -454,7 +464,7 @@ fn a_forced_release_reaches_the_stream_holder_as_an_error_line() {
 
 #[test]
 fn an_acquire_that_fails_answers_the_stream_with_its_error() {
-    let (host, _dir) = host_with(None, &[]);
+    let host = host_with(None, &[]);
     let api = Alpha2::new(&host.base);
     api.grant(STORE, "held", "");
     let mut stream = api.stream(STORE, "held", r#"{"immediate":true}"#);
@@ -463,7 +473,7 @@ fn an_acquire_that_fails_answers_the_stream_with_its_error() {
 
 #[test]
 fn embedded_tokens_keep_increasing_across_kill_9() {
-    let (mut host, _dir) = host_with(None, &[]);
+    let mut host = host_with(None, &[]);
     let mut last = 0;
     for round in 0..3 {
         let api = Alpha2::new(&host.base);
@@ -488,13 +498,9 @@ fn embedded_tokens_keep_increasing_across_kill_9() {
 
 #[test]
 fn tokens_increase_across_two_hosts_on_one_redis() {
-    let Some(redis) = RedisServer::start() else {
-        eprintln!("SKIPPED: two hosts on one Redis (no redis-server)");
+    let Some((one, two, _redis)) = two_hosts_on_redis("two hosts on one Redis") else {
         return;
     };
-    let yaml = component(STORE, "lock.redis", &[("redisHost", &redis.address())]);
-    let (one, _a) = host_with(Some(yaml.clone()), &[]);
-    let (two, _b) = host_with(Some(yaml), &[]);
     let apis = [Alpha2::new(&one.base), Alpha2::new(&two.base)];
     let mut last = 0;
     for i in 0..10 {
@@ -515,13 +521,9 @@ fn tokens_increase_across_two_hosts_on_one_redis() {
 
 #[test]
 fn a_release_on_one_redis_host_wakes_a_waiter_on_another() {
-    let Some(redis) = RedisServer::start() else {
-        eprintln!("SKIPPED: waking across hosts on one Redis (no redis-server)");
+    let Some((one, two, _redis)) = two_hosts_on_redis("waking across hosts on one Redis") else {
         return;
     };
-    let yaml = component(STORE, "lock.redis", &[("redisHost", &redis.address())]);
-    let (one, _a) = host_with(Some(yaml.clone()), &[]);
-    let (two, _b) = host_with(Some(yaml), &[]);
     let holder = Alpha2::new(&one.base).grant(STORE, "r", r#"{"ttl":"10m"}"#);
     let waiter = {
         let api = Alpha2::new(&two.base);
@@ -563,28 +565,39 @@ mod grpc {
     //! The same API over gRPC (`wasilock.lock.v1alpha2.Locks`) on every store.
 
     use super::{STORE, setups};
+    use crate::grpc_client::{channel, runtime};
     use tonic::Code;
     use tonic::transport::Channel;
     use wasilock::api::grpc::alpha2_proto::lock_stream_event::Event;
     use wasilock::api::grpc::alpha2_proto::locks_client::LocksClient;
     use wasilock::api::grpc::alpha2_proto::{
-        GetLockRequest, LockRequest, RenewLockRequest, UnlockRequest,
+        GetLockRequest, LockRequest, LockResponse, LockStreamEvent, RenewLockRequest, UnlockRequest,
     };
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
+    async fn client(address: &str) -> LocksClient<Channel> {
+        LocksClient::new(channel(address).await)
     }
 
-    async fn client(address: &str) -> LocksClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to the gRPC API");
-        LocksClient::new(channel)
+    /// Runs `test` with a client of a host of each kind of store (see `setups`), and the
+    /// kind's name.
+    fn on_every_store(test: impl AsyncFn(&'static str, LocksClient<Channel>)) {
+        for setup in setups(&["--allow-force-unlock"]) {
+            runtime().block_on(async {
+                test(setup.name, client(&setup.host.grpc).await).await;
+            });
+        }
+    }
+
+    /// A lock held by a stream: the stream, and the grant it began with.
+    async fn held_by_stream(
+        c: &mut LocksClient<Channel>,
+        request: LockRequest,
+    ) -> (tonic::Streaming<LockStreamEvent>, LockResponse) {
+        let mut events = c.lock_stream(request).await.unwrap().into_inner();
+        let Some(Event::Acquired(grant)) = events.message().await.unwrap().unwrap().event else {
+            panic!("no grant first")
+        };
+        (events, grant)
     }
 
     fn lock(resource: &str, ttl: &str, immediate: bool) -> LockRequest {
@@ -597,6 +610,32 @@ mod grpc {
         }
     }
 
+    fn renew(resource: &str, lock_id: &str, ttl: &str) -> RenewLockRequest {
+        RenewLockRequest {
+            store_name: STORE.into(),
+            resource_id: resource.into(),
+            lock_id: lock_id.into(),
+            ttl: ttl.into(),
+        }
+    }
+
+    fn release(resource: &str, lock_id: &str) -> UnlockRequest {
+        UnlockRequest {
+            store_name: STORE.into(),
+            resource_id: resource.into(),
+            lock_id: lock_id.into(),
+            force: false,
+        }
+    }
+
+    /// A forced release (`--allow-force-unlock`): no lock ID.
+    fn forced(resource: &str) -> UnlockRequest {
+        UnlockRequest {
+            force: true,
+            ..release(resource, "")
+        }
+    }
+
     fn get(resource: &str) -> GetLockRequest {
         GetLockRequest {
             store_name: STORE.into(),
@@ -606,64 +645,43 @@ mod grpc {
 
     #[test]
     fn unary_calls_on_every_store() {
-        for setup in setups(&["--allow-force-unlock"]) {
-            let name = setup.name;
-            runtime().block_on(async {
-                let mut c = client(&setup.host.grpc).await;
-                let grant = c.lock(lock("g", "10s", false)).await.unwrap().into_inner();
-                assert_eq!(
-                    (grant.ttl.as_str(), grant.lock_id.len()),
-                    ("10s", 22),
-                    "{name}"
-                );
-                let err = c.lock(lock("g", "", true)).await.unwrap_err();
-                assert_eq!(err.code(), Code::Aborted, "{name}: {err:?}");
-                let state = c.get_lock(get("g")).await.unwrap().into_inner();
-                assert!(state.locked, "{name}");
-                assert_eq!(state.fencing_token, grant.fencing_token);
-                let renewed = c
-                    .renew_lock(RenewLockRequest {
-                        store_name: STORE.into(),
-                        resource_id: "g".into(),
-                        lock_id: grant.lock_id.clone(),
-                        ttl: "1m".into(),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                assert_eq!(renewed.fencing_token, grant.fencing_token, "{name}");
-                let release = UnlockRequest {
-                    store_name: STORE.into(),
-                    resource_id: "g".into(),
-                    lock_id: grant.lock_id.clone(),
-                    force: false,
-                };
-                c.unlock(release.clone()).await.unwrap();
-                let err = c.unlock(release).await.unwrap_err();
-                assert_eq!(err.code(), Code::NotFound, "{name}");
-                assert!(!c.get_lock(get("g")).await.unwrap().into_inner().locked);
-                let next = c.lock(lock("g", "", true)).await.unwrap().into_inner();
-                assert!(next.fencing_token > grant.fencing_token, "{name}");
-                let force = UnlockRequest {
-                    store_name: STORE.into(),
-                    resource_id: "g".into(),
-                    lock_id: String::new(),
-                    force: true,
-                };
-                c.unlock(force).await.unwrap();
-                let err = c.lock(lock("g", "0s", true)).await.unwrap_err();
-                assert_eq!(err.code(), Code::InvalidArgument, "{name}");
-                let mut other = lock("g", "", true);
-                other.store_name = "nope".into();
-                let err = c.lock(other).await.unwrap_err();
-                assert_eq!(err.code(), Code::InvalidArgument, "{name}");
-            });
-        }
+        on_every_store(async |name, mut c| {
+            let grant = c.lock(lock("g", "10s", false)).await.unwrap().into_inner();
+            assert_eq!(
+                (grant.ttl.as_str(), grant.lock_id.len()),
+                ("10s", 22),
+                "{name}"
+            );
+            let err = c.lock(lock("g", "", true)).await.unwrap_err();
+            assert_eq!(err.code(), Code::Aborted, "{name}: {err:?}");
+            let state = c.get_lock(get("g")).await.unwrap().into_inner();
+            assert!(state.locked, "{name}");
+            assert_eq!(state.fencing_token, grant.fencing_token);
+            let renewed = c
+                .renew_lock(renew("g", &grant.lock_id, "1m"))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(renewed.fencing_token, grant.fencing_token, "{name}");
+            c.unlock(release("g", &grant.lock_id)).await.unwrap();
+            let err = c.unlock(release("g", &grant.lock_id)).await.unwrap_err();
+            assert_eq!(err.code(), Code::NotFound, "{name}");
+            assert!(!c.get_lock(get("g")).await.unwrap().into_inner().locked);
+            let next = c.lock(lock("g", "", true)).await.unwrap().into_inner();
+            assert!(next.fencing_token > grant.fencing_token, "{name}");
+            c.unlock(forced("g")).await.unwrap();
+            let err = c.lock(lock("g", "0s", true)).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{name}");
+            let mut other = lock("g", "", true);
+            other.store_name = "nope".into();
+            let err = c.lock(other).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{name}");
+        });
     }
 
     #[test]
     fn a_stores_ttl_bounds_hold_over_grpc() {
-        let (host, _dir) = super::host_with(Some(super::bounded("lock.in-memory")), &[]);
+        let host = super::host_with(Some(super::bounded("lock.in-memory")), &[]);
         runtime().block_on(async {
             let mut c = client(&host.grpc).await;
             let grant = c.lock(lock("b", "", true)).await.unwrap().into_inner();
@@ -671,106 +689,57 @@ mod grpc {
             let err = c.lock(lock("c", "3m", true)).await.unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
             assert!(err.message().contains("2m0s"), "{err:?}");
-            let renew = |ttl: &str| RenewLockRequest {
-                store_name: STORE.into(),
-                resource_id: "b".into(),
-                lock_id: grant.lock_id.clone(),
-                ttl: ttl.into(),
-            };
-            let renewed = c.renew_lock(renew("")).await.unwrap().into_inner();
+            let renewed = c.renew_lock(renew("b", &grant.lock_id, "")).await;
+            let renewed = renewed.unwrap().into_inner();
             assert_eq!(renewed.ttl, "1.5s");
-            let err = c.renew_lock(renew("2m1s")).await.unwrap_err();
+            let err = c.renew_lock(renew("b", &grant.lock_id, "2m1s")).await;
+            let err = err.unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-            let mut events = c
-                .lock_stream(lock("s", "", false))
-                .await
-                .unwrap()
-                .into_inner();
-            let Some(Event::Acquired(streamed)) = events.message().await.unwrap().unwrap().event
-            else {
-                panic!("no grant first")
-            };
+            let (_events, streamed) = held_by_stream(&mut c, lock("s", "", false)).await;
             assert_eq!(streamed.ttl, "1.5s");
         });
     }
 
     #[test]
     fn a_forbidden_force_release_is_permission_denied() {
-        let (host, _dir) = super::host_with(None, &[]);
+        let host = super::host_with(None, &[]);
         runtime().block_on(async {
             let mut c = client(&host.grpc).await;
             c.lock(lock("f", "", true)).await.unwrap();
-            let force = UnlockRequest {
-                store_name: STORE.into(),
-                resource_id: "f".into(),
-                lock_id: String::new(),
-                force: true,
-            };
-            let err = c.unlock(force).await.unwrap_err();
+            let err = c.unlock(forced("f")).await.unwrap_err();
             assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
         });
     }
 
     #[test]
     fn a_streamed_lock_is_renewed_released_on_cancel_and_told_when_lost() {
-        for setup in setups(&["--allow-force-unlock"]) {
-            let name = setup.name;
-            runtime().block_on(async {
-                let mut c = client(&setup.host.grpc).await;
-                let mut events = c
-                    .lock_stream(lock("s", "1s", false))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let Some(Event::Acquired(grant)) = events.message().await.unwrap().unwrap().event
-                else {
-                    panic!("{name}: no grant first")
-                };
-                for _ in 0..6 {
-                    let event = events.message().await.unwrap().unwrap().event;
-                    assert!(matches!(event, Some(Event::Ping(_))), "{name}: {event:?}");
-                }
-                let state = c.get_lock(get("s")).await.unwrap().into_inner();
-                assert_eq!(
-                    (state.locked, state.fencing_token),
-                    (true, grant.fencing_token)
-                );
-                drop(events);
-                // Released at once on cancel: a waiter gets it.
-                let mut waiting = lock("s", "30s", false);
-                waiting.wait_timeout = "20s".into();
-                let next = c.lock(waiting).await.unwrap().into_inner();
-                assert!(next.fencing_token > grant.fencing_token, "{name}");
-                c.unlock(UnlockRequest {
-                    store_name: STORE.into(),
-                    resource_id: "s".into(),
-                    lock_id: next.lock_id,
-                    force: false,
-                })
-                .await
-                .unwrap();
-                // A forced release ends the stream with ERR_LOCK_LOST.
-                let mut events = c
-                    .lock_stream(lock("s", "30s", false))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                events.message().await.unwrap().unwrap();
-                c.unlock(UnlockRequest {
-                    store_name: STORE.into(),
-                    resource_id: "s".into(),
-                    lock_id: String::new(),
-                    force: true,
-                })
-                .await
-                .unwrap();
-                let err = events.message().await.unwrap_err();
-                assert_eq!(err.code(), Code::Aborted, "{name}: {err:?}");
-                assert!(
-                    err.message().starts_with("ERR_LOCK_LOST: "),
-                    "{name}: {err:?}"
-                );
-            });
-        }
+        on_every_store(async |name, mut c| {
+            let (mut events, grant) = held_by_stream(&mut c, lock("s", "1s", false)).await;
+            for _ in 0..6 {
+                let event = events.message().await.unwrap().unwrap().event;
+                assert!(matches!(event, Some(Event::Ping(_))), "{name}: {event:?}");
+            }
+            let state = c.get_lock(get("s")).await.unwrap().into_inner();
+            assert_eq!(
+                (state.locked, state.fencing_token),
+                (true, grant.fencing_token)
+            );
+            drop(events);
+            // Released at once on cancel: a waiter gets it.
+            let mut waiting = lock("s", "30s", false);
+            waiting.wait_timeout = "20s".into();
+            let next = c.lock(waiting).await.unwrap().into_inner();
+            assert!(next.fencing_token > grant.fencing_token, "{name}");
+            c.unlock(release("s", &next.lock_id)).await.unwrap();
+            // A forced release ends the stream with ERR_LOCK_LOST.
+            let (mut events, _) = held_by_stream(&mut c, lock("s", "30s", false)).await;
+            c.unlock(forced("s")).await.unwrap();
+            let err = events.message().await.unwrap_err();
+            assert_eq!(err.code(), Code::Aborted, "{name}: {err:?}");
+            assert!(
+                err.message().starts_with("ERR_LOCK_LOST: "),
+                "{name}: {err:?}"
+            );
+        });
     }
 }

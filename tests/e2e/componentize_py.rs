@@ -11,7 +11,8 @@
 
 use wasilock_testkit as common;
 
-use common::http_cases::{HttpCase, http_cases, replay};
+use crate::grpc_client::{dapr, runtime};
+use common::http_cases::{self, HttpCase, http_cases, replay};
 use common::installs::{python_venv, required, run};
 use common::{Host, Options, component, resources};
 use std::path::{Path, PathBuf};
@@ -235,12 +236,7 @@ async fn typed_lock(client: &mut DaprClient<Channel>, owner: &str) -> Result<boo
 
 /// Replays `cases` on both hosts and asserts that every answer is the same.
 fn assert_same_answers(python: &Host, built_in: &Host, cases: &[HttpCase]) {
-    let expected = replay(&built_in.base, cases);
-    let answers = replay(&python.base, cases);
-    assert_eq!(answers.len(), cases.len());
-    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-        assert_eq!(answer, expected, "{case:?}");
-    }
+    http_cases::assert_same_answers(&python.base, &built_in.base, cases, String::new);
 }
 
 #[test]
@@ -300,17 +296,8 @@ fn the_owner_policy_holds_over_http_and_grpc() {
     assert_eq!(python.lock("lockstore", "r", "team-b/bob", 30), Ok(true));
 
     // The typed `lock` export (the host's gRPC API) applies the same policy.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (refused, allowed) = runtime.block_on(async {
-        let channel = Channel::from_shared(format!("http://{}", python.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to the gRPC API");
-        let mut client = DaprClient::new(channel);
+    let (refused, allowed) = runtime().block_on(async {
+        let mut client = dapr(&python.grpc).await;
         let refused = typed_lock(&mut client, "team-b/bob").await;
         let allowed = typed_lock(&mut client, "team-a/alice").await;
         (refused, allowed)

@@ -9,10 +9,9 @@ use wasilock_testkit as common;
 
 use common::alpha2::{Alpha2, Grant};
 use common::etcd_cluster::EtcdCluster;
+use common::load::{assert_store_failure, under_load};
 use common::redis_server::TlsFiles;
-use common::{Host, Options, StartFailure, component, conformance_sequence, resources};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use common::{Host, Options, component, component_with_refs, conformance_sequence};
 use std::time::{Duration, Instant};
 use wasilock::stores::backend::etcd_api::etcdserverpb::{
     PutRequest, RangeResponse, RequestOp, TxnRequest, request_op,
@@ -26,11 +25,7 @@ fn etcd_component(name: &str, cluster: &EtcdCluster, extra: &[(&str, &str)]) -> 
     component(name, "lock.etcd", &metadata)
 }
 
-fn host_on(
-    cluster: &EtcdCluster,
-    app_id: &str,
-    extra: &[(&str, &str)],
-) -> (Host, tempfile::TempDir) {
+fn host_on(cluster: &EtcdCluster, app_id: &str, extra: &[(&str, &str)]) -> Host {
     Host::start_on(app_id, &etcd_component("shared", cluster, extra))
 }
 
@@ -106,7 +101,7 @@ fn conformance_sequence_on_etcd() {
     let Some(cluster) = EtcdCluster::start() else {
         return;
     };
-    let (host, _dir) = host_on(&cluster, "conformance", &[]);
+    let host = host_on(&cluster, "conformance", &[]);
     assert!(host.banner().contains("lock.etcd"), "{}", host.banner());
     conformance_sequence(&host, "shared");
 }
@@ -116,24 +111,12 @@ fn every_answer_is_the_one_the_in_memory_store_gives() {
     let Some(cluster) = EtcdCluster::start() else {
         return;
     };
-    let etcd = resources(&[(
-        "lockstore.yaml",
-        &etcd_component("lockstore", &cluster, &[]),
-    )]);
-    let memory = resources(&[(
-        "lockstore.yaml",
-        &component("lockstore", "lock.in-memory", &[]),
-    )]);
-    let start = |dir: &tempfile::TempDir| {
-        Host::start_with(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]))
-    };
-    let (on_etcd, in_memory) = (start(&etcd), start(&memory));
+    let start =
+        |yaml: &str| Host::start_with(Options::new().resources(&[("lockstore.yaml", yaml)]));
+    let on_etcd = start(&etcd_component("lockstore", &cluster, &[]));
+    let in_memory = start(&component("lockstore", "lock.in-memory", &[]));
     let cases = common::http_cases::http_cases();
-    let expected = common::http_cases::replay(&in_memory.base, &cases);
-    let answers = common::http_cases::replay(&on_etcd.base, &cases);
-    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-        assert_eq!(answer, expected, "{case:?}");
-    }
+    common::http_cases::assert_same_answers(&on_etcd.base, &in_memory.base, &cases, String::new);
 }
 
 #[test]
@@ -142,7 +125,7 @@ fn keys_are_daprs_layout_under_the_prefix_path_with_the_owner_on_a_lease() {
         return;
     };
     let raw = Raw::new(&cluster);
-    let (host, _dir) = host_on(&cluster, "billing", &[]);
+    let host = host_on(&cluster, "billing", &[]);
     assert_eq!(host.lock("shared", "invoice-8", "worker-1", 30), Ok(true));
     let keys = raw.all();
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -175,7 +158,7 @@ fn keys_are_daprs_layout_under_the_prefix_path_with_the_owner_on_a_lease() {
         ("none", "locks/lock||r"),
         ("team-a", "locks/lock||team-a||r"),
     ] {
-        let (host, _dir) = host_on(
+        let host = host_on(
             &cluster,
             "app",
             &[("keyPrefix", prefix), ("keyPrefixPath", "locks")],
@@ -198,7 +181,7 @@ fn each_lock_and_unlock_is_one_etcd_transaction() {
     let Some(cluster) = EtcdCluster::start() else {
         return;
     };
-    let (host, _dir) = host_on(&cluster, "counted", &[]);
+    let host = host_on(&cluster, "counted", &[]);
     let methods = ["Txn", "Range", "DeleteRange", "LeaseGrant", "LeaseRevoke"];
     let counts = || methods.map(|m| cluster.handled(m));
     let before = counts();
@@ -220,73 +203,17 @@ fn two_hosts_on_one_cluster_grant_each_lock_once() {
     let Some(cluster) = EtcdCluster::start() else {
         return;
     };
-    let (first, _a) = host_on(&cluster, "race", &[]);
-    let (second, _b) = host_on(&cluster, "race", &[]);
-    common::one_winner_rounds(
-        &[first.base.clone(), second.base.clone()],
-        "shared",
-        "r",
-        8,
-        20,
-    );
+    let first = host_on(&cluster, "race", &[]);
+    let second = host_on(&cluster, "race", &[]);
+    common::one_winner_rounds(&[&first.base, &second.base], "shared", "r", 8, 20);
     assert_eq!(first.lock("shared", "x", "one", 30), Ok(true));
     assert_eq!(second.lock("shared", "x", "two", 30), Ok(false));
     assert_eq!(second.unlock("shared", "x", "one"), Ok(0));
 }
 
-/// Workers lock and unlock resources of their own in a loop; every outcome is recorded:
-/// (when, HTTP status, what went wrong: empty when right).
-fn under_load<R>(host: &Host, during: impl FnOnce() -> R) -> (R, Vec<(Instant, u16, String)>) {
-    let stop = AtomicBool::new(false);
-    let outcomes = Mutex::new(Vec::new());
-    let result = std::thread::scope(|scope| {
-        for worker in 0..4 {
-            let (base, stop, outcomes) = (&host.base, &stop, &outcomes);
-            scope.spawn(move || {
-                let agent = common::agent();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let resource = format!("w{worker}-{i}");
-                    let reply = match common::try_lock(&agent, base, "shared", &resource, "o", 30) {
-                        Ok(true) => match common::unlock(&agent, base, "shared", &resource, "o") {
-                            Ok(0) => (200, String::new()),
-                            Ok(status) => (200, format!("unlock status {status}")),
-                            Err(reply) => (reply.status, reply.body),
-                        },
-                        Ok(false) => (200, "refused a lock nobody held".to_string()),
-                        Err(reply) => (reply.status, reply.body),
-                    };
-                    outcomes
-                        .lock()
-                        .unwrap()
-                        .push((Instant::now(), reply.0, reply.1));
-                    if reply.0 != 200 {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            });
-        }
-        let result = during();
-        stop.store(true, Ordering::Relaxed);
-        result
-    });
-    (result, outcomes.into_inner().unwrap())
-}
-
 /// A failure is daprd's 500 naming etcd.
 fn assert_named_500(status: u16, body: &str) {
-    assert_eq!(status, 500, "{body}");
-    assert!(
-        body.starts_with(
-            r#"{"errorCode":"ERR_TRY_LOCK","message":"failed to try acquiring lock: "#
-        ) || body.starts_with(r#"{"errorCode":"ERR_UNLOCK","message":"failed to release lock: "#),
-        "{body}"
-    );
-    assert!(
-        body.contains("etcd at 127.0.0.1:"),
-        "the cause names etcd: {body}"
-    );
+    assert_store_failure(status, body, "etcd at 127.0.0.1:");
 }
 
 #[test]
@@ -294,40 +221,33 @@ fn a_killed_leader_stops_neither_grants_nor_the_locks_held() {
     let Some(mut cluster) = EtcdCluster::start() else {
         return;
     };
-    let (host, _dir) = host_on(&cluster, "failover", &[("dialTimeout", "2s")]);
+    let host = host_on(&cluster, "failover", &[("dialTimeout", "2s")]);
     assert_eq!(host.lock("shared", "held", "holder", 60), Ok(true));
-    let (killed_at, outcomes) = under_load(&host, || {
+    let (killed_at, outcomes) = under_load(&host.base, "shared", 4, || {
         std::thread::sleep(Duration::from_millis(500));
         let leader = cluster.leader();
         let killed_at = Instant::now();
         cluster.kill(leader);
         // Grants resume once a new leader is elected.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while host.lock("shared", "after-kill", "o", 30) != Ok(true) {
-            assert!(
-                Instant::now() < deadline,
-                "no grant after the leader was killed"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_until(
+            "a grant after the leader was killed",
+            Duration::from_secs(15),
+            || host.lock("shared", "after-kill", "o", 30) == Ok(true),
+        );
         std::thread::sleep(Duration::from_secs(1));
         killed_at
     });
     assert!(
-        outcomes.iter().any(|o| o.0 < killed_at),
+        outcomes.iter().any(|o| o.ended() < killed_at),
         "no load before the kill"
     );
-    assert!(
-        outcomes
-            .iter()
-            .any(|o| o.0 > killed_at && o.1 == 200 && o.2.is_empty())
-    );
-    for (_, status, body) in &outcomes {
+    assert!(outcomes.iter().any(|o| o.ended() > killed_at && o.right()));
+    for outcome in &outcomes {
         // Never a wrong answer; at worst daprd's 500 naming etcd.
-        if *status == 200 {
-            assert_eq!(body, "", "a wrong answer");
+        if outcome.status == 200 {
+            assert_eq!(outcome.wrong, "", "a wrong answer");
         } else {
-            assert_named_500(*status, body);
+            assert_named_500(outcome.status, &outcome.wrong);
         }
     }
     // The lock held before the kill still holds.
@@ -340,18 +260,12 @@ fn a_whole_cluster_outage_fails_naming_etcd_and_recovery_needs_nothing() {
     let Some(mut cluster) = EtcdCluster::start() else {
         return;
     };
-    let dir = resources(&[
+    let host = Host::start_with(Options::new().app_id("outage").resources(&[
         (
             "etcd.yaml",
             &etcd_component("shared", &cluster, &[("dialTimeout", "500ms")]),
         ),
         ("memory.yaml", &component("local", "lock.in-memory", &[])),
-    ]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        "outage",
-        "--resources-path",
-        dir.path().to_str().unwrap(),
     ]));
     assert_eq!(host.lock("shared", "before", "o", 60), Ok(true));
     cluster.kill_all();
@@ -382,13 +296,9 @@ fn start_up_refuses_what_the_host_cannot_honour_naming_file_component_and_proper
     let Some(cluster) = EtcdCluster::start() else {
         return;
     };
-    let refused = |yaml: &str| {
-        let dir = resources(&[("etcd.yaml", yaml)]);
-        let args = ["--resources-path", dir.path().to_str().unwrap()];
-        Host::try_start(Options::new().args(args))
-            .err()
-            .expect("start-up must fail")
-            .stderr
+    let refused = |yaml: &str, needles: &[&str]| {
+        let options = Options::new().resources(&[("etcd.yaml", yaml)]);
+        Host::refused(options, &format!("start-up must fail: {yaml}"), needles);
     };
     for (extra, needle) in [
         (
@@ -406,32 +316,29 @@ fn start_up_refuses_what_the_host_cannot_honour_naming_file_component_and_proper
             "metadata property password is set without username",
         ),
     ] {
-        let stderr = refused(&etcd_component("shared", &cluster, extra));
-        for needle in ["etcd.yaml", r#"component "shared""#, needle] {
-            assert!(stderr.contains(needle), "{extra:?}: {needle}: {stderr}");
-        }
+        let yaml = etcd_component("shared", &cluster, extra);
+        refused(&yaml, &["etcd.yaml", r#"component "shared""#, needle]);
     }
-    let stderr = refused(&component("shared", "lock.etcd", &[("keyPrefixPath", "x")]));
-    assert!(
-        stderr.contains("metadata property endpoints is empty"),
-        "{stderr}"
+    refused(
+        &component("shared", "lock.etcd", &[("keyPrefixPath", "x")]),
+        &["metadata property endpoints is empty"],
     );
     let unreachable = component(
         "shared",
         "lock.etcd",
         &[("endpoints", "127.0.0.1:1"), ("dialTimeout", "300ms")],
     );
-    let stderr = refused(&unreachable);
-    for needle in [
-        "etcd.yaml",
-        "shared",
-        "cannot connect to etcd at 127.0.0.1:1",
-    ] {
-        assert!(stderr.contains(needle), "{needle}: {stderr}");
-    }
+    refused(
+        &unreachable,
+        &[
+            "etcd.yaml",
+            "shared",
+            "cannot connect to etcd at 127.0.0.1:1",
+        ],
+    );
 
     // Ignored and unknown names are accepted, each with a log line.
-    let (host, _dir) = host_on(
+    let host = host_on(
         &cluster,
         "tuned",
         &[("maxTxnOps", "64"), ("endpionts", "x")],
@@ -445,61 +352,51 @@ fn start_up_refuses_what_the_host_cannot_honour_naming_file_component_and_proper
 
 #[test]
 fn tls_checks_the_servers_and_presents_the_client_certificate() {
-    let Some(tls) = TlsFiles::generate() else {
-        return;
-    };
-    let Some(cluster) = EtcdCluster::start_tls(&tls) else {
+    let Some((tls, cluster)) = TlsFiles::generate_for(EtcdCluster::start_tls) else {
         return;
     };
     let ca = std::fs::read_to_string(tls.ca_file()).unwrap();
     let (cert, key) = (tls.client_cert(), tls.client_key());
-    let yaml = |extra: &str| {
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shared\nspec:\n  type: lock.etcd\n  version: v1\n  metadata:\n  - name: endpoints\n    value: \"{}\"\n  - name: tlsEnable\n    value: \"true\"\n  - name: dialTimeout\n    value: 2s\n  - name: ca\n    envRef: TEST_CA\n{extra}",
-            cluster.endpoints()
-        )
+    let endpoints = cluster.endpoints();
+    let metadata = [
+        ("endpoints", endpoints.as_str()),
+        ("tlsEnable", "true"),
+        ("dialTimeout", "2s"),
+    ];
+    // With the authority, and the client certificate when `certificates` refs name it.
+    let yaml = |certificates: &[(&str, &str)]| {
+        let refs = [&[("ca", "TEST_CA")], certificates].concat();
+        component_with_refs("shared", "lock.etcd", &metadata, &refs)
     };
-    let start = |yaml: &str| {
-        let dir = resources(&[("etcd.yaml", yaml)]);
-        let options = Options::new()
-            .args([
-                "--app-id",
-                "tls",
-                "--resources-path",
-                dir.path().to_str().unwrap(),
+    let options = |yaml: &str, ca: &str| {
+        Options::new()
+            .app_id("tls")
+            .resources(&[("etcd.yaml", yaml)])
+            .envs(&[
+                ("TEST_CA", ca),
+                ("TEST_CLIENT_CERT", &cert),
+                ("TEST_CLIENT_KEY", &key),
             ])
-            .env("TEST_CA", &ca)
-            .env("TEST_CLIENT_CERT", &cert)
-            .env("TEST_CLIENT_KEY", &key);
-        (Host::try_start(options), dir)
     };
     let cannot_connect = format!("cannot connect to etcd at {}", cluster.endpoints());
     // The members ask for a client certificate: without one, no start.
-    let (failure, _dir) = start(&yaml(""));
-    StartFailure::expect(
-        failure,
+    Host::refused(
+        options(&yaml(&[]), &ca),
         "no client certificate: no start",
         &[&cannot_connect],
     );
-    let certificates = "  - name: cert\n    envRef: TEST_CLIENT_CERT\n  - name: key\n    envRef: TEST_CLIENT_KEY\n";
+    let certificates = [("cert", "TEST_CLIENT_CERT"), ("key", "TEST_CLIENT_KEY")];
     // An authority that did not sign the members' certificates: no start.
     let Some(other) = TlsFiles::generate() else {
         return;
     };
     let other_ca = std::fs::read_to_string(other.ca_file()).unwrap();
-    let dir = resources(&[("etcd.yaml", &yaml(certificates))]);
-    let options = Options::new()
-        .args(["--resources-path", dir.path().to_str().unwrap()])
-        .env("TEST_CA", &other_ca)
-        .env("TEST_CLIENT_CERT", &cert)
-        .env("TEST_CLIENT_KEY", &key);
-    StartFailure::expect(
-        Host::try_start(options),
+    Host::refused(
+        options(&yaml(&certificates), &other_ca),
         "an unknown authority: no start",
         &[&cannot_connect],
     );
-    let (host, _dir) = start(&yaml(certificates));
-    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    let host = Host::start_with(options(&yaml(&certificates), &ca));
     conformance_sequence(&host, "shared");
 }
 
@@ -510,22 +407,17 @@ fn etcd_users_log_in_again_when_the_token_expires_and_wrong_credentials_stop_sta
         return;
     };
     cluster.enable_auth("s3cret");
-    let dir = resources(&[(
-        "etcd.yaml",
-        &etcd_component(
-            "shared",
-            &cluster,
-            &[
-                ("username", "root"),
-                ("password", "wrong"),
-                ("dialTimeout", "1s"),
-            ],
-        ),
-    )]);
-    let failure =
-        Host::try_start(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]));
-    let failure = StartFailure::expect(
-        failure,
+    let wrong = etcd_component(
+        "shared",
+        &cluster,
+        &[
+            ("username", "root"),
+            ("password", "wrong"),
+            ("dialTimeout", "1s"),
+        ],
+    );
+    let failure = Host::refused(
+        Options::new().resources(&[("etcd.yaml", &wrong)]),
         "a wrong password: no start",
         &[
             "etcd.yaml",
@@ -537,7 +429,7 @@ fn etcd_users_log_in_again_when_the_token_expires_and_wrong_credentials_stop_sta
         !failure.stderr.contains("wrong"),
         "the password is not printed"
     );
-    let (host, _dir) = host_on(
+    let host = host_on(
         &cluster,
         "auth",
         &[("username", "root"), ("password", "s3cret")],
@@ -555,8 +447,8 @@ fn a_release_on_one_host_wakes_a_waiter_on_another_through_etcd_even_after_an_ou
     let Some(mut cluster) = EtcdCluster::start() else {
         return;
     };
-    let (one, _a) = host_on(&cluster, "waking", &[("dialTimeout", "2s")]);
-    let (two, _b) = host_on(&cluster, "waking", &[("dialTimeout", "2s")]);
+    let one = host_on(&cluster, "waking", &[("dialTimeout", "2s")]);
+    let two = host_on(&cluster, "waking", &[("dialTimeout", "2s")]);
     for round in ["first", "after the whole cluster was killed and restarted"] {
         let holder = Alpha2::new(&one.base).grant("shared", "r", r#"{"ttl":"10m"}"#);
         if round != "first" {

@@ -5,7 +5,8 @@
 
 use wasilock_testkit as common;
 
-use common::{Host, Options, component, resources};
+use crate::grpc_client::{channel, dapr, granted, runtime};
+use common::{Host, Options, component};
 use tonic::Code;
 use tonic::transport::Channel;
 use wasilock::api::grpc::proto::dapr_client::DaprClient;
@@ -110,40 +111,15 @@ async fn over_grpc(client: &mut DaprClient<Channel>, step: &Step) -> Outcome {
     result.unwrap_or_else(|status| Outcome::Refused(status.code(), status.message().into()))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A channel to the host's gRPC API.
-async fn channel(host: &Host) -> Channel {
-    Channel::from_shared(format!("http://{}", host.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC API")
-}
-
-async fn connect(host: &Host) -> DaprClient<Channel> {
-    DaprClient::new(channel(host).await)
-}
-
-fn in_memory_store() -> tempfile::TempDir {
-    resources(&[(
-        "lockstore.yaml",
-        &component("lockstore", "lock.in-memory", &[]),
-    )])
-}
-
-/// Runs `STEPS` over HTTP on one fresh host and over gRPC on another; returns both lists.
-fn both_transports(options: impl Fn() -> Options) -> (Vec<Outcome>, Vec<Outcome>) {
-    let http_host = Host::start_with(options());
+/// Runs `STEPS` over HTTP on one fresh host and over gRPC on another, both on the
+/// resource files `files`; returns both lists.
+fn both_transports(files: &[(&str, &str)]) -> (Vec<Outcome>, Vec<Outcome>) {
+    let options = Options::new().resources(files);
+    let http_host = Host::start_with(options.clone());
     let http: Vec<_> = STEPS.iter().map(|s| over_http(&http_host, s)).collect();
-    let grpc_host = Host::start_with(options());
+    let grpc_host = Host::start_with(options);
     let grpc = runtime().block_on(async {
-        let mut client = connect(&grpc_host).await;
+        let mut client = dapr(&grpc_host.grpc).await;
         let mut outcomes = Vec::new();
         for step in STEPS {
             outcomes.push(over_grpc(&mut client, step).await);
@@ -155,14 +131,15 @@ fn both_transports(options: impl Fn() -> Options) -> (Vec<Outcome>, Vec<Outcome>
 
 #[test]
 fn http_and_grpc_agree_on_every_case() {
-    let dir = in_memory_store();
-    let (http, grpc) =
-        both_transports(|| Options::new().args(["--resources-path", dir.path().to_str().unwrap()]));
+    let store = component("lockstore", "lock.in-memory", &[]);
+    let (http, grpc) = both_transports(&[("lockstore.yaml", &store)]);
     for ((step, h), g) in STEPS.iter().zip(&http).zip(&grpc) {
         assert_eq!(h, g, "{step:?}");
     }
     // And the answers are daprd's, not merely equal to each other.
     let refused = |code, message: &str| Outcome::Refused(code, message.into());
+    let invalid = |message| refused(Code::InvalidArgument, message);
+    let internal = |message| refused(Code::Internal, message);
     assert_eq!(
         grpc,
         vec![
@@ -174,54 +151,25 @@ fn http_and_grpc_agree_on_every_case() {
             Outcome::Unlocked(unlock_response::Status::Success as i32),
             Outcome::Unlocked(unlock_response::Status::LockDoesNotExist as i32),
             Outcome::Locked(true),
-            refused(
-                Code::InvalidArgument,
-                "ExpiryInSeconds is not positive in lock store lockstore"
-            ),
-            refused(
-                Code::InvalidArgument,
-                "ExpiryInSeconds is not positive in lock store lockstore"
-            ),
-            refused(
-                Code::InvalidArgument,
-                "ExpiryInSeconds is not positive in lock store no-such-store"
-            ),
-            refused(
-                Code::InvalidArgument,
-                "ResourceId is empty in lock store lockstore"
-            ),
-            refused(
-                Code::InvalidArgument,
-                "LockOwner is empty in lock store lockstore"
-            ),
+            invalid("ExpiryInSeconds is not positive in lock store lockstore"),
+            invalid("ExpiryInSeconds is not positive in lock store lockstore"),
+            invalid("ExpiryInSeconds is not positive in lock store no-such-store"),
+            invalid("ResourceId is empty in lock store lockstore"),
+            invalid("LockOwner is empty in lock store lockstore"),
             Outcome::Locked(true),
-            refused(
-                Code::InvalidArgument,
-                "ResourceId is empty in lock store lockstore"
-            ),
-            refused(
-                Code::InvalidArgument,
-                "LockOwner is empty in lock store lockstore"
-            ),
-            refused(Code::InvalidArgument, "lock store no-such-store not found"),
-            refused(Code::InvalidArgument, "lock store no-such-store not found"),
-            refused(
-                Code::Internal,
-                "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'"
-            ),
-            refused(
-                Code::Internal,
-                "failed to release lock: input key/keyPrefix 'a||b' can't contain '||'"
-            ),
+            invalid("ResourceId is empty in lock store lockstore"),
+            invalid("LockOwner is empty in lock store lockstore"),
+            invalid("lock store no-such-store not found"),
+            invalid("lock store no-such-store not found"),
+            internal("failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'"),
+            internal("failed to release lock: input key/keyPrefix 'a||b' can't contain '||'"),
         ]
     );
 }
 
 #[test]
 fn without_stores_both_transports_say_not_configured() {
-    let dir = resources(&[]);
-    let (http, grpc) =
-        both_transports(|| Options::new().args(["--resources-path", dir.path().to_str().unwrap()]));
+    let (http, grpc) = both_transports(&[]);
     assert_eq!(http, grpc);
     assert_eq!(
         grpc[0],
@@ -236,7 +184,7 @@ fn without_stores_both_transports_say_not_configured() {
 fn a_lock_taken_over_grpc_is_seen_over_http_and_the_other_way() {
     let host = Host::start();
     runtime().block_on(async {
-        let mut client = connect(&host).await;
+        let mut client = dapr(&host.grpc).await;
         let step = Step::Lock("lockstore", "shared", "grpc-owner", 30);
         assert_eq!(over_grpc(&mut client, &step).await, Outcome::Locked(true));
         assert_eq!(
@@ -256,18 +204,12 @@ fn a_lock_taken_over_grpc_is_seen_over_http_and_the_other_way() {
 
 #[test]
 fn get_metadata_lists_the_app_and_its_lock_stores() {
-    let dir = resources(&[
+    let host = Host::start_with(Options::new().app_id("checkout").resources(&[
         ("a.yaml", &component("orders", "lock.in-memory", &[])),
         ("b.yaml", &component("lockstore", "lock.embedded", &[])),
-    ]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        "checkout",
-        "--resources-path",
-        dir.path().to_str().unwrap(),
     ]));
     let metadata = runtime().block_on(async {
-        let mut client = connect(&host).await;
+        let mut client = dapr(&host.grpc).await;
         client
             .get_metadata(GetMetadataRequest {})
             .await
@@ -308,7 +250,7 @@ fn the_api_token_is_checked_as_daprd_does() {
     use tonic_types::StatusExt;
     let host = Host::start_with(Options::new().env("DAPR_API_TOKEN", "s3cret"));
     runtime().block_on(async {
-        let mut client = connect(&host).await;
+        let mut client = dapr(&host.grpc).await;
         let request = |token: Option<&str>| {
             let mut request = tonic::Request::new(GetMetadataRequest {});
             if let Some(token) = token {
@@ -341,14 +283,7 @@ fn the_api_token_is_checked_as_daprd_does() {
         });
         lock.metadata_mut()
             .insert("dapr-api-token", "s3cret".parse().unwrap());
-        assert!(
-            client
-                .try_lock_alpha1(lock)
-                .await
-                .unwrap()
-                .into_inner()
-                .success
-        );
+        assert!(granted(&mut client, lock).await);
     });
 }
 
@@ -356,7 +291,7 @@ fn the_api_token_is_checked_as_daprd_does() {
 fn other_methods_of_the_service_are_unimplemented() {
     let host = Host::start();
     let status = runtime().block_on(async {
-        let channel = channel(&host).await;
+        let channel = channel(&host.grpc).await;
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.unwrap();
         grpc.unary::<(), (), _>(
@@ -370,45 +305,55 @@ fn other_methods_of_the_service_are_unimplemented() {
     assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
 }
 
+/// The answers of the reflection service of version `$version` (`v1` or `v1alpha`) on
+/// `$channel` to `$requests` (one of its `MessageRequest`s each): the two versions are twin
+/// generated modules.
+macro_rules! reflection_answers {
+    ($version:ident, $channel:expr, $requests:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        let requests: Vec<_> = $requests
+            .into_iter()
+            .map(|message| ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(message),
+            })
+            .collect();
+        let count = requests.len();
+        let mut stream = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream_of(requests))
+            .await
+            .expect(concat!("reflection ", stringify!($version)))
+            .into_inner();
+        let mut answers = Vec::new();
+        for _ in 0..count {
+            answers.push(stream.message().await.unwrap().unwrap().message_response);
+        }
+        answers
+    }};
+}
+
 #[test]
 fn reflection_lists_and_describes_the_service_in_v1_and_v1alpha() {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient as V1;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaReflectionRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as V1Alpha;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
 
     let host = Host::start();
     runtime().block_on(async {
-        let channel = channel(&host).await;
-        let ask = |message| ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(message),
-        };
-        let requests = vec![
-            ask(MessageRequest::ListServices(String::new())),
-            ask(MessageRequest::FileContainingSymbol(
-                "dapr.proto.runtime.v1.Dapr".into(),
-            )),
+        let channel = channel(&host.grpc).await;
+        let requests = [
+            MessageRequest::ListServices(String::new()),
+            MessageRequest::FileContainingSymbol("dapr.proto.runtime.v1.Dapr".into()),
         ];
-        let mut answers = V1::new(channel.clone())
-            .server_reflection_info(tokio_stream_of(requests))
-            .await
-            .expect("reflection v1")
-            .into_inner();
-        let Some(MessageResponse::ListServicesResponse(list)) =
-            answers.message().await.unwrap().unwrap().message_response
-        else {
+        let answers = reflection_answers!(v1, channel.clone(), requests);
+        let Some(MessageResponse::ListServicesResponse(list)) = &answers[0] else {
             panic!("no service list")
         };
         let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
         assert!(names.contains(&"dapr.proto.runtime.v1.Dapr"), "{names:?}");
-        let Some(MessageResponse::FileDescriptorResponse(files)) =
-            answers.message().await.unwrap().unwrap().message_response
-        else {
+        let Some(MessageResponse::FileDescriptorResponse(files)) = &answers[1] else {
             panic!("no file descriptor")
         };
         let files = files.file_descriptor_proto.concat();
@@ -419,18 +364,9 @@ fn reflection_lists_and_describes_the_service_in_v1_and_v1alpha() {
             );
         }
 
-        let alpha = vec![AlphaReflectionRequest {
-            host: String::new(),
-            message_request: Some(AlphaRequest::ListServices(String::new())),
-        }];
-        let mut answers = V1Alpha::new(channel)
-            .server_reflection_info(tokio_stream_of(alpha))
-            .await
-            .expect("reflection v1alpha")
-            .into_inner();
-        let Some(AlphaResponse::ListServicesResponse(list)) =
-            answers.message().await.unwrap().unwrap().message_response
-        else {
+        let requests = [AlphaRequest::ListServices(String::new())];
+        let answers = reflection_answers!(v1alpha, channel, requests);
+        let Some(AlphaResponse::ListServicesResponse(list)) = &answers[0] else {
             panic!("no v1alpha service list")
         };
         assert!(
@@ -451,23 +387,19 @@ fn tokio_stream_of<T: Send + 'static>(
 #[test]
 fn typed_calls_share_the_warm_instances_and_limits_of_http() {
     let guest = common::fault_injection_guest();
-    let dir = resources(&[
-        (
-            "count.yaml",
-            &component("fault-count", "lock.in-memory", &[]),
-        ),
-        ("spin.yaml", &component("fault-spin", "lock.in-memory", &[])),
-    ]);
-    let host = Host::start_with(Options::new().args([
-        "--component",
-        guest.to_str().unwrap(),
-        "--resources-path",
-        dir.path().to_str().unwrap(),
-        "--guest-timeout",
-        "300ms",
-    ]));
+    let options = Options::new()
+        .args(["--component", guest.to_str().unwrap()])
+        .args(["--guest-timeout", "300ms"])
+        .resources(&[
+            (
+                "count.yaml",
+                &component("fault-count", "lock.in-memory", &[]),
+            ),
+            ("spin.yaml", &component("fault-spin", "lock.in-memory", &[])),
+        ]);
+    let host = Host::start_with(options);
     runtime().block_on(async {
-        let mut client = connect(&host).await;
+        let mut client = dapr(&host.grpc).await;
         // Typed calls on the counting store count like HTTP requests, in the same instance.
         for _ in 0..3 {
             let step = Step::Lock("fault-count", "r", "o", 10);

@@ -54,7 +54,7 @@ fn conformance_sequence_on_the_default_embedded_store() {
 fn conformance_sequence_on_an_in_memory_store() {
     let dir = resources(&[("memory.yaml", &component("fast", "lock.in-memory", &[]))]);
     for (setting, export) in HTTP_EXPORTS {
-        let options = Options::new().args(["--resources-path", resources_path(&dir)]);
+        let options = Options::new().resources_path(&dir);
         conformance_sequence(&start_through(setting, export, options), "fast");
     }
 }
@@ -185,12 +185,7 @@ fn without_stores_lock_requests_are_not_configured_and_scopes_hide_stores() {
         component("hidden", "lock.in-memory", &[])
     );
     let only_hidden = resources(&[("hidden.yaml", &scoped)]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        "me",
-        "--resources-path",
-        resources_path(&only_hidden),
-    ]));
+    let host = Host::start_with(Options::new().app_id("me").resources_path(&only_hidden));
     let not_configured = error(
         500,
         "ERR_LOCK_STORE_NOT_CONFIGURED",
@@ -204,12 +199,7 @@ fn without_stores_lock_requests_are_not_configured_and_scopes_hide_stores() {
 
     let visible = component("visible", "lock.in-memory", &[]);
     let both = resources(&[("hidden.yaml", &scoped), ("visible.yaml", &visible)]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        "me",
-        "--resources-path",
-        resources_path(&both),
-    ]));
+    let host = Host::start_with(Options::new().app_id("me").resources_path(&both));
     assert_eq!(
         host.post("/v1.0-alpha1/lock/hidden", body),
         error(
@@ -226,13 +216,16 @@ fn key_prefixes_keep_app_ids_apart_on_one_data_dir() {
     let data = tempfile::tempdir().unwrap();
     let shared = component("shared", "lock.embedded", &[("keyPrefix", "name")]);
     let dir = resources(&[("shared.yaml", &shared)]);
-    let start = |app: &str| {
+    // A host as the app `app` on the resources in `dir`, all on one data directory.
+    let on = |dir: &tempfile::TempDir, app: &str| {
         Host::start_with(
             Options::new()
-                .args(["--app-id", app, "--resources-path", resources_path(&dir)])
+                .app_id(app)
+                .resources_path(dir)
                 .data_dir(data.path()),
         )
     };
+    let start = |app: &str| on(&dir, app);
     let one = start("one");
     assert_eq!(
         one.lock("lockstore", "r", "a", 30).map_err(|r| r.status),
@@ -246,13 +239,7 @@ fn key_prefixes_keep_app_ids_apart_on_one_data_dir() {
     drop(two);
     // The default `appid` prefix: each app id has its own locks.
     let apart = resources(&[("own.yaml", &component("own", "lock.embedded", &[]))]);
-    let start = |app: &str| {
-        Host::start_with(
-            Options::new()
-                .args(["--app-id", app, "--resources-path", resources_path(&apart)])
-                .data_dir(data.path()),
-        )
-    };
+    let start = |app: &str| on(&apart, app);
     assert_eq!(start("one").lock("own", "r", "a", 30), Ok(true));
     assert_eq!(start("two").lock("own", "r", "b", 30), Ok(true));
     assert_eq!(start("one").lock("own", "r", "b", 30), Ok(false));
@@ -313,14 +300,11 @@ fn locks_acknowledged_before_kill_9_are_held_after_a_restart() {
     assert_eq!(host.unlock("lockstore", "held-0", "thief"), Ok(2));
     assert_eq!(host.unlock("lockstore", "held-0", "owner"), Ok(0));
     std::thread::sleep(Duration::from_secs(2).saturating_sub(short_acquired.elapsed()));
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while host.lock("lockstore", "short", "next", 30) != Ok(true) {
-        assert!(
-            Instant::now() < deadline,
-            "the short lease outlived its TTL after restart"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(
+        "the short lease's end after restart",
+        Duration::from_secs(2),
+        || host.lock("lockstore", "short", "next", 30) == Ok(true),
+    );
 }
 
 #[test]
@@ -351,12 +335,7 @@ fn the_api_token_guards_everything_but_health_checks() {
 #[test]
 fn metadata_answers_as_daprd_with_the_lock_stores() {
     let dir = resources(&[("orders.yaml", &component("orders", "lock.in-memory", &[]))]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        "checkout",
-        "--resources-path",
-        resources_path(&dir),
-    ]));
+    let host = Host::start_with(Options::new().app_id("checkout").resources_path(&dir));
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
         host.get("/v1.0/metadata"),
@@ -455,35 +434,22 @@ fn one_connection_serves_many_requests() {
 
 #[test]
 fn bad_component_files_stop_start_up_with_a_clear_error() {
-    let broken = resources(&[("broken.yaml", "kind: Component\nmetadata: [\n")]);
-    let failure =
-        Host::try_start(Options::new().args(["--resources-path", resources_path(&broken)]))
-            .err()
-            .expect("a broken file must stop start-up");
-    assert!(!failure.status.success());
-    assert!(failure.stderr.contains("broken.yaml"), "{}", failure.stderr);
-
-    let zookeeper = resources(&[(
-        "zookeeper.yaml",
-        &component("coordination", "lock.zookeeper", &[]),
-    )]);
-    let failure =
-        Host::try_start(Options::new().args(["--resources-path", resources_path(&zookeeper)]))
-            .err()
-            .expect("an unsupported lock type must stop start-up");
-    assert!(!failure.status.success());
-    for needle in ["zookeeper.yaml", "coordination", "lock.zookeeper"] {
-        assert!(
-            failure.stderr.contains(needle),
-            "{needle}: {}",
-            failure.stderr
-        );
-    }
-
-    let missing = Host::try_start(Options::new().args(["--resources-path", "/no/such/dir"]))
-        .err()
-        .expect("a missing resources path must stop start-up");
-    assert!(failure_names(&missing, "/no/such/dir"));
+    Host::refused(
+        Options::new().resources(&[("broken.yaml", "kind: Component\nmetadata: [\n")]),
+        "a broken file must stop start-up",
+        &["broken.yaml"],
+    );
+    let zookeeper = component("coordination", "lock.zookeeper", &[]);
+    Host::refused(
+        Options::new().resources(&[("zookeeper.yaml", &zookeeper)]),
+        "an unsupported lock type must stop start-up",
+        &["zookeeper.yaml", "coordination", "lock.zookeeper"],
+    );
+    Host::refused(
+        Options::new().resources_path("/no/such/dir"),
+        "a missing resources path must stop start-up",
+        &["/no/such/dir"],
+    );
 
     // Components of other kinds are skipped.
     let state = component("cache", "state.redis", &[("redisHost", "127.0.0.1:1")]);
@@ -491,7 +457,7 @@ fn bad_component_files_stop_start_up_with_a_clear_error() {
         ("state.yaml", &state),
         ("lock.yaml", &component("locks", "lock.in-memory", &[])),
     ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&mixed)]));
+    let host = Host::start_with(Options::new().resources_path(&mixed));
     assert_eq!(host.lock("locks", "r", "a", 1), Ok(true));
     assert!(host.stderr.lock().unwrap().contains("cache"));
 }
@@ -646,7 +612,7 @@ fn tenants_in_one_process_never_share_an_instance() {
         ("zero.yaml", &tenant("tenant-0")),
         ("one.yaml", &tenant("tenant-1")),
     ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
+    let host = Host::start_with(Options::new().resources_path(&dir));
     let mut served = [0u64; 2];
     let mut highest = [0u64; 2];
     // Tenant 0 first warms its instance, then both alternate.
@@ -676,10 +642,6 @@ fn tenants_in_one_process_never_share_an_instance() {
 
 fn component_named(name: &str) -> String {
     component(name, "lock.in-memory", &[])
-}
-
-fn failure_names(failure: &common::StartFailure, needle: &str) -> bool {
-    !failure.status.success() && failure.stderr.contains(needle)
 }
 
 /// POSTs `body` with `Transfer-Encoding: chunked` on a raw socket; returns status and body.
@@ -738,7 +700,7 @@ fn a_component_built_against_wit_0_1_0_answers_like_the_built_in_one() {
     )]);
     let cases = common::http_cases::http_cases();
     for (setting, export) in HTTP_EXPORTS {
-        let options = || Options::new().args(["--resources-path", resources_path(&dir)]);
+        let options = || Options::new().resources_path(&dir);
         let built_in = start_through(setting, export, options());
         let old = start_through(
             setting,
@@ -750,11 +712,7 @@ fn a_component_built_against_wit_0_1_0_answers_like_the_built_in_one() {
             "{}",
             old.banner()
         );
-        let expected = common::http_cases::replay(&built_in.base, &cases);
-        let answers = common::http_cases::replay(&old.base, &cases);
-        for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-            assert_eq!(answer, expected, "{case:?}");
-        }
+        common::http_cases::assert_same_answers(&old.base, &built_in.base, &cases, String::new);
     }
 }
 

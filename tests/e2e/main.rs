@@ -10,6 +10,7 @@ mod componentize_py;
 mod connections;
 mod etcd;
 mod grpc;
+mod grpc_client;
 mod http;
 mod node;
 mod observability;

@@ -6,7 +6,7 @@
 
 use wasilock_testkit as common;
 
-use common::http_cases::{HttpCase, http_cases, replay};
+use common::http_cases::{self, HttpCase, http_cases, replay};
 use common::node_host::NodeHost;
 use common::sequences::{HttpLockClient, conformance_sequence_with};
 use common::{Host, Options, component, resources};
@@ -28,16 +28,8 @@ fn our_host(dir: &tempfile::TempDir, extra: &[&str]) -> Host {
 
 /// Replays `cases` against both hosts and asserts equal answers, case by case.
 fn assert_same_answers(node: &NodeHost, ours: &Host, cases: &[HttpCase]) {
-    let expected = replay(&ours.base, cases);
-    let answers = replay(&node.base, cases);
-    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-        assert_eq!(
-            answer,
-            expected,
-            "{case:?}; node's stderr:\n{}",
-            node.stderr.lock().unwrap()
-        );
-    }
+    let stderr = || format!("; node's stderr:\n{}", node.stderr.lock().unwrap());
+    http_cases::assert_same_answers(&node.base, &ours.base, cases, stderr);
 }
 
 #[test]

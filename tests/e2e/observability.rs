@@ -2,27 +2,26 @@
 //! Prometheus text parser, checked by `promtool check metrics`, scraped by a real Prometheus
 //! server (and the Grafana dashboard's queries run there); daprd's JSON and API log lines.
 
+use crate::grpc_client::{dapr, granted, runtime};
 use prom_text_format_parser::{Sample, Scrape, Type, ValueType};
 use std::collections::HashMap;
-use tonic::transport::Channel;
-use wasilock::api::grpc::proto::dapr_client::DaprClient;
 use wasilock::api::grpc::proto::{TryLockRequest, UnlockRequest};
 use wasilock_testkit as common;
 
 use common::prometheus::{PrometheusServer, promtool_check_metrics};
-use common::{Host, Options, component, resources};
+use common::{Host, Options, component};
+
+/// How to start a host with one in-memory store, `lockstore`, for app id `orders`.
+fn orders() -> Options {
+    let store = component("lockstore", "lock.in-memory", &[]);
+    Options::new()
+        .app_id("orders")
+        .resources(&[("lockstore.yaml", &store)])
+}
 
 /// A host with one in-memory store, `lockstore`, for app id `orders`.
-fn host(extra: &[&str]) -> (Host, tempfile::TempDir) {
-    let dir = resources(&[(
-        "lockstore.yaml",
-        &component("lockstore", "lock.in-memory", &[]),
-    )]);
-    let options = Options::new()
-        .args(["--app-id", "orders", "--resources-path"])
-        .args([dir.path().to_str().unwrap()])
-        .args(extra.iter().copied());
-    (Host::start_with(options), dir)
+fn host(extra: &[&str]) -> Host {
+    Host::start_with(orders().args(extra.iter().copied()))
 }
 
 /// GETs the metrics endpoint.
@@ -78,31 +77,15 @@ fn send_http_requests(host: &Host) {
 
 /// Sends 2 gRPC calls: a granted TryLock and an Unlock of a lock that does not exist.
 fn send_grpc_calls(host: &Host) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let channel = Channel::from_shared(format!("http://{}", host.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to the gRPC API");
-        let mut client = DaprClient::new(channel);
+    runtime().block_on(async {
+        let mut client = dapr(&host.grpc).await;
         let lock = TryLockRequest {
             store_name: "lockstore".into(),
             resource_id: "g".into(),
             lock_owner: "a".into(),
             expiry_in_seconds: 30,
         };
-        assert!(
-            client
-                .try_lock_alpha1(lock)
-                .await
-                .unwrap()
-                .into_inner()
-                .success
-        );
+        assert!(granted(&mut client, lock).await);
         let unlock = UnlockRequest {
             store_name: "lockstore".into(),
             resource_id: "none".into(),
@@ -120,7 +103,7 @@ fn send_grpc_calls(host: &Host) {
 
 #[test]
 fn metrics_count_the_requests_sent_in_daprds_series_and_promtool_accepts_them() {
-    let (host, _dir) = host(&[]);
+    let host = host(&[]);
     send_http_requests(&host);
     send_grpc_calls(&host);
     let url = host
@@ -134,14 +117,14 @@ fn metrics_count_the_requests_sent_in_daprds_series_and_promtool_accepts_them() 
     );
     let scrape = Scrape::parse(&text).expect("Prometheus text");
 
+    // The value of `name` for the app `orders` and `labels`.
+    let of_orders = |name: &str, labels: &[(&str, &str)]| {
+        let labels = [&[("app_id", "orders")], labels].concat();
+        value(&scrape, name, &labels)
+    };
     let http = |path: &str, status: &str| {
-        let labels = [
-            ("app_id", "orders"),
-            ("method", "POST"),
-            ("path", path),
-            ("status", status),
-        ];
-        value(&scrape, "dapr_http_server_request_count", &labels)
+        let labels = [("method", "POST"), ("path", path), ("status", status)];
+        of_orders("dapr_http_server_request_count", &labels)
     };
     assert_eq!(http("/v1.0-alpha1/lock/{storeName}", "200"), 3.0);
     assert_eq!(http("/v1.0-alpha1/lock/{storeName}", "400"), 1.0);
@@ -149,32 +132,23 @@ fn metrics_count_the_requests_sent_in_daprds_series_and_promtool_accepts_them() 
     assert_eq!(http("_", "404"), 1.0);
     let health = [("app_id", ""), ("method", "GET"), ("path", "/v1.0/healthz")];
     assert!(value(&scrape, "dapr_http_server_request_count", &health) >= 1.0);
-    let latency = [
-        ("app_id", "orders"),
-        ("path", "/v1.0-alpha1/lock/{storeName}"),
-        ("status", "200"),
-    ];
-    assert_eq!(value(&scrape, "dapr_http_server_latency", &latency), 3.0);
+    let latency = [("path", "/v1.0-alpha1/lock/{storeName}"), ("status", "200")];
+    assert_eq!(of_orders("dapr_http_server_latency", &latency), 3.0);
 
     let grpc = |method: &str| {
-        let labels = [
-            ("app_id", "orders"),
-            ("grpc_server_method", method),
-            ("grpc_server_status", "OK"),
-        ];
-        value(&scrape, "dapr_grpc_io_server_completed_rpcs", &labels)
+        let labels = [("grpc_server_method", method), ("grpc_server_status", "OK")];
+        of_orders("dapr_grpc_io_server_completed_rpcs", &labels)
     };
     assert_eq!(grpc("/dapr.proto.runtime.v1.Dapr/TryLockAlpha1"), 1.0);
     assert_eq!(grpc("/dapr.proto.runtime.v1.Dapr/UnlockAlpha1"), 1.0);
 
     let operations = |operation: &str, outcome: &str| {
         let labels = [
-            ("app_id", "orders"),
             ("store", "lockstore"),
             ("operation", operation),
             ("outcome", outcome),
         ];
-        value(&scrape, "wasilock_lock_operations_total", &labels)
+        of_orders("wasilock_lock_operations_total", &labels)
     };
     assert_eq!(
         operations("trylock", "granted"),
@@ -189,20 +163,13 @@ fn metrics_count_the_requests_sent_in_daprds_series_and_promtool_accepts_them() 
         2.0,
         "1 over HTTP, 1 over gRPC"
     );
-    let calls = value(
-        &scrape,
-        "wasilock_component_calls_total",
-        &[("app_id", "orders")],
-    );
+    let calls = of_orders("wasilock_component_calls_total", &[]);
     assert_eq!(
         calls, 9.0,
         "7 HTTP requests and 2 gRPC calls reach the component"
     );
-    let traps = [("app_id", "orders"), ("kind", "deadline")];
-    assert_eq!(
-        value(&scrape, "wasilock_component_traps_total", &traps),
-        0.0
-    );
+    let traps = [("kind", "deadline")];
+    assert_eq!(of_orders("wasilock_component_traps_total", &traps), 0.0);
     let store_ops: f64 = samples(
         &scrape,
         "wasilock_store_latency_seconds",
@@ -236,7 +203,7 @@ fn metrics_count_the_requests_sent_in_daprds_series_and_promtool_accepts_them() 
 
 #[test]
 fn a_prometheus_server_scrapes_the_host_and_answers_the_dashboards_queries() {
-    let (host, _dir) = host(&[]);
+    let host = host(&[]);
     send_http_requests(&host);
     let url = host
         .metrics_url()
@@ -291,7 +258,7 @@ fn histogram_sum(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn alpha2_waiters_are_a_gauge_and_their_wait_a_histogram_by_outcome() {
-    let (host, _dir) = host(&[]);
+    let host = host(&[]);
     let url = host
         .metrics_url()
         .expect("the banner names the metrics endpoint");
@@ -355,19 +322,9 @@ fn alpha2_waiters_are_a_gauge_and_their_wait_a_histogram_by_outcome() {
 #[test]
 fn json_logs_follow_daprds_schema_with_api_lines_and_never_a_token() {
     let token = "secret-token-of-orders";
-    let dir = resources(&[(
-        "lockstore.yaml",
-        &component("lockstore", "lock.in-memory", &[]),
-    )]);
     let host = Host::start_with(
-        Options::new()
-            .args([
-                "--app-id",
-                "orders",
-                "--log-as-json",
-                "--enable-api-logging",
-            ])
-            .args(["--resources-path", dir.path().to_str().unwrap()])
+        orders()
+            .args(["--log-as-json", "--enable-api-logging"])
             .env("DAPR_API_TOKEN", token)
             .log_level("info"),
     );
@@ -439,7 +396,7 @@ fn wait_for_line(host: &Host, matches: impl Fn(&serde_json::Value) -> bool) -> s
 
 #[test]
 fn metrics_are_off_with_the_flag_or_the_configuration() {
-    let (off, _dir) = host(&["--enable-metrics=false"]);
+    let off = host(&["--enable-metrics=false"]);
     assert_eq!(off.metrics_url(), None, "{}", off.banner());
     assert_eq!(off.lock("lockstore", "r", "a", 30), Ok(true));
     let config = tempfile::tempdir().unwrap();
@@ -449,7 +406,7 @@ fn metrics_are_off_with_the_flag_or_the_configuration() {
         "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: c\nspec:\n  metrics:\n    enabled: false\n",
     )
     .unwrap();
-    let (configured, _dir) = host(&["--config", file.to_str().unwrap()]);
+    let configured = host(&["--config", file.to_str().unwrap()]);
     assert_eq!(configured.metrics_url(), None, "{}", configured.banner());
 }
 
@@ -553,7 +510,7 @@ mod traces {
             ),
         )
         .unwrap();
-        let (host, _dir) = host(&["--config", file.to_str().unwrap()]);
+        let host = host(&["--config", file.to_str().unwrap()]);
 
         let (http_trace, http_parent) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
         let traceparent = format!("00-{http_trace}-{http_parent}-01");
@@ -580,16 +537,7 @@ mod traces {
         );
 
         let grpc_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let grpc_answer = runtime.block_on(async {
-            let channel = Channel::from_shared(format!("http://{}", host.grpc))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
+        let grpc_answer = runtime().block_on(async {
             let mut request = tonic::Request::new(TryLockRequest {
                 store_name: "lockstore".into(),
                 resource_id: "traced-grpc".into(),
@@ -600,7 +548,7 @@ mod traces {
             request
                 .metadata_mut()
                 .insert("traceparent", traceparent.parse().unwrap());
-            let mut client = DaprClient::new(channel);
+            let mut client = dapr(&host.grpc).await;
             let answer = client.try_lock_alpha1(request).await.unwrap();
             // The binary context of older clients: trace id, span id, sampled.
             let mut unlock = tonic::Request::new(UnlockRequest {
@@ -656,22 +604,21 @@ mod traces {
         );
         assert_eq!(server.kind, 2, "SPAN_KIND_SERVER");
         assert!(answered.contains(&hex(&server.span_id)), "{answered}");
-        let call = http_spans
-            .iter()
-            .find(|s| s.name == "component call" && s.parent_span_id == server.span_id)
-            .unwrap_or_else(|| panic!("no component call under the server span: {http_spans:#?}"));
-        assert_eq!(
-            attribute(call, "app_id"),
-            Some(&any_value::Value::StringValue("orders".into()))
-        );
-        let store = http_spans
-            .iter()
-            .find(|s| s.name == "store operation" && s.parent_span_id == call.span_id)
-            .unwrap_or_else(|| panic!("no store operation under the call: {http_spans:#?}"));
-        assert_eq!(
-            attribute(store, "store_type"),
-            Some(&any_value::Value::StringValue("lock.in-memory".into()))
-        );
+        // The span `name` under `parent`, and what its attribute `key` says.
+        let child = |name: &str, parent: &Span| {
+            http_spans
+                .iter()
+                .find(|s| s.name == name && s.parent_span_id == parent.span_id)
+                .unwrap_or_else(|| panic!("no {name} under {}: {http_spans:#?}", parent.name))
+        };
+        let says = |span: &Span, key: &str| match attribute(span, key) {
+            Some(any_value::Value::StringValue(value)) => value.clone(),
+            other => panic!("{key}: {other:?}"),
+        };
+        let call = child("component call", server);
+        assert_eq!(says(call, "app_id"), "orders");
+        let store = child("store operation", call);
+        assert_eq!(says(store, "store_type"), "lock.in-memory");
         assert!(attribute(store, "outcome").is_some(), "{store:#?}");
 
         let bin_server = in_trace(&hex(&BIN_TRACE))

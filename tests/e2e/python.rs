@@ -9,7 +9,7 @@
 //! `examples/python/requirements.txt`; under `CI=true` a missing Python or a failed install
 //! fails these tests.
 
-use common::http_cases::{HttpAnswer, http_cases, replay};
+use common::http_cases::{HttpAnswer, assert_same_answers, http_cases};
 use common::installs::{python_venv, required};
 use common::python_host::{LockError, PythonHttpHost, PythonTypedCalls, requirements};
 use common::sequences::{HttpLockClient, LockClient, conformance_sequence_with};
@@ -50,7 +50,7 @@ fn our_host(args: &[&str]) -> (Host, TempDir) {
         &component("lockstore", "lock.in-memory", &[]),
     )]);
     let options = Options::new()
-        .args(["--resources-path", dir.path().to_str().unwrap()])
+        .resources_path(&dir)
         .args(args.iter().copied());
     (Host::start_with(options), dir)
 }
@@ -61,13 +61,7 @@ fn every_http_case_is_answered_like_our_host() {
     let (_dir, wasm) = lock_component();
     let python_host = PythonHttpHost::start(&python, &wasm, &[]);
     let (ours, _resources) = our_host(&[]);
-    let cases = http_cases();
-    let expected = replay(&ours.base, &cases);
-    let answers = replay(&python_host.base, &cases);
-    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-        assert_eq!(answer, expected, "{case:?}");
-    }
-    assert_eq!(answers.len(), cases.len());
+    assert_same_answers(&python_host.base, &ours.base, &http_cases(), String::new);
 }
 
 #[test]
@@ -185,21 +179,14 @@ fn no_stores_is_answered_like_our_host() {
     let (_dir, wasm) = lock_component();
     let python_host = PythonHttpHost::start(&python, &wasm, &["--stores", ""]);
     let empty = tempfile::tempdir().unwrap();
-    let ours =
-        Host::start_with(Options::new().args(["--resources-path", empty.path().to_str().unwrap()]));
+    let ours = Host::start_with(Options::new().resources_path(&empty));
     let cases = http_cases();
     let not_configured = HttpAnswer {
         status: 500,
         content_type: Some("application/json".into()),
         body: r#"{"errorCode":"ERR_LOCK_STORE_NOT_CONFIGURED","message":"lock store is not configured"}"#.into(),
     };
-    let (expected, answers) = (
-        replay(&ours.base, &cases),
-        replay(&python_host.base, &cases),
-    );
-    for ((case, expected), answer) in cases.iter().zip(&expected).zip(&answers) {
-        assert_eq!(answer, expected, "{case:?}");
-    }
+    let answers = assert_same_answers(&python_host.base, &ours.base, &cases, String::new);
     assert_eq!(answers[0], not_configured, "{:?}", cases[0]);
 }
 

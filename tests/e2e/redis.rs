@@ -6,10 +6,9 @@
 use wasilock_testkit as common;
 use wasilock_testkit::redis_server;
 
-use common::{Host, Options, StartFailure, component, conformance_sequence, resources};
+use common::load::{assert_store_failure, under_load};
+use common::{Host, Options, component, component_with_refs, conformance_sequence};
 use redis_server::{RedisServer, TlsFiles};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Dapr's unlock script (components-contrib lock/redis/standalone.go).
@@ -29,12 +28,17 @@ fn plain_client(server: &RedisServer) -> redis::Connection {
         .expect("a plain connection to the test Redis")
 }
 
-fn host_on(
-    server: &RedisServer,
-    app_id: &str,
-    extra: &[(&str, &str)],
-) -> (Host, tempfile::TempDir) {
+fn host_on(server: &RedisServer, app_id: &str, extra: &[(&str, &str)]) -> Host {
     Host::start_on(app_id, &redis_component("shared", server, extra))
+}
+
+/// A Redis, a plain client of it, and a host as the app `app_id` on it; `None` without
+/// redis-server.
+fn watched_host(app_id: &str) -> Option<(RedisServer, redis::Connection, Host)> {
+    let server = RedisServer::start()?;
+    let redis = plain_client(&server);
+    let host = host_on(&server, app_id, &[]);
+    Some((server, redis, host))
 }
 
 #[test]
@@ -42,18 +46,16 @@ fn conformance_sequence_on_redis() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (host, _dir) = host_on(&server, "conformance", &[]);
+    let host = host_on(&server, "conformance", &[]);
     assert!(host.banner().contains("lock.redis"));
     conformance_sequence(&host, "shared");
 }
 
 #[test]
 fn keys_values_and_ttls_are_the_ones_a_dapr_sidecar_uses() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, mut redis, host)) = watched_host("billing") else {
         return;
     };
-    let mut redis = plain_client(&server);
-    let (host, _dir) = host_on(&server, "billing", &[]);
 
     // A lock taken the way a Dapr sidecar takes it blocks wasilock.
     let set: Option<String> = redis::cmd("SET")
@@ -125,7 +127,7 @@ fn key_prefix_strategies_match_daprd() {
         ("none", "lock||r"),
         ("team-a", "lock||team-a||r"),
     ] {
-        let (host, _dir) = host_on(&server, "app", &[("keyPrefix", prefix)]);
+        let host = host_on(&server, "app", &[("keyPrefix", prefix)]);
         assert_eq!(host.lock("shared", "r", "o", 30), Ok(true), "{prefix}");
         let value: Option<String> = redis::cmd("GET").arg(key).query(&mut redis).unwrap();
         assert_eq!(value.as_deref(), Some("o"), "{prefix}: {key}");
@@ -135,11 +137,9 @@ fn key_prefix_strategies_match_daprd() {
 
 #[test]
 fn each_lock_and_unlock_is_one_redis_command() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, mut redis, host)) = watched_host("counted") else {
         return;
     };
-    let mut redis = plain_client(&server);
-    let (host, _dir) = host_on(&server, "counted", &[]);
     // Loads the acquire and release scripts once.
     assert_eq!(host.lock("shared", "warm-up", "o", 30), Ok(true));
     assert_eq!(host.unlock("shared", "warm-up", "o"), Ok(0));
@@ -191,15 +191,9 @@ fn two_hosts_on_one_redis_have_exactly_one_winner_per_round() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (one, _a) = host_on(&server, "fleet", &[]);
-    let (two, _b) = host_on(&server, "fleet", &[]);
-    common::one_winner_rounds(
-        &[one.base.clone(), two.base.clone()],
-        "shared",
-        "leader",
-        16,
-        40,
-    );
+    let one = host_on(&server, "fleet", &[]);
+    let two = host_on(&server, "fleet", &[]);
+    common::one_winner_rounds(&[&one.base, &two.base], "shared", "leader", 16, 40);
 }
 
 #[test]
@@ -208,7 +202,7 @@ fn redis_down_under_load_gives_fast_500s_then_recovers() {
         return;
     };
     let address = server.address();
-    let dir = resources(&[
+    let host = Host::start_with(Options::new().app_id("load").resources(&[
         (
             "redis.yaml",
             &redis_component(
@@ -218,42 +212,8 @@ fn redis_down_under_load_gives_fast_500s_then_recovers() {
             ),
         ),
         ("memory.yaml", &component("local", "lock.in-memory", &[])),
-    ]);
-    let host = Host::start_with(Options::new().args([
-        "--app-id",
-        "load",
-        "--resources-path",
-        dir.path().to_str().unwrap(),
     ]));
-    let stop = AtomicBool::new(false);
-    let outcomes = Mutex::new(Vec::<(Instant, Duration, u16, String)>::new());
-    std::thread::scope(|scope| {
-        for worker in 0..4 {
-            let (base, stop, outcomes) = (&host.base, &stop, &outcomes);
-            scope.spawn(move || {
-                let agent = common::agent();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let resource = format!("w{worker}-{i}");
-                    let started = Instant::now();
-                    let reply = match common::try_lock(&agent, base, "shared", &resource, "o", 30) {
-                        Ok(true) => match common::unlock(&agent, base, "shared", &resource, "o") {
-                            Ok(0) => None,
-                            Ok(status) => Some((200, format!("unlock status {status}"))),
-                            Err(reply) => Some((reply.status, reply.body)),
-                        },
-                        Ok(false) => Some((200, "lost a lock nobody held".to_string())),
-                        Err(reply) => Some((reply.status, reply.body)),
-                    };
-                    let (status, body) = reply.unwrap_or((200, String::new()));
-                    outcomes
-                        .lock()
-                        .unwrap()
-                        .push((started, started.elapsed(), status, body));
-                }
-            });
-        }
+    let ((down_at, up_at), outcomes) = under_load(&host.base, "shared", 4, || {
         std::thread::sleep(Duration::from_millis(500));
         // Taken before the stop begins: a request that fails while Redis is
         // shutting down counts as one made while it was down.
@@ -265,46 +225,37 @@ fn redis_down_under_load_gives_fast_500s_then_recovers() {
         server.restart();
         let up_at = Instant::now();
         std::thread::sleep(Duration::from_secs(3));
-        stop.store(true, Ordering::Relaxed);
-        let outcomes = outcomes.lock().unwrap();
-        let before: Vec<_> = outcomes.iter().filter(|o| o.0 + o.1 < down_at).collect();
-        assert!(!before.is_empty(), "no requests before Redis stopped");
-        assert!(
-            before.iter().all(|o| o.2 == 200 && o.3.is_empty()),
-            "{:?}",
-            before.iter().find(|o| o.2 != 200 || !o.3.is_empty())
-        );
-        let failures: Vec<_> = outcomes.iter().filter(|o| o.2 != 200).collect();
-        assert!(!failures.is_empty(), "no failures while Redis was down");
-        for (started, took, status, body) in &failures {
-            assert_eq!(*status, 500, "{body}");
-            assert!(
-                body.starts_with(
-                    r#"{"errorCode":"ERR_TRY_LOCK","message":"failed to try acquiring lock: "#
-                ) || body.starts_with(
-                    r#"{"errorCode":"ERR_UNLOCK","message":"failed to release lock: "#
-                ),
-                "{body}"
-            );
-            assert!(body.contains(&address), "the cause names Redis: {body}");
-            assert!(*took < Duration::from_secs(3), "a failure took {took:?}");
-            assert!(
-                *started >= down_at - Duration::from_secs(1),
-                "a failure before Redis stopped"
-            );
-        }
-        // Answers are right again within a few seconds of Redis coming back.
-        let recovered: Vec<_> = outcomes
-            .iter()
-            .filter(|o| o.0 > up_at + Duration::from_secs(2))
-            .collect();
-        assert!(!recovered.is_empty(), "no requests after recovery");
-        assert!(
-            recovered.iter().all(|o| o.2 == 200 && o.3.is_empty()),
-            "{:?}",
-            recovered.iter().find(|o| !o.3.is_empty())
-        );
+        (down_at, up_at)
     });
+    let before: Vec<_> = outcomes.iter().filter(|o| o.ended() < down_at).collect();
+    assert!(!before.is_empty(), "no requests before Redis stopped");
+    assert!(
+        before.iter().all(|o| o.right()),
+        "{:?}",
+        before.iter().find(|o| !o.right())
+    );
+    let failures: Vec<_> = outcomes.iter().filter(|o| o.status != 200).collect();
+    assert!(!failures.is_empty(), "no failures while Redis was down");
+    for failure in &failures {
+        assert_store_failure(failure.status, &failure.wrong, &address);
+        let took = failure.took;
+        assert!(took < Duration::from_secs(3), "a failure took {took:?}");
+        assert!(
+            failure.started >= down_at - Duration::from_secs(1),
+            "a failure before Redis stopped"
+        );
+    }
+    // Answers are right again within a few seconds of Redis coming back.
+    let recovered: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.started > up_at + Duration::from_secs(2))
+        .collect();
+    assert!(!recovered.is_empty(), "no requests after recovery");
+    assert!(
+        recovered.iter().all(|o| o.right()),
+        "{:?}",
+        recovered.iter().find(|o| !o.right())
+    );
     assert_eq!(host.lock("shared", "after", "o", 5), Ok(true));
 }
 
@@ -315,46 +266,29 @@ fn an_unreachable_redis_at_start_up_is_an_error_unless_ignored() {
     };
     let mut unreachable = redis_component("shared", &server, &[("dialTimeout", "300ms")]);
     unreachable = unreachable.replace(&server.address(), "127.0.0.1:1");
-    let dir = resources(&[("redis.yaml", &unreachable)]);
-    let args = ["--resources-path", dir.path().to_str().unwrap()];
     let started = Instant::now();
-    let failure = Host::try_start(Options::new().args(args))
-        .err()
-        .expect("start-up must fail");
+    Host::refused(
+        Options::new().resources(&[("redis.yaml", &unreachable)]),
+        "start-up must fail",
+        &[
+            "redis.yaml",
+            "shared",
+            "cannot connect to Redis at 127.0.0.1:1",
+        ],
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(!failure.status.success());
-    for needle in [
-        "redis.yaml",
-        "shared",
-        "cannot connect to Redis at 127.0.0.1:1",
-    ] {
-        assert!(
-            failure.stderr.contains(needle),
-            "{needle}: {}",
-            failure.stderr
-        );
-    }
     let ignored = unreachable.replace("  version: v1\n", "  version: v1\n  ignoreErrors: true\n");
-    let dir = resources(&[("redis.yaml", &ignored)]);
-    let host =
-        Host::start_with(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]));
+    let host = Host::start_with(Options::new().resources(&[("redis.yaml", &ignored)]));
     assert_eq!(
         host.lock("shared", "r", "o", 5).map_err(|r| r.status),
         Err(500)
     );
 
     let missing_host = component("shared", "lock.redis", &[("redisPassword", "x")]);
-    let dir = resources(&[("redis.yaml", &missing_host)]);
-    let failure =
-        Host::try_start(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]))
-            .err()
-            .expect("a missing redisHost must stop start-up");
-    assert!(
-        failure
-            .stderr
-            .contains("metadata property redisHost is empty"),
-        "{}",
-        failure.stderr
+    Host::refused(
+        Options::new().resources(&[("redis.yaml", &missing_host)]),
+        "a missing redisHost must stop start-up",
+        &["metadata property redisHost is empty"],
     );
 }
 
@@ -363,16 +297,12 @@ fn metadata_values_come_from_env_refs() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shared\nspec:\n  type: lock.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    envRef: TEST_REDIS_ADDRESS\n";
-    let dir = resources(&[("redis.yaml", yaml)]);
+    let refs = [("redisHost", "TEST_REDIS_ADDRESS")];
+    let yaml = &component_with_refs("shared", "lock.redis", &[], &refs);
     let host = Host::start_with(
         Options::new()
-            .args([
-                "--app-id",
-                "env",
-                "--resources-path",
-                dir.path().to_str().unwrap(),
-            ])
+            .app_id("env")
+            .resources(&[("redis.yaml", yaml)])
             .env("TEST_REDIS_ADDRESS", &server.address()),
     );
     assert_eq!(host.lock("shared", "r", "o", 5), Ok(true));
@@ -391,17 +321,13 @@ fn a_redis_cluster_serves_locks_on_every_slot() {
         return;
     };
     let addresses: Vec<String> = nodes.iter().map(RedisServer::address).collect();
-    let created = std::process::Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addresses)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("run redis-cli --cluster create");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stdout)
-    );
+    let mut create = std::process::Command::new("redis-cli");
+    create.args(["--cluster", "create"]).args(&addresses).args([
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+    ]);
+    common::installs::run(&mut create).unwrap_or_else(|e| panic!("{e}"));
     let mut first = plain_client(&nodes[0]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -415,7 +341,7 @@ fn a_redis_cluster_serves_locks_on_every_slot() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (host, _dir) = host_on(&nodes[0], "clustered", &[("redisType", "cluster")]);
+    let host = host_on(&nodes[0], "clustered", &[("redisType", "cluster")]);
     conformance_sequence(&host, "shared");
     // Keys spread over the three nodes' slots: each lock and unlock reaches its owner node.
     for i in 0..30 {
@@ -441,14 +367,13 @@ fn metadata_the_host_cannot_honour_stops_start_up_and_ignored_metadata_is_logged
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let refused = |extra: &[(&str, &str)]| {
-        let dir = resources(&[("redis.yaml", &redis_component("shared", &server, extra))]);
-        let args = ["--resources-path", dir.path().to_str().unwrap()];
-        let failure = Host::try_start(Options::new().args(args))
-            .err()
-            .expect("start-up must fail");
-        assert!(!failure.status.success());
-        failure.stderr
+    let refused = |extra: &[(&str, &str)], property: &str| {
+        let yaml = redis_component("shared", &server, extra);
+        Host::refused(
+            Options::new().resources(&[("redis.yaml", &yaml)]),
+            &format!("start-up must fail: {extra:?}"),
+            &["redis.yaml", r#"component "shared""#, property],
+        );
     };
     // Each refusal names the file, the component and the property.
     for (extra, property) in [
@@ -459,14 +384,11 @@ fn metadata_the_host_cannot_honour_stops_start_up_and_ignored_metadata_is_logged
         (&[("clientCert", "PEM")], "clientCert"),
         (&[("redisDB", "two")], "redisDB"),
     ] {
-        let stderr = refused(extra);
-        for needle in ["redis.yaml", r#"component "shared""#, property] {
-            assert!(stderr.contains(needle), "{extra:?}: {needle}: {stderr}");
-        }
+        refused(extra, property);
     }
 
     // Tuning knobs and names Dapr does not read are accepted, each with a log line.
-    let (host, _dir) = host_on(
+    let host = host_on(
         &server,
         "tuned",
         &[
@@ -485,62 +407,58 @@ fn metadata_the_host_cannot_honour_stops_start_up_and_ignored_metadata_is_logged
 
 #[test]
 fn tls_verifies_the_server_and_presents_the_client_certificate() {
-    let Some(tls) = TlsFiles::generate() else {
-        return;
-    };
-    let Some(server) = RedisServer::start_tls(&tls) else {
+    let Some((tls, server)) = TlsFiles::generate_for(RedisServer::start_tls) else {
         return;
     };
     let ca = tls.ca_file();
     let (cert, key) = (tls.client_cert(), tls.client_key());
-    let yaml = |extra: &str| {
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shared\nspec:\n  type: lock.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: \"{}\"\n  - name: enableTLS\n    value: \"true\"\n  - name: dialTimeout\n    value: 2s\n{extra}",
-            server.address()
-        )
+    let address = server.address();
+    let tls_metadata = [
+        ("redisHost", address.as_str()),
+        ("enableTLS", "true"),
+        ("dialTimeout", "2s"),
+    ];
+    // `extra` metadata, and the client certificate when `certificates` refs name it.
+    let yaml = |extra: &[(&str, &str)], certificates: &[(&str, &str)]| {
+        let metadata = [&tls_metadata[..], extra].concat();
+        component_with_refs("shared", "lock.redis", &metadata, certificates)
     };
-    let certificates = "  - name: clientCert\n    envRef: TEST_CLIENT_CERT\n  - name: clientKey\n    envRef: TEST_CLIENT_KEY\n";
-    let start = |yaml: &str, trust_ca: bool| {
-        let dir = resources(&[("redis.yaml", yaml)]);
-        let mut options = Options::new()
-            .args([
-                "--app-id",
-                "tls",
-                "--resources-path",
-                dir.path().to_str().unwrap(),
-            ])
-            .env("TEST_CLIENT_CERT", &cert)
-            .env("TEST_CLIENT_KEY", &key);
+    let certificates = [
+        ("clientCert", "TEST_CLIENT_CERT"),
+        ("clientKey", "TEST_CLIENT_KEY"),
+    ];
+    let options = |yaml: &str, trust_ca: bool| {
+        let options = Options::new()
+            .app_id("tls")
+            .resources(&[("redis.yaml", yaml)])
+            .envs(&[("TEST_CLIENT_CERT", &cert), ("TEST_CLIENT_KEY", &key)]);
         if trust_ca {
-            options = options.env("SSL_CERT_FILE", ca.to_str().unwrap());
+            options.env("SSL_CERT_FILE", ca.to_str().unwrap())
+        } else {
+            options
         }
-        (Host::try_start(options), dir)
     };
     let cannot_connect = format!("cannot connect to Redis at {}", server.address());
 
     // The server's certificate is verified: an unknown authority stops start-up ...
-    let (failure, _dir) = start(&yaml(certificates), false);
-    StartFailure::expect(
-        failure,
+    Host::refused(
+        options(&yaml(&[], &certificates), false),
         "an unknown authority: no start",
         &["invalid peer certificate: UnknownIssuer", &cannot_connect],
     );
     // ... unless verification is turned off, as Dapr's insecureSkipTLSVerify does.
-    let skip = format!("{certificates}  - name: insecureSkipTLSVerify\n    value: \"true\"\n");
-    let (host, _dir) = start(&yaml(&skip), false);
-    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    let skip = [("insecureSkipTLSVerify", "true")];
+    let host = Host::start_with(options(&yaml(&skip, &certificates), false));
     assert_eq!(host.lock("shared", "skip", "o", 5), Ok(true));
     drop(host);
 
     // The server asks for a client certificate: without one, no start.
-    let (failure, _dir) = start(&yaml(""), true);
-    StartFailure::expect(
-        failure,
+    Host::refused(
+        options(&yaml(&[], &[]), true),
         "no client certificate: no start",
         &["CertificateRequired", &cannot_connect],
     );
 
-    let (host, _dir) = start(&yaml(certificates), true);
-    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    let host = Host::start_with(options(&yaml(&[], &certificates), true));
     conformance_sequence(&host, "shared");
 }

@@ -6,7 +6,7 @@
 use wasilock_testkit as common;
 use wasilock_testkit::redis_server;
 
-use common::{Host, Options, StartFailure, component, resources};
+use common::{Host, Options, component, component_with_refs, wait_until};
 use redis_server::{RedisSentinel, RedisServer, TlsFiles};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -59,6 +59,16 @@ impl Watched {
         })
     }
 
+    /// Waits until the master's writes so far reached the replica.
+    fn wait_replicated(&self) {
+        let replicated: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(5000)
+            .query(&mut client(&self.master.address(), None))
+            .unwrap();
+        assert_eq!(replicated, 1);
+    }
+
     /// The master's port as the Sentinel names it.
     fn master_port(&self, tls: Option<&TlsFiles>) -> u16 {
         let address: Vec<String> = redis::cmd("SENTINEL")
@@ -99,41 +109,32 @@ fn info(connection: &mut redis::Connection) -> String {
         .unwrap_or_default()
 }
 
-fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + bound;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {bound:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A host whose store `shared` finds its master through `sentinel`; `extra` is more metadata
-/// and `env` the host's environment.
-fn host_through(
+/// How to start a host as the app `app_id` whose store `shared` finds its master through
+/// `sentinel`, with `metadata` beside the address and the master's name, then `refs`
+/// (read through `envRef`).
+fn through(
     sentinel: &RedisSentinel,
-    extra: &[(&str, &str)],
-    env: &[(&str, &str)],
-) -> (Host, tempfile::TempDir) {
+    app_id: &str,
+    metadata: &[(&str, &str)],
+    refs: &[(&str, &str)],
+) -> Options {
     let address = sentinel.address();
-    let mut metadata = vec![
+    let mut all = vec![
         ("redisHost", address.as_str()),
         ("failover", "true"),
         ("sentinelMasterName", MASTER),
-        ("dialTimeout", "1s"),
-        ("readTimeout", "1s"),
     ];
-    metadata.extend_from_slice(extra);
-    let dir = resources(&[("redis.yaml", &component("shared", "lock.redis", &metadata))]);
-    let mut options = Options::new().args([
-        "--app-id",
-        "failover",
-        "--resources-path",
-        dir.path().to_str().unwrap(),
-    ]);
-    for (name, value) in env {
-        options = options.env(name, value);
-    }
-    (Host::start_with(options), dir)
+    all.extend_from_slice(metadata);
+    let yaml = component_with_refs("shared", "lock.redis", &all, refs);
+    Options::new()
+        .app_id(app_id)
+        .resources(&[("redis.yaml", &yaml)])
+}
+
+/// A host whose store `shared` finds its master through `sentinel`, with short timeouts.
+fn host_through(sentinel: &RedisSentinel) -> Host {
+    let timeouts = [("dialTimeout", "1s"), ("readTimeout", "1s")];
+    Host::start_with(through(sentinel, "failover", &timeouts, &[]))
 }
 
 /// Takes fresh locks through `host` until one succeeds; every failure meanwhile must be the
@@ -164,16 +165,11 @@ fn locks_work_again_after_the_master_is_killed_and_a_replica_promoted() {
     let Some(mut watched) = Watched::start(None) else {
         return;
     };
-    let (host, _dir) = host_through(&watched.sentinel, &[], &[]);
+    let host = host_through(&watched.sentinel);
     assert_eq!(host.lock("shared", "before", "o1", 600), Ok(true));
     assert_eq!(host.lock("shared", "before", "o2", 600), Ok(false));
     // The lock reached the replica before the master goes.
-    let replicated: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut client(&watched.master.address(), None))
-        .unwrap();
-    assert_eq!(replicated, 1);
+    watched.wait_replicated();
 
     watched.master.stop();
     let resource = lock_until_it_works(&host);
@@ -195,14 +191,9 @@ fn after_a_sentinel_failover_locks_go_to_the_new_master_before_the_old_one_is_de
     let Some(watched) = Watched::start(None) else {
         return;
     };
-    let (host, _dir) = host_through(&watched.sentinel, &[], &[]);
+    let host = host_through(&watched.sentinel);
     assert_eq!(host.lock("shared", "before", "o1", 600), Ok(true));
-    let replicated: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut client(&watched.master.address(), None))
-        .unwrap();
-    assert_eq!(replicated, 1);
+    watched.wait_replicated();
 
     let _: () = redis::cmd("SENTINEL")
         .arg("failover")
@@ -239,10 +230,7 @@ fn after_a_sentinel_failover_locks_go_to_the_new_master_before_the_old_one_is_de
 
 #[test]
 fn failover_over_tls_verifies_the_servers_and_presents_the_client_certificate() {
-    let Some(tls) = TlsFiles::generate() else {
-        return;
-    };
-    let Some(mut watched) = Watched::start(Some(&tls)) else {
+    let Some((tls, mut watched)) = TlsFiles::generate_for(|tls| Watched::start(Some(tls))) else {
         return;
     };
     let ca = tls.ca_file();
@@ -252,41 +240,32 @@ fn failover_over_tls_verifies_the_servers_and_presents_the_client_certificate() 
         ("TEST_CLIENT_CERT", cert.as_str()),
         ("TEST_CLIENT_KEY", key.as_str()),
     ];
-    let yaml = |extra: &str| {
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shared\nspec:\n  type: lock.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: \"{}\"\n  - name: failover\n    value: \"true\"\n  - name: sentinelMasterName\n    value: {MASTER}\n  - name: enableTLS\n    value: \"true\"\n  - name: dialTimeout\n    value: 1s\n  - name: readTimeout\n    value: 1s\n{extra}",
-            watched.sentinel.address()
-        )
-    };
-    let certificates = "  - name: clientCert\n    envRef: TEST_CLIENT_CERT\n  - name: clientKey\n    envRef: TEST_CLIENT_KEY\n";
-    let start = |yaml: &str, env: &[(&str, &str)]| {
-        let dir = resources(&[("redis.yaml", yaml)]);
-        let mut options = Options::new().args([
-            "--app-id",
-            "failover",
-            "--resources-path",
-            dir.path().to_str().unwrap(),
-        ]);
-        for (name, value) in env {
-            options = options.env(name, value);
-        }
-        (Host::try_start(options), dir)
+    let certificates = [
+        ("clientCert", "TEST_CLIENT_CERT"),
+        ("clientKey", "TEST_CLIENT_KEY"),
+    ];
+    // With the client certificate when `certificates` refs name it.
+    let options = |certificates: &[(&str, &str)], env: &[(&str, &str)]| {
+        let metadata = [
+            ("enableTLS", "true"),
+            ("dialTimeout", "1s"),
+            ("readTimeout", "1s"),
+        ];
+        through(&watched.sentinel, "failover", &metadata, certificates).envs(env)
     };
 
     // Without the client certificate the Sentinel turns the host away; without the
     // authority the host turns the Sentinel away (certificates are verified).
-    let (refused, _dir) = start(&yaml(""), &env);
-    StartFailure::expect(
-        refused,
+    Host::refused(
+        options(&[], &env),
         "no client certificate: no start",
         &[
             "cannot connect to Redis at master \"locks\" of the Sentinels at",
             "CertificateRequired",
         ],
     );
-    let (refused, _dir) = start(&yaml(certificates), &env[1..]);
-    StartFailure::expect(
-        refused,
+    Host::refused(
+        options(&certificates, &env[1..]),
         "an unknown authority: no start",
         &[
             "invalid peer certificate: UnknownIssuer",
@@ -294,8 +273,7 @@ fn failover_over_tls_verifies_the_servers_and_presents_the_client_certificate() 
         ],
     );
 
-    let (host, _dir) = start(&yaml(certificates), &env);
-    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    let host = Host::start_with(options(&certificates, &env));
     assert_eq!(host.lock("shared", "before", "o1", 600), Ok(true));
     watched.master.stop();
     let resource = lock_until_it_works(&host);
@@ -321,22 +299,15 @@ fn a_master_with_replicas_is_refused_without_failover() {
     });
     let address = master.address();
     let yaml = component("shared", "lock.redis", &[("redisHost", address.as_str())]);
-    let dir = resources(&[("redis.yaml", &yaml)]);
-    let failure =
-        Host::try_start(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]))
-            .err()
-            .expect("a master with a replica and no failover must stop start-up");
-    for needle in [
-        "redis.yaml",
-        r#"lock store "shared""#,
-        "1 connected replica(s): replication is not supported without failover",
-    ] {
-        assert!(
-            failure.stderr.contains(needle),
-            "{needle}: {}",
-            failure.stderr
-        );
-    }
+    Host::refused(
+        Options::new().resources(&[("redis.yaml", &yaml)]),
+        "a master with a replica and no failover must stop start-up",
+        &[
+            "redis.yaml",
+            r#"lock store "shared""#,
+            "1 connected replica(s): replication is not supported without failover",
+        ],
+    );
     drop(replica);
 }
 
@@ -359,23 +330,9 @@ fn the_master_and_the_sentinels_each_get_their_own_credentials() {
             &format!("sentinel auth-pass {MASTER} m-pass"),
         ],
     );
-    let start = |credentials: &[(&str, &str)]| {
-        let address = sentinel.address();
-        let mut metadata = vec![
-            ("redisHost", address.as_str()),
-            ("failover", "true"),
-            ("sentinelMasterName", MASTER),
-            ("dialTimeout", "1s"),
-        ];
-        metadata.extend_from_slice(credentials);
-        let dir = resources(&[("redis.yaml", &component("shared", "lock.redis", &metadata))]);
-        let options = Options::new().args([
-            "--app-id",
-            "creds",
-            "--resources-path",
-            dir.path().to_str().unwrap(),
-        ]);
-        (Host::try_start(options), dir)
+    let options = |credentials: &[(&str, &str)]| {
+        let metadata = [&[("dialTimeout", "1s")], credentials].concat();
+        through(&sentinel, "creds", &metadata, &[])
     };
     let both = [
         ("redisUsername", "default"),
@@ -383,8 +340,7 @@ fn the_master_and_the_sentinels_each_get_their_own_credentials() {
         ("sentinelUsername", "default"),
         ("sentinelPassword", "s-pass"),
     ];
-    let (host, _dir) = start(&both);
-    let host = host.unwrap_or_else(|failure| panic!("{failure}"));
+    let host = Host::start_with(options(&both));
     assert_eq!(host.lock("shared", "r", "o", 30), Ok(true));
     let mut on_master = redis::Client::open(format!("redis://:m-pass@{}/", master.address()))
         .unwrap()
@@ -403,14 +359,10 @@ fn the_master_and_the_sentinels_each_get_their_own_credentials() {
     {
         let mut credentials = both;
         credentials[index].1 = wrong;
-        let (failure, _dir) = start(&credentials);
-        let failure = failure
-            .err()
-            .unwrap_or_else(|| panic!("{credentials:?} started"));
-        assert!(
-            failure.stderr.contains("cannot connect to Redis at master"),
-            "{credentials:?}: {}",
-            failure.stderr
+        Host::refused(
+            options(&credentials),
+            &format!("{credentials:?} started"),
+            &["cannot connect to Redis at master"],
         );
     }
 }

@@ -7,11 +7,10 @@
 
 use wasilock_testkit as common;
 
-use common::{Host, Options, component, resources, resources_path, scoped_component, tenant};
+use common::{Host, Options, component, resources, scoped_component, tenant};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasilock::api::grpc::proto::GetMetadataRequest;
-use wasilock::api::grpc::proto::dapr_client::DaprClient;
 
 fn as_tenant(token: &str) -> [(&str, &str); 1] {
     [("dapr-api-token", token)]
@@ -38,7 +37,8 @@ fn tokens_select_tenants_and_scopes_decide_their_stores() {
     ]);
     let host = Host::start_with(
         Options::new()
-            .args(["--app-id", "ops", "--resources-path", resources_path(&dir)])
+            .app_id("ops")
+            .resources_path(&dir)
             .env("DAPR_API_TOKEN", "t-ops"),
     );
     let banner = host.banner();
@@ -106,30 +106,21 @@ fn tokens_select_tenants_and_scopes_decide_their_stores() {
     assert_eq!(reply.body, r#"{"success":true}"#);
 
     // Over gRPC the metadata token selects the tenant the same way.
-    let ids = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let channel = tonic::transport::Channel::from_shared(format!("http://{}", host.grpc))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            let mut client = DaprClient::new(channel);
-            let mut ids = Vec::new();
-            for token in ["t-orders", "t-billing", "t-nobody"] {
-                let mut request = tonic::Request::new(GetMetadataRequest {});
-                request
-                    .metadata_mut()
-                    .insert("dapr-api-token", token.parse().unwrap());
-                ids.push(match client.get_metadata(request).await {
-                    Ok(metadata) => metadata.into_inner().id,
-                    Err(status) => format!("{:?}", status.code()),
-                });
-            }
-            ids
-        });
+    let ids = crate::grpc_client::runtime().block_on(async {
+        let mut client = crate::grpc_client::dapr(&host.grpc).await;
+        let mut ids = Vec::new();
+        for token in ["t-orders", "t-billing", "t-nobody"] {
+            let mut request = tonic::Request::new(GetMetadataRequest {});
+            request
+                .metadata_mut()
+                .insert("dapr-api-token", token.parse().unwrap());
+            ids.push(match client.get_metadata(request).await {
+                Ok(metadata) => metadata.into_inner().id,
+                Err(status) => format!("{:?}", status.code()),
+            });
+        }
+        ids
+    });
     assert_eq!(ids, ["orders", "billing", "Unauthenticated"]);
 }
 
@@ -179,16 +170,12 @@ fn bad_tenant_files_stop_start_up_naming_the_file_and_the_field() {
     ];
     for (case, yaml, needle) in cases {
         let dir = resources(&[("tenants.yaml", &yaml)]);
-        let failure =
-            Host::try_start(Options::new().args(["--resources-path", resources_path(&dir)]))
-                .err()
-                .unwrap_or_else(|| panic!("{case}: the host started"));
-        let file = dir.path().join("tenants.yaml");
-        assert!(
-            failure.stderr.contains(&file.display().to_string()) && failure.stderr.contains(needle),
-            "{case}: {failure}"
+        let file = dir.path().join("tenants.yaml").display().to_string();
+        Host::refused(
+            Options::new().resources_path(&dir),
+            &format!("{case}: the host started"),
+            &[&file, needle],
         );
-        assert!(!failure.status.success());
     }
 }
 
@@ -230,8 +217,7 @@ fn a_hostile_tenant_never_delays_or_fails_a_healthy_one() {
         .iter()
         .map(|(n, y)| (n.as_str(), y.as_str()))
         .collect();
-    let dir = resources(&files);
-    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
+    let host = Host::start_with(Options::new().resources(&files));
 
     // The hostile component reaches for the healthy tenant's lock and store: it cannot.
     let healthy = as_tenant("t-healthy");
@@ -347,19 +333,11 @@ fn a_hostile_tenant_never_delays_or_fails_a_healthy_one() {
 #[test]
 fn past_max_concurrency_requests_wait_then_get_429() {
     let guest = common::fault_injection_guest();
-    let dir = resources(&[
+    let limits = "{timeout: 600ms, maxConcurrency: 1}";
+    let host = Host::start_with(Options::new().resources(&[
         ("spin.yaml", &component("fault-spin", "lock.in-memory", &[])),
-        (
-            "t.yaml",
-            &tenant(
-                "t",
-                "t",
-                Some(&guest),
-                "{timeout: 600ms, maxConcurrency: 1}",
-            ),
-        ),
-    ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
+        ("t.yaml", &tenant("t", "t", Some(&guest), limits)),
+    ]));
     let replies: Vec<(u16, String, Duration)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..3)
             .map(|i| {
@@ -402,11 +380,7 @@ impl Drop for StopOnDrop<'_> {
 
 /// Polls `check` every 50 ms until it holds, for at most 10 s.
 fn eventually(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(what, Duration::from_secs(10), check);
 }
 
 #[test]
@@ -420,7 +394,7 @@ fn the_configuration_reloads_under_load_without_a_failed_request() {
         ),
         ("a.yaml", &tenant("a", "t-a", None, "{}")),
     ]);
-    let host = Host::start_with(Options::new().args(["--resources-path", resources_path(&dir)]));
+    let host = Host::start_with(Options::new().resources_path(&dir));
     let write = |name: &str, yaml: &str| std::fs::write(dir.path().join(name), yaml).unwrap();
     let status_of =
         |token: &str, path: &str| host.post_with(path, &lock_body("probe", "p"), &as_tenant(token));

@@ -60,6 +60,17 @@ fn passes(
     sdk_clients::passes(&mut command, last_line);
 }
 
+/// Locks `resource` in `lockstore` through `host` with `headers`, over raw HTTP, and
+/// checks that it was granted.
+fn assert_locks(host: &Host, resource: &str, headers: &[(&str, &str)]) {
+    let body = format!(r#"{{"resourceId":"{resource}","lockOwner":"o","expiryInSeconds":30}}"#);
+    let lock = host.post_with("/v1.0-alpha1/lock/lockstore", &body, headers);
+    assert_eq!(
+        (lock.status, lock.body.as_str()),
+        (200, r#"{"success":true}"#)
+    );
+}
+
 /// A raw HTTP exchange: status, the headers named, body.
 fn exchange(
     method: &str,
@@ -137,15 +148,7 @@ fn sdks_and_raw_clients_reach_daprd_through_wasilock_and_locks_stay_local() {
     assert_eq!((status, seen), (418, vec!["PUT".to_string()]));
     // The lock routes are wasilock's.
     let auth = [("dapr-api-token", TOKEN)];
-    let lock = host.post_with(
-        "/v1.0-alpha1/lock/lockstore",
-        r#"{"resourceId":"raw","lockOwner":"o","expiryInSeconds":30}"#,
-        &auth,
-    );
-    assert_eq!(
-        (lock.status, lock.body.as_str()),
-        (200, r#"{"success":true}"#)
-    );
+    assert_locks(&host, "raw", &auth);
 
     // Metadata: daprd's, with wasilock's lock stores in place of daprd's.
     let metadata = host.get_with("/v1.0/metadata", &auth);
@@ -262,15 +265,7 @@ fn health_follows_daprd_and_with_daprd_down_calls_fail_fast_but_locks_work() {
         error["message"].as_str().unwrap().starts_with(&named),
         "{error}"
     );
-    let lock = host.post_with(
-        "/v1.0-alpha1/lock/lockstore",
-        r#"{"resourceId":"down","lockOwner":"o","expiryInSeconds":30}"#,
-        &auth,
-    );
-    assert_eq!(
-        (lock.status, lock.body.as_str()),
-        (200, r#"{"success":true}"#)
-    );
+    assert_locks(&host, "down", &auth);
     let metadata = host.get_with("/v1.0/metadata", &auth);
     assert_eq!(metadata.status, 200, "{}", metadata.body);
     assert!(metadata.body.contains(r#""name":"lockstore""#));
@@ -301,16 +296,14 @@ fn a_tenant_s_upstream_is_its_own_and_tenants_without_one_answer_as_before() {
         standin.grpc_url()
     );
     let without = common::tenant("billing", "t-billing", None, "{}");
-    let dir = common::resources(&[
+    let host = Host::start_with(Options::new().resources(&[
         ("orders.yaml", &with_upstream),
         ("billing.yaml", &without),
         (
             "lock.yaml",
             &common::component("lockstore", "lock.in-memory", &[]),
         ),
-    ]);
-    let host =
-        Host::start_with(Options::new().args(["--resources-path", dir.path().to_str().unwrap()]));
+    ]));
     let echoed = ["x-standin-token"];
     let url = format!("{}/v1.0/invoke/a/method/b", host.base);
     let orders = [("dapr-api-token", "t-orders")];
