@@ -12,7 +12,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasilock::stores::backend::Metadata;
 use wasilock::{
     Backend, CasOutcome, EMBEDDED_GUEST, HttpExport, Inspected, Limits, LinkedComponent,
 };
@@ -32,10 +31,6 @@ struct MapKind {
 impl StoreKind for MapKind {
     const TYPE_NAME: &'static str = "lock.btreemap";
     type Settings = ();
-
-    fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
-        Ok(())
-    }
 
     async fn open(&self, _settings: &(), context: OpenContext<'_>) -> anyhow::Result<Opened> {
         let backend = Arc::new(MapBackend::default());

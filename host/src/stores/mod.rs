@@ -451,10 +451,6 @@ pub(crate) mod tests {
         const TYPE_NAME: &'static str = "lock.given";
         type Settings = ();
 
-        fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
-            Ok(())
-        }
-
         async fn open(&self, _: &(), _: OpenContext<'_>) -> anyhow::Result<Opened> {
             Ok(Opened {
                 backend: self.0.clone(),

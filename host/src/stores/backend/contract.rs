@@ -5,9 +5,10 @@
 //! (memory, embedded, Redis) is checked number by number; etcd's create revisions only as
 //! the spec asks, strictly increasing per key.
 
+use super::properties::read_of;
 use super::{
-    Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, MemoryBackend, RedisBackend,
-    RedisSettings, swap,
+    Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, FromMetadata, MemoryBackend,
+    RedisBackend, RedisSettings, swap,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -370,6 +371,25 @@ async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry, token
     concurrent_grants_take_distinct_increasing_tokens(make(), tokens).await;
 }
 
+/// Runs every check on a backend of its own, opened beforehand by `connect` with the
+/// check's number (a store apart from the others', so that each check starts empty).
+async fn run_contract_on_each<F>(connect: impl Fn(usize) -> F, expiry: Expiry, tokens: Tokens)
+where
+    F: Future<Output = Arc<dyn Backend>>,
+{
+    let mut backends = Vec::new();
+    for check in 0..CHECKS {
+        backends.push(connect(check).await);
+    }
+    let next = std::sync::Mutex::new(backends.into_iter());
+    run_contract(
+        || next.lock().unwrap().next().expect("one backend per check"),
+        expiry,
+        tokens,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_backend_meets_the_contract() {
     run_contract(
@@ -435,22 +455,20 @@ async fn redis_backend_meets_the_contract() {
     let Some(server) = redis_server::RedisServer::start() else {
         return;
     };
-    // One database per check, so that each starts empty.
-    let mut backends = Vec::new();
-    for db in 0..CHECKS {
-        let metadata = [
-            ("redisHost".to_string(), server.address()),
-            ("redisDB".to_string(), db.to_string()),
-        ]
-        .into_iter()
-        .collect();
-        let settings = RedisSettings::from_metadata(&metadata).unwrap();
-        backends
-            .push(Arc::new(RedisBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>);
-    }
-    let next = std::sync::Mutex::new(backends.into_iter());
-    run_contract(
-        || next.lock().unwrap().next().expect("one database per check"),
+    let address = &server.address();
+    // One database per check.
+    run_contract_on_each(
+        |db| async move {
+            let settings = read_of(
+                RedisSettings::from_metadata,
+                &[
+                    ("redisHost", address.as_str()),
+                    ("redisDB", &db.to_string()),
+                ],
+            )
+            .unwrap();
+            Arc::new(RedisBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>
+        },
         Expiry::ByServer,
         Tokens::PerKeyCounter,
     )
@@ -462,14 +480,15 @@ async fn redis_backend_fails_fast_when_unreachable() {
     let Some(mut server) = redis_server::RedisServer::start() else {
         return;
     };
-    let metadata = [
-        ("redisHost".to_string(), server.address()),
-        ("readTimeout".to_string(), "500ms".to_string()),
-        ("dialTimeout".to_string(), "500ms".to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let settings = RedisSettings::from_metadata(&metadata).unwrap();
+    let settings = read_of(
+        RedisSettings::from_metadata,
+        &[
+            ("redisHost", server.address().as_str()),
+            ("readTimeout", "500ms"),
+            ("dialTimeout", "500ms"),
+        ],
+    )
+    .unwrap();
     let backend = RedisBackend::connect(&settings).await.unwrap();
     server.stop();
     let started = std::time::Instant::now();
@@ -513,21 +532,20 @@ async fn etcd_backend_meets_the_contract() {
     let Some(cluster) = etcd_cluster::EtcdCluster::start() else {
         return;
     };
-    // One key prefix path per check, so that each starts empty.
-    let mut backends = Vec::new();
-    for check in 0..CHECKS {
-        let metadata = [
-            ("endpoints".to_string(), cluster.endpoints()),
-            ("keyPrefixPath".to_string(), format!("check-{check}")),
-        ]
-        .into_iter()
-        .collect();
-        let settings = EtcdSettings::from_metadata(&metadata).unwrap();
-        backends.push(Arc::new(EtcdBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>);
-    }
-    let next = std::sync::Mutex::new(backends.into_iter());
-    run_contract(
-        || next.lock().unwrap().next().expect("one prefix per check"),
+    let endpoints = &cluster.endpoints();
+    // One key prefix path per check.
+    run_contract_on_each(
+        |check| async move {
+            let settings = read_of(
+                EtcdSettings::from_metadata,
+                &[
+                    ("endpoints", endpoints.as_str()),
+                    ("keyPrefixPath", &format!("check-{check}")),
+                ],
+            )
+            .unwrap();
+            Arc::new(EtcdBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>
+        },
         Expiry::ByEtcdLeases,
         Tokens::Increasing,
     )
