@@ -619,17 +619,25 @@ pub(crate) mod strategies {
 
     /// A string field holding `value`: left out, `null` or `""` when empty.
     fn string_field(names: [&'static str; 2], value: String) -> BoxedStrategy<Field> {
-        let encoded = if value.is_empty() {
+        let zero = value.is_empty();
+        keyed(names, or_left_out(zero, json_string(value)))
+    }
+
+    /// `encoded`; when the value is the zero value, also left out (`None`) or `null`.
+    fn or_left_out(
+        zero: bool,
+        encoded: impl Strategy<Value = String> + 'static,
+    ) -> BoxedStrategy<Option<String>> {
+        if zero {
             prop_oneof![
                 Just(None),
                 Just(Some("null".to_owned())),
-                json_string(value).prop_map(Some)
+                encoded.prop_map(Some)
             ]
             .boxed()
         } else {
-            json_string(value).prop_map(Some).boxed()
-        };
-        keyed(names, encoded)
+            encoded.prop_map(Some).boxed()
+        }
     }
 
     /// An int32 field holding `value`: plain, quoted, or in a float form; left out or `null`
@@ -645,17 +653,7 @@ pub(crate) mod strategies {
         if value != 0 {
             forms.push(format!("{value}0e-1"));
         }
-        let encoded = if value == 0 {
-            prop_oneof![
-                Just(None),
-                Just(Some("null".to_owned())),
-                select(forms).prop_map(Some)
-            ]
-            .boxed()
-        } else {
-            select(forms).prop_map(Some).boxed()
-        };
-        keyed(names, encoded)
+        keyed(names, or_left_out(value == 0, select(forms)))
     }
 
     /// `value` under either of `names`, the key itself written with random escapes.

@@ -283,26 +283,18 @@ mod tests {
 
     #[test]
     fn routes_only_the_two_post_paths() {
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/s"),
-            Route::TryLock("s".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/unlock/s?x=1"),
-            Route::Unlock("s".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/my%20store+x"),
-            Route::TryLock("my store x".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/a%2Fb"),
-            Route::TryLock("a/b".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/Case"),
-            Route::TryLock("Case".into())
-        );
+        for (path, expected) in [
+            ("/v1.0-alpha1/lock/s", Route::TryLock("s".into())),
+            ("/v1.0-alpha1/unlock/s?x=1", Route::Unlock("s".into())),
+            (
+                "/v1.0-alpha1/lock/my%20store+x",
+                Route::TryLock("my store x".into()),
+            ),
+            ("/v1.0-alpha1/lock/a%2Fb", Route::TryLock("a/b".into())),
+            ("/v1.0-alpha1/lock/Case", Route::TryLock("Case".into())),
+        ] {
+            assert_eq!(route("POST", path), expected, "{path}");
+        }
         for (method, path) in [
             ("GET", "/v1.0-alpha1/lock/s"),
             ("PUT", "/v1.0-alpha1/unlock/s"),
