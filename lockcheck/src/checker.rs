@@ -480,167 +480,19 @@ mod tests {
         }
     }
 
-    /// What a history must show.
-    enum Expect {
-        /// A report with nothing in it.
-        Clean,
-        /// Exactly these rules broken, in this order.
-        Broken(&'static [Rule]),
-    }
-
     #[test]
-    fn histories_show_what_is_expected() {
-        use Expect::{Broken, Clean};
-        let cases = [
-            (
-                "tokens growing in grant order",
-                vec![
-                    granted("a", 0, 10, 1),
-                    unlock("a", 20, 30, Outcome::Ok(0)),
-                    granted("b", 40, 50, 2),
-                    unlock("b", 60, 70, Outcome::Ok(0)),
-                    // Overlapping calls may be granted in either order: no order is known.
-                    granted("c", 100, 300, 4),
-                    unlock("c", 310, 320, Outcome::Ok(0)),
-                    granted("d", 200, 400, 3),
-                ],
-                Broken(&[]),
-            ),
-            (
-                "a release then a new owner",
-                vec![
-                    lock("a", 0, 10, 2, Outcome::Ok(true)),
-                    unlock("a", 500, 510, Outcome::Ok(0)),
-                    lock("b", 600, 610, 2, Outcome::Ok(true)),
-                    unlock("b", 1000, 1010, Outcome::Ok(0)),
-                ],
-                Clean,
-            ),
-            (
-                "an unknown lock is never certainly held",
-                vec![
-                    lock("a", 0, 10, 3, unknown()),
-                    lock("b", 500, 510, 3, Outcome::Ok(true)),
-                ],
-                Clean,
-            ),
-            (
-                "an unknown unlock may have released",
-                vec![
-                    lock("a", 0, 10, 3, Outcome::Ok(true)),
-                    unlock("a", 300, 310, unknown()),
-                    lock("b", 500, 510, 3, Outcome::Ok(true)),
-                ],
-                Clean,
-            ),
-            (
-                "a definitely failed unlock releases nothing",
-                vec![
-                    lock("a", 0, 10, 3, Outcome::Ok(true)),
-                    unlock("a", 300, 310, Outcome::Failed("connection refused".into())),
-                    lock("b", 500, 510, 3, Outcome::Ok(true)),
-                ],
-                Broken(&[Rule::TwoHolders]),
-            ),
-            // An unlock may succeed only while its owner's lock may be live.
-            (
-                "nobody called b's lock",
-                vec![unlock("b", 500, 510, Outcome::Ok(0))],
-                Broken(&[Rule::UnlockWithoutLock]),
-            ),
-            (
-                "a's lease ended long before",
-                vec![
-                    lock("a", 0, 10, 1, Outcome::Ok(true)),
-                    unlock("a", 2000, 2010, Outcome::Ok(0)),
-                ],
-                Broken(&[Rule::UnlockWithoutLock]),
-            ),
-            (
-                "released twice",
-                vec![
-                    lock("a", 0, 10, 3, Outcome::Ok(true)),
-                    unlock("a", 500, 510, Outcome::Ok(0)),
-                    unlock("a", 700, 710, Outcome::Ok(0)),
-                ],
-                Broken(&[Rule::UnlockWithoutLock]),
-            ),
-            (
-                "an unknown lock explains an unlock",
-                vec![
-                    lock("a", 0, 10, 3, unknown()),
-                    unlock("a", 500, 510, Outcome::Ok(0)),
-                ],
-                Clean,
-            ),
-            // No such lock while one is certainly held is a lost lock.
-            (
-                "the owner's own lease, forgotten by a restart",
-                vec![
-                    lock("a", 0, 10, 3, Outcome::Ok(true)),
-                    unlock("a", 1000, 1010, Outcome::Ok(1)),
-                ],
-                Broken(&[Rule::LostLock]),
-            ),
-            (
-                "someone else's lease",
-                vec![
-                    lock("a", 0, 10, 3, Outcome::Ok(true)),
-                    unlock("b", 1000, 1010, Outcome::Ok(1)),
-                ],
-                Broken(&[Rule::LostLock]),
-            ),
-            (
-                "no such lock after the lease, the right answer",
-                vec![
-                    lock("a", 0, 10, 1, Outcome::Ok(true)),
-                    unlock("a", 1500, 1510, Outcome::Ok(1)),
-                ],
-                Clean,
-            ),
-            // Held by another owner must be possible.
-            (
-                "a's lease ended, b took the lock",
-                vec![
-                    lock("a", 0, 10, 1, Outcome::Ok(true)),
-                    lock("b", 1100, 1110, 3, Outcome::Ok(true)),
-                    unlock("a", 1500, 1510, Outcome::Ok(2)),
-                ],
-                Clean,
-            ),
-            (
-                "nobody else may hold it",
-                vec![
-                    lock("a", 0, 10, 1, Outcome::Ok(true)),
-                    unlock("a", 1500, 1510, Outcome::Ok(2)),
-                ],
-                Broken(&[Rule::UnexplainedAnswer]),
-            ),
-            (
-                "a certainly still holds it",
-                vec![
-                    lock("a", 0, 10, 3, Outcome::Ok(true)),
-                    lock("b", 100, 110, 3, unknown()),
-                    unlock("a", 1500, 1510, Outcome::Ok(2)),
-                ],
-                Broken(&[Rule::LostLock]),
-            ),
-            (
-                "an unknown unlock status",
-                vec![
-                    lock("a", 0, 10, 3, Outcome::Ok(true)),
-                    unlock("a", 500, 510, Outcome::Ok(3)),
-                ],
-                Broken(&[Rule::UnexplainedAnswer]),
-            ),
-        ];
-        for (case, ops, expect) in cases {
-            let report = check_ops(ops);
-            match expect {
-                Clean => assert_eq!(report, Report::default(), "{case}"),
-                Broken(broken) => assert_eq!(rules(&report), broken, "{case}"),
-            }
-        }
+    fn tokens_growing_in_grant_order_are_clean() {
+        let report = check_ops(vec![
+            granted("a", 0, 10, 1),
+            unlock("a", 20, 30, Outcome::Ok(0)),
+            granted("b", 40, 50, 2),
+            unlock("b", 60, 70, Outcome::Ok(0)),
+            // Overlapping calls may be granted in either order: no order is known.
+            granted("c", 100, 300, 4),
+            unlock("c", 310, 320, Outcome::Ok(0)),
+            granted("d", 200, 400, 3),
+        ]);
+        assert_eq!(rules(&report), []);
     }
 
     #[test]
@@ -671,6 +523,17 @@ mod tests {
         ]);
         assert_eq!(rules(&report), [Rule::LostLock]);
         assert_eq!(report.violations[0].at, ms(500));
+    }
+
+    #[test]
+    fn a_release_then_a_new_owner_is_clean() {
+        let report = check_ops(vec![
+            lock("a", 0, 10, 2, Outcome::Ok(true)),
+            unlock("a", 500, 510, Outcome::Ok(0)),
+            lock("b", 600, 610, 2, Outcome::Ok(true)),
+            unlock("b", 1000, 1010, Outcome::Ok(0)),
+        ]);
+        assert_eq!(report, Report::default());
     }
 
     #[test]
@@ -747,6 +610,61 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_lock_is_never_certainly_held() {
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, unknown()),
+            lock("b", 500, 510, 3, Outcome::Ok(true)),
+        ]);
+        assert_eq!(report, Report::default());
+    }
+
+    #[test]
+    fn an_unknown_unlock_may_have_released() {
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, Outcome::Ok(true)),
+            unlock("a", 300, 310, unknown()),
+            lock("b", 500, 510, 3, Outcome::Ok(true)),
+        ]);
+        assert_eq!(report, Report::default());
+    }
+
+    #[test]
+    fn a_definitely_failed_unlock_releases_nothing() {
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, Outcome::Ok(true)),
+            unlock("a", 300, 310, Outcome::Failed("connection refused".into())),
+            lock("b", 500, 510, 3, Outcome::Ok(true)),
+        ]);
+        assert_eq!(rules(&report), [Rule::TwoHolders]);
+    }
+
+    #[test]
+    fn an_unlock_may_succeed_only_while_its_owners_lock_may_be_live() {
+        // Nobody called b's lock.
+        let report = check_ops(vec![unlock("b", 500, 510, Outcome::Ok(0))]);
+        assert_eq!(rules(&report), [Rule::UnlockWithoutLock]);
+        // a's lease ended long before.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 1, Outcome::Ok(true)),
+            unlock("a", 2000, 2010, Outcome::Ok(0)),
+        ]);
+        assert_eq!(rules(&report), [Rule::UnlockWithoutLock]);
+        // Released twice.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, Outcome::Ok(true)),
+            unlock("a", 500, 510, Outcome::Ok(0)),
+            unlock("a", 700, 710, Outcome::Ok(0)),
+        ]);
+        assert_eq!(rules(&report), [Rule::UnlockWithoutLock]);
+        // An unknown lock explains it.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, unknown()),
+            unlock("a", 500, 510, Outcome::Ok(0)),
+        ]);
+        assert_eq!(report, Report::default());
+    }
+
+    #[test]
     fn an_unlock_may_not_succeed_while_another_owner_certainly_holds() {
         let report = check_ops(vec![
             lock("a", 0, 10, 3, unknown()),
@@ -755,6 +673,61 @@ mod tests {
         ]);
         assert_eq!(rules(&report), [Rule::UnlockWithoutLock]);
         assert!(report.violations[0].evidence[1].contains("by b"));
+    }
+
+    #[test]
+    fn no_such_lock_while_one_is_certainly_held_is_a_lost_lock() {
+        // The owner's own lease, forgotten by a restart.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, Outcome::Ok(true)),
+            unlock("a", 1000, 1010, Outcome::Ok(1)),
+        ]);
+        assert_eq!(rules(&report), [Rule::LostLock]);
+        // Someone else's.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, Outcome::Ok(true)),
+            unlock("b", 1000, 1010, Outcome::Ok(1)),
+        ]);
+        assert_eq!(rules(&report), [Rule::LostLock]);
+        // After the lease, it is the right answer.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 1, Outcome::Ok(true)),
+            unlock("a", 1500, 1510, Outcome::Ok(1)),
+        ]);
+        assert_eq!(report, Report::default());
+    }
+
+    #[test]
+    fn held_by_another_owner_must_be_possible() {
+        // a's lease ended, b took the lock: right.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 1, Outcome::Ok(true)),
+            lock("b", 1100, 1110, 3, Outcome::Ok(true)),
+            unlock("a", 1500, 1510, Outcome::Ok(2)),
+        ]);
+        assert_eq!(report, Report::default());
+        // Nobody else may hold it.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 1, Outcome::Ok(true)),
+            unlock("a", 1500, 1510, Outcome::Ok(2)),
+        ]);
+        assert_eq!(rules(&report), [Rule::UnexplainedAnswer]);
+        // a certainly still holds it.
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, Outcome::Ok(true)),
+            lock("b", 100, 110, 3, unknown()),
+            unlock("a", 1500, 1510, Outcome::Ok(2)),
+        ]);
+        assert_eq!(rules(&report), [Rule::LostLock]);
+    }
+
+    #[test]
+    fn an_unknown_unlock_status_is_unexplained() {
+        let report = check_ops(vec![
+            lock("a", 0, 10, 3, Outcome::Ok(true)),
+            unlock("a", 500, 510, Outcome::Ok(3)),
+        ]);
+        assert_eq!(rules(&report), [Rule::UnexplainedAnswer]);
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! (memory, embedded, Redis) is checked number by number; etcd's create revisions only as
 //! the spec asks, strictly increasing per key.
 
-use super::properties::read_of;
+use super::properties::{metadata_of, read_of};
 use super::{
-    Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, FromMetadata, MemoryBackend,
-    RedisBackend, RedisSettings, swap,
+    Backend, CasOutcome, EmbeddedBackend, EtcdKind, FromMetadata, MemoryBackend, Metadata,
+    OpenContext, RedisBackend, RedisKind, RedisSettings, StoreKind, swap,
 };
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wasilock_testkit::{etcd_cluster, redis_server};
@@ -371,19 +372,26 @@ async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry, token
     concurrent_grants_take_distinct_increasing_tokens(make(), tokens).await;
 }
 
-/// Runs every check on a backend of its own, opened beforehand by `connect` with the
-/// check's number (a store apart from the others', so that each check starts empty).
-async fn run_contract_on_each<F>(connect: impl Fn(usize) -> F, expiry: Expiry, tokens: Tokens)
-where
-    F: Future<Output = Arc<dyn Backend>>,
-{
+/// Runs every check on a store of its own of `kind`, opened beforehand from the metadata
+/// `metadata(check)` gives: a store apart from the others', so that each check starts empty.
+async fn run_contract_on_stores<K: StoreKind>(
+    kind: K,
+    metadata: impl Fn(usize) -> Metadata,
+    expiry: Expiry,
+    tokens: Tokens,
+) {
+    let context = OpenContext {
+        store_name: "contract",
+        data_dir: Path::new("unused"),
+    };
     let mut backends = Vec::new();
     for check in 0..CHECKS {
-        backends.push(connect(check).await);
+        let settings = kind.settings(&metadata(check)).unwrap();
+        backends.push(kind.open(&settings, context).await.unwrap().backend);
     }
     let next = std::sync::Mutex::new(backends.into_iter());
     run_contract(
-        || next.lock().unwrap().next().expect("one backend per check"),
+        || next.lock().unwrap().next().expect("one store per check"),
         expiry,
         tokens,
     )
@@ -455,24 +463,10 @@ async fn redis_backend_meets_the_contract() {
     let Some(server) = redis_server::RedisServer::start() else {
         return;
     };
-    let address = &server.address();
+    let host = server.address();
     // One database per check.
-    run_contract_on_each(
-        |db| async move {
-            let settings = read_of(
-                RedisSettings::from_metadata,
-                &[
-                    ("redisHost", address.as_str()),
-                    ("redisDB", &db.to_string()),
-                ],
-            )
-            .unwrap();
-            Arc::new(RedisBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>
-        },
-        Expiry::ByServer,
-        Tokens::PerKeyCounter,
-    )
-    .await;
+    let metadata = |db: usize| metadata_of(&[("redisHost", &host), ("redisDB", &db.to_string())]);
+    run_contract_on_stores(RedisKind, metadata, Expiry::ByServer, Tokens::PerKeyCounter).await;
 }
 
 #[tokio::test]
@@ -532,22 +526,11 @@ async fn etcd_backend_meets_the_contract() {
     let Some(cluster) = etcd_cluster::EtcdCluster::start() else {
         return;
     };
-    let endpoints = &cluster.endpoints();
+    let endpoints = cluster.endpoints();
     // One key prefix path per check.
-    run_contract_on_each(
-        |check| async move {
-            let settings = read_of(
-                EtcdSettings::from_metadata,
-                &[
-                    ("endpoints", endpoints.as_str()),
-                    ("keyPrefixPath", &format!("check-{check}")),
-                ],
-            )
-            .unwrap();
-            Arc::new(EtcdBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>
-        },
-        Expiry::ByEtcdLeases,
-        Tokens::Increasing,
-    )
-    .await;
+    let metadata = |check: usize| {
+        let prefix = format!("check-{check}");
+        metadata_of(&[("endpoints", &endpoints), ("keyPrefixPath", &prefix)])
+    };
+    run_contract_on_stores(EtcdKind, metadata, Expiry::ByEtcdLeases, Tokens::Increasing).await;
 }

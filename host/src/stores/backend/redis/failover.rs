@@ -344,7 +344,6 @@ impl ConnectionLike for MasterConnection<'_> {
 mod tests {
     use super::*;
     use crate::stores::backend::FromMetadata;
-    use crate::stores::backend::properties::read_of;
     use wasilock_testkit::redis_server::{RedisSentinel, RedisServer};
 
     #[tokio::test]
@@ -356,15 +355,15 @@ mod tests {
             return;
         };
         let sentinel = RedisSentinel::start("m", &master);
-        let settings = read_of(
-            RedisSettings::from_metadata,
-            &[
-                ("redisHost", sentinel.address().as_str()),
-                ("failover", "true"),
-                ("sentinelMasterName", "m"),
-            ],
-        )
-        .unwrap();
+        let metadata = [
+            ("redisHost", sentinel.address()),
+            ("failover", "true".into()),
+            ("sentinelMasterName", "m".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let settings = RedisSettings::from_metadata(&metadata).unwrap();
         let connection = FailoverConnection::connect(&settings).await.unwrap();
 
         // As if the server kept had been demoted to replica with its clients connected.
