@@ -359,6 +359,7 @@ mod tests {
     fn every_error_row_in_daprs_order() {
         let store = FakeStore::new();
         let lock = "/v1.0-alpha1/lock/lockstore";
+        let owned = r#"{"resourceId":"r","lockOwner":"o"}"#;
         // Row 0: invalid JSON.
         let response = post(&store, lock, "{");
         assert_eq!(response.status, 400);
@@ -403,11 +404,7 @@ mod tests {
             )
         );
         assert_eq!(
-            post(
-                &store,
-                "/v1.0-alpha1/unlock/nope",
-                r#"{"resourceId":"r","lockOwner":"o"}"#
-            ),
+            post(&store, "/v1.0-alpha1/unlock/nope", owned),
             error(400, "ERR_LOCK_STORE_NOT_FOUND", "lock store nope not found")
         );
         // Row 7: component error.
@@ -428,11 +425,7 @@ mod tests {
             )
         );
         assert_eq!(
-            post(
-                &failing,
-                "/v1.0-alpha1/unlock/lockstore",
-                r#"{"resourceId":"r","lockOwner":"o"}"#
-            ),
+            post(&failing, "/v1.0-alpha1/unlock/lockstore", owned),
             error(500, "ERR_UNLOCK", "failed to release lock: disk on fire")
         );
     }

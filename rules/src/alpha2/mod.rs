@@ -466,66 +466,7 @@ fn open_validated<S: FencedStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// A fenced store fake: one store `lockstore`, values without expiry.
-    #[derive(Default)]
-    struct Fenced {
-        values: RefCell<HashMap<String, (Vec<u8>, u64)>>,
-        counters: RefCell<HashMap<String, u64>>,
-        failure: Option<String>,
-    }
-
-    impl<'a> FencedStore for &'a Fenced {
-        type Bucket = &'a Fenced;
-        fn open(&self, name: &str) -> Result<&'a Fenced, StoreError> {
-            if name == "lockstore" {
-                Ok(self)
-            } else {
-                Err(StoreError::NoSuchStore)
-            }
-        }
-    }
-
-    impl FencedBucket for &Fenced {
-        fn compare_and_swap_fenced(&self, swap: Swap<'_>) -> Result<FencedOutcome, StoreError> {
-            let Swap {
-                key, expected, new, ..
-            } = swap;
-            if let Some(m) = &self.failure {
-                return Err(StoreError::Backend(m.clone()));
-            }
-            let mut values = self.values.borrow_mut();
-            let live = values.get(key).cloned();
-            if live.as_ref().map(|(v, _)| v.as_slice()) != expected {
-                return Ok(FencedOutcome::Conflict(live.map(|(v, _)| v)));
-            }
-            let token = match (live, new) {
-                (None, Some(_)) => {
-                    let mut counters = self.counters.borrow_mut();
-                    let counter = counters.entry(key.to_owned()).or_default();
-                    *counter += 1;
-                    *counter
-                }
-                (Some((_, token)), _) => token,
-                (None, None) => 0,
-            };
-            match new {
-                Some(v) => values.insert(key.to_owned(), (v.to_vec(), token)),
-                None => values.remove(key),
-            };
-            Ok(FencedOutcome::Swapped(token))
-        }
-
-        fn inspect(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-            Ok(self.values.borrow().get(key).map(|(v, t)| Entry {
-                value: v.clone(),
-                fencing_token: *t,
-                ttl_ms: Some(12_500),
-            }))
-        }
-    }
+    use crate::fake_store::FakeStore;
 
     fn granted(outcome: Result<Acquired, Alpha2Error>) -> Grant {
         match outcome {
@@ -562,7 +503,7 @@ mod tests {
 
     #[test]
     fn tokens_increase_per_grant_and_renewal_keeps_them() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let first = granted(acquire(s, "lockstore", "r", None, || [1; 16]));
         assert_eq!(first.fencing_token, 1);
@@ -587,7 +528,7 @@ mod tests {
 
     #[test]
     fn a_stale_lock_id_is_not_found() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let grant = granted(acquire(s, "lockstore", "r", None, || [1; 16]));
         force_release(s, "lockstore", "r").unwrap();
@@ -605,7 +546,7 @@ mod tests {
 
     #[test]
     fn validation_order_and_errors() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let err = acquire(s, "nope", "", Some("bad"), || [0; 16]).unwrap_err();
         assert!(err.message().starts_with("invalid ttl: "), "ttl first");
@@ -623,9 +564,9 @@ mod tests {
         assert_eq!(err.http_status(), 400);
         let err = release(s, "lockstore", "r", "").unwrap_err();
         assert_eq!(err, Alpha2Error::MalformedRequest("lockID is empty".into()));
-        let failing = Fenced {
+        let failing = FakeStore {
             failure: Some("down".into()),
-            ..Fenced::default()
+            ..FakeStore::new()
         };
         let err = acquire(&&failing, "lockstore", "r", None, || [0; 16]).unwrap_err();
         assert_eq!(
@@ -657,7 +598,7 @@ mod tests {
 
     #[test]
     fn run_dispatches() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let acquire = Alpha2Request::Acquire {
             resource_id: "r".into(),
