@@ -15,7 +15,10 @@ pub use json::*;
 pub use limits::*;
 pub use store::{Entry, FencedBucket, FencedOutcome, FencedStore};
 
-use crate::lease::{KEY_SEPARATOR, StoreError, Swap, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX};
+use crate::lease::{
+    KEY_SEPARATOR, LockError, StoreError, Swap, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX,
+    check_open,
+};
 use std::time::Duration;
 
 /// The TTL of a lock whose request names none, unless its store's `defaultTTL` says
@@ -403,6 +406,19 @@ pub fn inspect<S: FencedStore>(
     }))
 }
 
+/// A refusal of the Dapr API's checks, answered with the same error code and message.
+impl From<LockError> for Alpha2Error {
+    fn from(refusal: LockError) -> Self {
+        match refusal {
+            LockError::MalformedRequest(m) => Alpha2Error::MalformedRequest(m),
+            LockError::StoreNotConfigured(m) => Alpha2Error::StoreNotConfigured(m),
+            LockError::StoreNotFound(m) => Alpha2Error::StoreNotFound(m),
+            LockError::TryLockFailed(m) => Alpha2Error::TryLockFailed(m),
+            LockError::UnlockFailed(m) => Alpha2Error::UnlockFailed(m),
+        }
+    }
+}
+
 /// A store failure while acquiring, renewing or inspecting (`ERR_TRY_LOCK`).
 fn try_lock_failed(e: StoreError) -> Alpha2Error {
     Alpha2Error::TryLockFailed(format!("{TRY_LOCK_FAILED_PREFIX}{e}"))
@@ -438,23 +454,8 @@ fn open_validated<S: FencedStore>(
     resource_id: &str,
     failure: fn(StoreError) -> Alpha2Error,
 ) -> Result<S::Bucket, Alpha2Error> {
-    let opened = store.open(store_name);
-    if matches!(opened, Err(StoreError::NotConfigured)) {
-        return Err(Alpha2Error::StoreNotConfigured(
-            StoreError::NotConfigured.to_string(),
-        ));
-    }
-    if resource_id.is_empty() {
-        return Err(Alpha2Error::MalformedRequest(format!(
-            "ResourceId is empty in lock store {store_name}"
-        )));
-    }
-    let bucket = opened.map_err(|e| match e {
-        StoreError::NotConfigured | StoreError::NoSuchStore | StoreError::AccessDenied => {
-            Alpha2Error::StoreNotFound(format!("lock store {store_name} not found"))
-        }
-        backend @ StoreError::Backend(_) => failure(backend),
-    })?;
+    let required = [("ResourceId", resource_id)];
+    let bucket = check_open(store.open(store_name), store_name, &required)?.map_err(failure)?;
     if resource_id.contains(KEY_SEPARATOR) {
         return Err(Alpha2Error::MalformedRequest(format!(
             "input key/keyPrefix '{resource_id}' can't contain '{KEY_SEPARATOR}'"
