@@ -327,7 +327,12 @@ mod tests {
 
     #[test]
     fn file_stems_are_safe() {
-        assert_eq!(file_stem("lockstore"), "lockstore");
-        assert_eq!(file_stem("../a b/c"), ".._a_b_c");
+        for (store_name, stem) in [
+            ("lockstore", "lockstore"),
+            ("Locks-2_v1.0", "Locks-2_v1.0"),
+            ("../a b/c", ".._a_b_c"),
+        ] {
+            assert_eq!(file_stem(store_name), stem, "{store_name}");
+        }
     }
 }
