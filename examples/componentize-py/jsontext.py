@@ -194,11 +194,16 @@ class Reader:
 
     def member_colon(self):
         """Reads the `:` between a member's key and its value."""
+        self.expect_byte(":", EOF_OBJECT, EXPECTED_COLON)
+
+    def expect_byte(self, expected, eof, unexpected):
+        """Reads the byte `expected` after whitespace; the error `eof` at the end of the
+        input, `unexpected` at another byte."""
         byte = self.skip_whitespace()
         if byte is None:
-            raise self.peek_error(EOF_OBJECT)
-        if byte != ord(":"):
-            raise self.peek_error(EXPECTED_COLON)
+            raise self.peek_error(eof)
+        if byte != ord(expected):
+            raise self.peek_error(unexpected)
         self.i += 1
 
     def skip(self):
@@ -260,12 +265,7 @@ class Reader:
                 frame = open_frames.pop()
                 accept_comma = True
             if frame == ord("{"):
-                byte = self.skip_whitespace()
-                if byte is None:
-                    raise self.peek_error(EOF_OBJECT)
-                if byte != ord('"'):
-                    raise self.peek_error(KEY_MUST_BE_A_STRING)
-                self.i += 1
+                self.expect_byte('"', EOF_OBJECT, KEY_MUST_BE_A_STRING)
                 self.skip_string()
                 self.member_colon()
             enclosing = frame

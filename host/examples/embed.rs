@@ -33,10 +33,6 @@ impl StoreKind for MapKind {
     const TYPE_NAME: &'static str = "lock.btreemap";
     type Settings = ();
 
-    fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
-        Ok(())
-    }
-
     async fn open(&self, _settings: &(), context: OpenContext<'_>) -> anyhow::Result<Opened> {
         let backend = Arc::new(MapBackend::default());
         let mut opened = self.opened.lock().unwrap();

@@ -3,31 +3,47 @@
 //! evidence. Exits with 1 when a setup whose store promises safety shows a violation, or a
 //! setup could not run.
 
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 use std::time::Duration;
 use wasilock_lockcheck::report::text;
 use wasilock_lockcheck::setups::{self, Params, Setup};
 use wasilock_testkit::host::build_binary;
 
-/// Which setups to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Which setups to run: one, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Choice {
-    /// `lock.embedded`, the host killed (-9) and restarted.
-    Embedded,
-    /// `lock.redis` (appendfsync always), Redis killed (-9) and restarted.
-    Redis,
-    /// `lock.redis` with Redis's default persistence, Redis killed (-9) and restarted.
-    RedisDefault,
-    /// Two hosts on one Redis, each killed (-9) and restarted in turn.
-    TwoHosts,
-    /// `lock.redis` with Sentinel failover, the master killed (-9) and the replica promoted.
-    Sentinel,
-    /// Two hosts on `lock.etcd` over 3 etcd members, the leader killed (-9) and restarted.
-    Etcd,
-    /// Every setup above, one after the other.
+    /// One setup, by its name.
+    One(Setup),
+    /// Every setup, one after the other.
     All,
+}
+
+/// The values of `--setup`: every setup's name, then `all`.
+static CHOICES: LazyLock<Vec<Choice>> = LazyLock::new(|| {
+    Setup::ALL
+        .map(Choice::One)
+        .into_iter()
+        .chain([Choice::All])
+        .collect()
+});
+
+impl ValueEnum for Choice {
+    fn value_variants<'a>() -> &'a [Self] {
+        &CHOICES
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            Choice::One(setup) => setup.to_possible_value(),
+            Choice::All => {
+                Some(PossibleValue::new("all").help("Every setup above, one after the other"))
+            }
+        }
+    }
 }
 
 /// Random lease workloads against wasilock under faults; the histories are checked for
@@ -72,13 +88,8 @@ fn main() -> ExitCode {
         resources: cli.resources,
         seed,
     };
-    let chosen: Vec<Setup> = match cli.setup {
-        Choice::Embedded => vec![Setup::Embedded],
-        Choice::Redis => vec![Setup::Redis],
-        Choice::RedisDefault => vec![Setup::RedisDefault],
-        Choice::TwoHosts => vec![Setup::TwoHosts],
-        Choice::Sentinel => vec![Setup::Sentinel],
-        Choice::Etcd => vec![Setup::Etcd],
+    let chosen = match cli.setup {
+        Choice::One(setup) => vec![setup],
         Choice::All => Setup::ALL.to_vec(),
     };
     println!(

@@ -49,20 +49,20 @@ const MIN_CALM: Duration = Duration::from_millis(500);
 /// No fault starts this close to the end of a run.
 const QUIET_END: Duration = Duration::from_millis(500);
 
-/// One fault setup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One fault setup; on the command line, [`Setup::name`] with its doc line as the help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Setup {
     /// `lock.embedded`, the host killed (-9) and restarted.
     Embedded,
-    /// `lock.redis` with `appendfsync always`, Redis killed (-9) and restarted.
+    /// `lock.redis` (appendfsync always), Redis killed (-9) and restarted.
     Redis,
     /// `lock.redis` with Redis's default persistence, Redis killed (-9) and restarted.
     RedisDefault,
     /// Two hosts on one Redis, each killed (-9) and restarted in turn.
     TwoHosts,
-    /// `lock.redis` with Sentinel failover, the master killed (-9).
+    /// `lock.redis` with Sentinel failover, the master killed (-9) and the replica promoted.
     Sentinel,
-    /// Two hosts on `lock.etcd` over 3 members, the leader killed (-9) and restarted.
+    /// Two hosts on `lock.etcd` over 3 etcd members, the leader killed (-9) and restarted.
     Etcd,
 }
 
@@ -363,4 +363,18 @@ fn with_faults(
             notes: Vec::new(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Setup;
+    use clap::ValueEnum;
+
+    #[test]
+    fn the_command_line_names_each_setup_by_its_name() {
+        assert_eq!(Setup::value_variants(), Setup::ALL);
+        for setup in Setup::ALL {
+            assert_eq!(setup.to_possible_value().unwrap().get_name(), setup.name());
+        }
+    }
 }

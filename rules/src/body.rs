@@ -13,29 +13,29 @@ use std::fmt;
 
 /// Parses a try-lock body (`resourceId`, `lockOwner`, `expiryInSeconds`).
 pub fn parse_lock_request(body: &[u8]) -> Result<LockRequest, String> {
-    let fields = parse_fields(body)?;
-    check_store_name(fields.store_name)?;
+    let (unlock, fields) = parse_unlock_fields(body)?;
     Ok(LockRequest {
-        resource_id: string_field(fields.resource_id, "resourceId")?,
-        lock_owner: string_field(fields.lock_owner, "lockOwner")?,
+        resource_id: unlock.resource_id,
+        lock_owner: unlock.lock_owner,
         expiry_in_seconds: int32_field(&fields.expiry_in_seconds, "expiryInSeconds")?,
     })
 }
 
 /// Parses an unlock body (`resourceId`, `lockOwner`).
 pub fn parse_unlock_request(body: &[u8]) -> Result<UnlockRequest, String> {
-    let fields = parse_fields(body)?;
-    check_store_name(fields.store_name)?;
-    Ok(UnlockRequest {
-        resource_id: string_field(fields.resource_id, "resourceId")?,
-        lock_owner: string_field(fields.lock_owner, "lockOwner")?,
-    })
+    parse_unlock_fields(body).map(|(unlock, _)| unlock)
 }
 
-/// `storeName` is a field of both proto messages: it is type-checked, then the URL's store
-/// name wins, as in daprd.
-fn check_store_name(store_name: Option<Value>) -> Result<(), String> {
-    string_field(store_name, "storeName").map(drop)
+/// Parses what both bodies have, in this order: `storeName` (type-checked only: the URL's
+/// store name wins, as in daprd), `resourceId` and `lockOwner`; with the remaining fields.
+fn parse_unlock_fields(body: &[u8]) -> Result<(UnlockRequest, Fields), String> {
+    let mut fields = parse_fields(body)?;
+    string_field(fields.store_name.take(), "storeName")?;
+    let unlock = UnlockRequest {
+        resource_id: string_field(fields.resource_id.take(), "resourceId")?,
+        lock_owner: string_field(fields.lock_owner.take(), "lockOwner")?,
+    };
+    Ok((unlock, fields))
 }
 
 /// The known fields of a body (of either message), their values parsed.
@@ -619,17 +619,25 @@ pub(crate) mod strategies {
 
     /// A string field holding `value`: left out, `null` or `""` when empty.
     fn string_field(names: [&'static str; 2], value: String) -> BoxedStrategy<Field> {
-        let encoded = if value.is_empty() {
+        let zero = value.is_empty();
+        keyed(names, or_left_out(zero, json_string(value)))
+    }
+
+    /// `encoded`; when the value is the zero value, also left out (`None`) or `null`.
+    fn or_left_out(
+        zero: bool,
+        encoded: impl Strategy<Value = String> + 'static,
+    ) -> BoxedStrategy<Option<String>> {
+        if zero {
             prop_oneof![
                 Just(None),
                 Just(Some("null".to_owned())),
-                json_string(value).prop_map(Some)
+                encoded.prop_map(Some)
             ]
             .boxed()
         } else {
-            json_string(value).prop_map(Some).boxed()
-        };
-        keyed(names, encoded)
+            encoded.prop_map(Some).boxed()
+        }
     }
 
     /// An int32 field holding `value`: plain, quoted, or in a float form; left out or `null`
@@ -645,17 +653,7 @@ pub(crate) mod strategies {
         if value != 0 {
             forms.push(format!("{value}0e-1"));
         }
-        let encoded = if value == 0 {
-            prop_oneof![
-                Just(None),
-                Just(Some("null".to_owned())),
-                select(forms).prop_map(Some)
-            ]
-            .boxed()
-        } else {
-            select(forms).prop_map(Some).boxed()
-        };
-        keyed(names, encoded)
+        keyed(names, or_left_out(value == 0, select(forms)))
     }
 
     /// `value` under either of `names`, the key itself written with random escapes.

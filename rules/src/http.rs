@@ -283,26 +283,18 @@ mod tests {
 
     #[test]
     fn routes_only_the_two_post_paths() {
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/s"),
-            Route::TryLock("s".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/unlock/s?x=1"),
-            Route::Unlock("s".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/my%20store+x"),
-            Route::TryLock("my store x".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/a%2Fb"),
-            Route::TryLock("a/b".into())
-        );
-        assert_eq!(
-            route("POST", "/v1.0-alpha1/lock/Case"),
-            Route::TryLock("Case".into())
-        );
+        for (path, expected) in [
+            ("/v1.0-alpha1/lock/s", Route::TryLock("s".into())),
+            ("/v1.0-alpha1/unlock/s?x=1", Route::Unlock("s".into())),
+            (
+                "/v1.0-alpha1/lock/my%20store+x",
+                Route::TryLock("my store x".into()),
+            ),
+            ("/v1.0-alpha1/lock/a%2Fb", Route::TryLock("a/b".into())),
+            ("/v1.0-alpha1/lock/Case", Route::TryLock("Case".into())),
+        ] {
+            assert_eq!(route("POST", path), expected, "{path}");
+        }
         for (method, path) in [
             ("GET", "/v1.0-alpha1/lock/s"),
             ("PUT", "/v1.0-alpha1/unlock/s"),
@@ -367,6 +359,7 @@ mod tests {
     fn every_error_row_in_daprs_order() {
         let store = FakeStore::new();
         let lock = "/v1.0-alpha1/lock/lockstore";
+        let owned = r#"{"resourceId":"r","lockOwner":"o"}"#;
         // Row 0: invalid JSON.
         let response = post(&store, lock, "{");
         assert_eq!(response.status, 400);
@@ -411,11 +404,7 @@ mod tests {
             )
         );
         assert_eq!(
-            post(
-                &store,
-                "/v1.0-alpha1/unlock/nope",
-                r#"{"resourceId":"r","lockOwner":"o"}"#
-            ),
+            post(&store, "/v1.0-alpha1/unlock/nope", owned),
             error(400, "ERR_LOCK_STORE_NOT_FOUND", "lock store nope not found")
         );
         // Row 7: component error.
@@ -436,11 +425,7 @@ mod tests {
             )
         );
         assert_eq!(
-            post(
-                &failing,
-                "/v1.0-alpha1/unlock/lockstore",
-                r#"{"resourceId":"r","lockOwner":"o"}"#
-            ),
+            post(&failing, "/v1.0-alpha1/unlock/lockstore", owned),
             error(500, "ERR_UNLOCK", "failed to release lock: disk on fire")
         );
     }

@@ -246,28 +246,9 @@ fn open_validated<S: LockStore>(
     failure_prefix: &str,
     failure: fn(String) -> LockError,
 ) -> Result<S::Bucket, LockError> {
-    let opened = store.open(store_name);
-    if matches!(opened, Err(StoreError::NotConfigured)) {
-        return Err(LockError::StoreNotConfigured(
-            StoreError::NotConfigured.to_string(),
-        ));
-    }
-    if resource_id.is_empty() {
-        return Err(LockError::MalformedRequest(format!(
-            "ResourceId is empty in lock store {store_name}"
-        )));
-    }
-    if lock_owner.is_empty() {
-        return Err(LockError::MalformedRequest(format!(
-            "LockOwner is empty in lock store {store_name}"
-        )));
-    }
-    let bucket = opened.map_err(|e| match e {
-        StoreError::NotConfigured | StoreError::NoSuchStore | StoreError::AccessDenied => {
-            LockError::StoreNotFound(format!("lock store {store_name} not found"))
-        }
-        StoreError::Backend(message) => failure(format!("{failure_prefix}{message}")),
-    })?;
+    let required = [("ResourceId", resource_id), ("LockOwner", lock_owner)];
+    let bucket = check_open(store.open(store_name), store_name, &required)?
+        .map_err(|backend| failure(format!("{failure_prefix}{backend}")))?;
     // daprd builds the lock key next and refuses a resource id that could forge one.
     if resource_id.contains(KEY_SEPARATOR) {
         return Err(failure(format!(
@@ -275,6 +256,32 @@ fn open_validated<S: LockStore>(
         )));
     }
     Ok(bucket)
+}
+
+/// daprd's checks on a request before any store call, in its order, up to the store itself:
+/// a lock store configured at all; each `required` field (its name in daprd's message, its
+/// value) not empty; the store `store_name` there. `Ok(Err(..))`: the store failed to open.
+pub(crate) fn check_open<B>(
+    opened: Result<B, StoreError>,
+    store_name: &str,
+    required: &[(&str, &str)],
+) -> Result<Result<B, StoreError>, LockError> {
+    if matches!(opened, Err(StoreError::NotConfigured)) {
+        return Err(LockError::StoreNotConfigured(
+            StoreError::NotConfigured.to_string(),
+        ));
+    }
+    if let Some((name, _)) = required.iter().find(|(_, value)| value.is_empty()) {
+        return Err(LockError::MalformedRequest(format!(
+            "{name} is empty in lock store {store_name}"
+        )));
+    }
+    match opened {
+        Err(StoreError::NotConfigured | StoreError::NoSuchStore | StoreError::AccessDenied) => Err(
+            LockError::StoreNotFound(format!("lock store {store_name} not found")),
+        ),
+        opened => Ok(opened),
+    }
 }
 
 #[cfg(test)]

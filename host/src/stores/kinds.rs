@@ -185,7 +185,7 @@ impl<K: StoreKind> OpenWith for Typed<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stores::backend::RedisSettings;
+    use crate::stores::backend::{FromMetadata, RedisSettings};
 
     fn metadata(pairs: &[(&str, &str)]) -> Metadata {
         pairs

@@ -359,6 +359,16 @@ pub(crate) mod tests {
             .unwrap()
     }
 
+    /// Sets `r` to `o` in the store `name`, as the app `app` sees it.
+    async fn set_r(set: &StoreSet, app: &str, name: &str) {
+        set.view(app)
+            .bucket(name)
+            .unwrap()
+            .compare_and_swap(swap("r", None, Some(b"o"), None))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn open_errors() {
         let none = open(&specs(&[], &["hidden"])).await.view("app");
@@ -382,12 +392,7 @@ pub(crate) mod tests {
         assert!(owner.bucket("private").is_ok());
         assert_eq!(other.bucket("private").err(), Some(OpenError::AccessDenied));
         // One backend for both views; the default key prefix keeps app ids apart in it.
-        owner
-            .bucket("shared")
-            .unwrap()
-            .compare_and_swap(swap("r", None, Some(b"o"), None))
-            .await
-            .unwrap();
+        set_r(&set, "owner", "shared").await;
         assert_eq!(
             other.bucket("shared").unwrap().get("r").await.unwrap(),
             None
@@ -403,13 +408,7 @@ pub(crate) mod tests {
     async fn a_reopened_set_keeps_the_backends_of_unchanged_stores() {
         let first = open(&specs(&["kept", "changed"], &[])).await;
         for name in ["kept", "changed"] {
-            first
-                .view("app")
-                .bucket(name)
-                .unwrap()
-                .compare_and_swap(swap("r", None, Some(b"o"), None))
-                .await
-                .unwrap();
+            set_r(&first, "app", name).await;
         }
         let mut next = specs(&["kept", "changed"], &[]);
         next[1].key_prefix = KeyPrefix::StoreName;
@@ -451,10 +450,6 @@ pub(crate) mod tests {
         const TYPE_NAME: &'static str = "lock.given";
         type Settings = ();
 
-        fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
-            Ok(())
-        }
-
         async fn open(&self, _: &(), _: OpenContext<'_>) -> anyhow::Result<Opened> {
             Ok(Opened {
                 backend: self.0.clone(),
@@ -486,12 +481,7 @@ pub(crate) mod tests {
             names,
             [("configured", "lock.in-memory"), ("own", "lock.given")]
         );
-        set.view("owner")
-            .bucket("own")
-            .unwrap()
-            .compare_and_swap(swap("r", None, Some(b"o"), None))
-            .await
-            .unwrap();
+        set_r(&set, "owner", "own").await;
         assert_eq!(
             backend.get("lock||owner||r").await.unwrap(),
             Some(b"o".to_vec())

@@ -15,7 +15,10 @@ pub use json::*;
 pub use limits::*;
 pub use store::{Entry, FencedBucket, FencedOutcome, FencedStore};
 
-use crate::lease::{KEY_SEPARATOR, StoreError, Swap, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX};
+use crate::lease::{
+    KEY_SEPARATOR, LockError, StoreError, Swap, TRY_LOCK_FAILED_PREFIX, UNLOCK_FAILED_PREFIX,
+    check_open,
+};
 use std::time::Duration;
 
 /// The TTL of a lock whose request names none, unless its store's `defaultTTL` says
@@ -403,6 +406,19 @@ pub fn inspect<S: FencedStore>(
     }))
 }
 
+/// A refusal of the Dapr API's checks, answered with the same error code and message.
+impl From<LockError> for Alpha2Error {
+    fn from(refusal: LockError) -> Self {
+        match refusal {
+            LockError::MalformedRequest(m) => Alpha2Error::MalformedRequest(m),
+            LockError::StoreNotConfigured(m) => Alpha2Error::StoreNotConfigured(m),
+            LockError::StoreNotFound(m) => Alpha2Error::StoreNotFound(m),
+            LockError::TryLockFailed(m) => Alpha2Error::TryLockFailed(m),
+            LockError::UnlockFailed(m) => Alpha2Error::UnlockFailed(m),
+        }
+    }
+}
+
 /// A store failure while acquiring, renewing or inspecting (`ERR_TRY_LOCK`).
 fn try_lock_failed(e: StoreError) -> Alpha2Error {
     Alpha2Error::TryLockFailed(format!("{TRY_LOCK_FAILED_PREFIX}{e}"))
@@ -438,23 +454,8 @@ fn open_validated<S: FencedStore>(
     resource_id: &str,
     failure: fn(StoreError) -> Alpha2Error,
 ) -> Result<S::Bucket, Alpha2Error> {
-    let opened = store.open(store_name);
-    if matches!(opened, Err(StoreError::NotConfigured)) {
-        return Err(Alpha2Error::StoreNotConfigured(
-            StoreError::NotConfigured.to_string(),
-        ));
-    }
-    if resource_id.is_empty() {
-        return Err(Alpha2Error::MalformedRequest(format!(
-            "ResourceId is empty in lock store {store_name}"
-        )));
-    }
-    let bucket = opened.map_err(|e| match e {
-        StoreError::NotConfigured | StoreError::NoSuchStore | StoreError::AccessDenied => {
-            Alpha2Error::StoreNotFound(format!("lock store {store_name} not found"))
-        }
-        backend @ StoreError::Backend(_) => failure(backend),
-    })?;
+    let required = [("ResourceId", resource_id)];
+    let bucket = check_open(store.open(store_name), store_name, &required)?.map_err(failure)?;
     if resource_id.contains(KEY_SEPARATOR) {
         return Err(Alpha2Error::MalformedRequest(format!(
             "input key/keyPrefix '{resource_id}' can't contain '{KEY_SEPARATOR}'"
@@ -466,66 +467,7 @@ fn open_validated<S: FencedStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// A fenced store fake: one store `lockstore`, values without expiry.
-    #[derive(Default)]
-    struct Fenced {
-        values: RefCell<HashMap<String, (Vec<u8>, u64)>>,
-        counters: RefCell<HashMap<String, u64>>,
-        failure: Option<String>,
-    }
-
-    impl<'a> FencedStore for &'a Fenced {
-        type Bucket = &'a Fenced;
-        fn open(&self, name: &str) -> Result<&'a Fenced, StoreError> {
-            if name == "lockstore" {
-                Ok(self)
-            } else {
-                Err(StoreError::NoSuchStore)
-            }
-        }
-    }
-
-    impl FencedBucket for &Fenced {
-        fn compare_and_swap_fenced(&self, swap: Swap<'_>) -> Result<FencedOutcome, StoreError> {
-            let Swap {
-                key, expected, new, ..
-            } = swap;
-            if let Some(m) = &self.failure {
-                return Err(StoreError::Backend(m.clone()));
-            }
-            let mut values = self.values.borrow_mut();
-            let live = values.get(key).cloned();
-            if live.as_ref().map(|(v, _)| v.as_slice()) != expected {
-                return Ok(FencedOutcome::Conflict(live.map(|(v, _)| v)));
-            }
-            let token = match (live, new) {
-                (None, Some(_)) => {
-                    let mut counters = self.counters.borrow_mut();
-                    let counter = counters.entry(key.to_owned()).or_default();
-                    *counter += 1;
-                    *counter
-                }
-                (Some((_, token)), _) => token,
-                (None, None) => 0,
-            };
-            match new {
-                Some(v) => values.insert(key.to_owned(), (v.to_vec(), token)),
-                None => values.remove(key),
-            };
-            Ok(FencedOutcome::Swapped(token))
-        }
-
-        fn inspect(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-            Ok(self.values.borrow().get(key).map(|(v, t)| Entry {
-                value: v.clone(),
-                fencing_token: *t,
-                ttl_ms: Some(12_500),
-            }))
-        }
-    }
+    use crate::fake_store::FakeStore;
 
     fn granted(outcome: Result<Acquired, Alpha2Error>) -> Grant {
         match outcome {
@@ -562,7 +504,7 @@ mod tests {
 
     #[test]
     fn tokens_increase_per_grant_and_renewal_keeps_them() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let first = granted(acquire(s, "lockstore", "r", None, || [1; 16]));
         assert_eq!(first.fencing_token, 1);
@@ -587,7 +529,7 @@ mod tests {
 
     #[test]
     fn a_stale_lock_id_is_not_found() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let grant = granted(acquire(s, "lockstore", "r", None, || [1; 16]));
         force_release(s, "lockstore", "r").unwrap();
@@ -605,7 +547,7 @@ mod tests {
 
     #[test]
     fn validation_order_and_errors() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let err = acquire(s, "nope", "", Some("bad"), || [0; 16]).unwrap_err();
         assert!(err.message().starts_with("invalid ttl: "), "ttl first");
@@ -623,9 +565,9 @@ mod tests {
         assert_eq!(err.http_status(), 400);
         let err = release(s, "lockstore", "r", "").unwrap_err();
         assert_eq!(err, Alpha2Error::MalformedRequest("lockID is empty".into()));
-        let failing = Fenced {
+        let failing = FakeStore {
             failure: Some("down".into()),
-            ..Fenced::default()
+            ..FakeStore::new()
         };
         let err = acquire(&&failing, "lockstore", "r", None, || [0; 16]).unwrap_err();
         assert_eq!(
@@ -657,7 +599,7 @@ mod tests {
 
     #[test]
     fn run_dispatches() {
-        let store = Fenced::default();
+        let store = FakeStore::new();
         let s = &&store;
         let acquire = Alpha2Request::Acquire {
             resource_id: "r".into(),

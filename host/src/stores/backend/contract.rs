@@ -5,10 +5,12 @@
 //! (memory, embedded, Redis) is checked number by number; etcd's create revisions only as
 //! the spec asks, strictly increasing per key.
 
+use super::properties::{metadata_of, read_of};
 use super::{
-    Backend, CasOutcome, EmbeddedBackend, EtcdBackend, EtcdSettings, MemoryBackend, RedisBackend,
-    RedisSettings, swap,
+    Backend, CasOutcome, EmbeddedBackend, EtcdKind, FromMetadata, MemoryBackend, Metadata,
+    OpenContext, RedisBackend, RedisKind, RedisSettings, StoreKind, swap,
 };
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wasilock_testkit::{etcd_cluster, redis_server};
@@ -370,6 +372,32 @@ async fn run_contract(make: impl Fn() -> Arc<dyn Backend>, expiry: Expiry, token
     concurrent_grants_take_distinct_increasing_tokens(make(), tokens).await;
 }
 
+/// Runs every check on a store of its own of `kind`, opened beforehand from the metadata
+/// `metadata(check)` gives: a store apart from the others', so that each check starts empty.
+async fn run_contract_on_stores<K: StoreKind>(
+    kind: K,
+    metadata: impl Fn(usize) -> Metadata,
+    expiry: Expiry,
+    tokens: Tokens,
+) {
+    let context = OpenContext {
+        store_name: "contract",
+        data_dir: Path::new("unused"),
+    };
+    let mut backends = Vec::new();
+    for check in 0..CHECKS {
+        let settings = kind.settings(&metadata(check)).unwrap();
+        backends.push(kind.open(&settings, context).await.unwrap().backend);
+    }
+    let next = std::sync::Mutex::new(backends.into_iter());
+    run_contract(
+        || next.lock().unwrap().next().expect("one store per check"),
+        expiry,
+        tokens,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_backend_meets_the_contract() {
     run_contract(
@@ -435,26 +463,10 @@ async fn redis_backend_meets_the_contract() {
     let Some(server) = redis_server::RedisServer::start() else {
         return;
     };
-    // One database per check, so that each starts empty.
-    let mut backends = Vec::new();
-    for db in 0..CHECKS {
-        let metadata = [
-            ("redisHost".to_string(), server.address()),
-            ("redisDB".to_string(), db.to_string()),
-        ]
-        .into_iter()
-        .collect();
-        let settings = RedisSettings::from_metadata(&metadata).unwrap();
-        backends
-            .push(Arc::new(RedisBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>);
-    }
-    let next = std::sync::Mutex::new(backends.into_iter());
-    run_contract(
-        || next.lock().unwrap().next().expect("one database per check"),
-        Expiry::ByServer,
-        Tokens::PerKeyCounter,
-    )
-    .await;
+    let host = server.address();
+    // One database per check.
+    let metadata = |db: usize| metadata_of(&[("redisHost", &host), ("redisDB", &db.to_string())]);
+    run_contract_on_stores(RedisKind, metadata, Expiry::ByServer, Tokens::PerKeyCounter).await;
 }
 
 #[tokio::test]
@@ -462,14 +474,15 @@ async fn redis_backend_fails_fast_when_unreachable() {
     let Some(mut server) = redis_server::RedisServer::start() else {
         return;
     };
-    let metadata = [
-        ("redisHost".to_string(), server.address()),
-        ("readTimeout".to_string(), "500ms".to_string()),
-        ("dialTimeout".to_string(), "500ms".to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let settings = RedisSettings::from_metadata(&metadata).unwrap();
+    let settings = read_of(
+        RedisSettings::from_metadata,
+        &[
+            ("redisHost", server.address().as_str()),
+            ("readTimeout", "500ms"),
+            ("dialTimeout", "500ms"),
+        ],
+    )
+    .unwrap();
     let backend = RedisBackend::connect(&settings).await.unwrap();
     server.stop();
     let started = std::time::Instant::now();
@@ -513,23 +526,11 @@ async fn etcd_backend_meets_the_contract() {
     let Some(cluster) = etcd_cluster::EtcdCluster::start() else {
         return;
     };
-    // One key prefix path per check, so that each starts empty.
-    let mut backends = Vec::new();
-    for check in 0..CHECKS {
-        let metadata = [
-            ("endpoints".to_string(), cluster.endpoints()),
-            ("keyPrefixPath".to_string(), format!("check-{check}")),
-        ]
-        .into_iter()
-        .collect();
-        let settings = EtcdSettings::from_metadata(&metadata).unwrap();
-        backends.push(Arc::new(EtcdBackend::connect(&settings).await.unwrap()) as Arc<dyn Backend>);
-    }
-    let next = std::sync::Mutex::new(backends.into_iter());
-    run_contract(
-        || next.lock().unwrap().next().expect("one prefix per check"),
-        Expiry::ByEtcdLeases,
-        Tokens::Increasing,
-    )
-    .await;
+    let endpoints = cluster.endpoints();
+    // One key prefix path per check.
+    let metadata = |check: usize| {
+        let prefix = format!("check-{check}");
+        metadata_of(&[("endpoints", &endpoints), ("keyPrefixPath", &prefix)])
+    };
+    run_contract_on_stores(EtcdKind, metadata, Expiry::ByEtcdLeases, Tokens::Increasing).await;
 }

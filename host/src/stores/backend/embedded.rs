@@ -9,7 +9,7 @@
 //! Fencing tokens are a counter per key in a table of their own, written in the same
 //! transaction as the lock, so a token survives `kill -9` exactly when its grant does.
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind, Swap};
+use super::{Backend, CasOutcome, Inspected, OpenContext, Opened, StoreKind, Swap};
 use anyhow::Context;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
@@ -38,10 +38,6 @@ pub struct EmbeddedKind;
 impl StoreKind for EmbeddedKind {
     const TYPE_NAME: &'static str = "lock.embedded";
     type Settings = ();
-
-    fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
-        Ok(())
-    }
 
     async fn open(&self, _settings: &(), context: OpenContext<'_>) -> anyhow::Result<Opened> {
         let data_dir = context.data_dir;
@@ -331,7 +327,12 @@ mod tests {
 
     #[test]
     fn file_stems_are_safe() {
-        assert_eq!(file_stem("lockstore"), "lockstore");
-        assert_eq!(file_stem("../a b/c"), ".._a_b_c");
+        for (store_name, stem) in [
+            ("lockstore", "lockstore"),
+            ("Locks-2_v1.0", "Locks-2_v1.0"),
+            ("../a b/c", ".._a_b_c"),
+        ] {
+            assert_eq!(file_stem(store_name), stem, "{store_name}");
+        }
     }
 }

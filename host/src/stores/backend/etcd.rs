@@ -34,9 +34,7 @@ mod watch;
 
 pub use settings::EtcdSettings;
 
-use super::{
-    Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind, Swap,
-};
+use super::{Backend, CasOutcome, Inspected, OpenContext, Opened, StoreKind, Swap};
 use crate::stores::events::ReleaseEvents;
 use anyhow::Context;
 use async_trait::async_trait;
@@ -63,17 +61,6 @@ pub struct EtcdKind;
 impl StoreKind for EtcdKind {
     const TYPE_NAME: &'static str = "lock.etcd";
     type Settings = EtcdSettings;
-
-    fn settings(&self, metadata: &Metadata) -> anyhow::Result<EtcdSettings> {
-        EtcdSettings::from_metadata(metadata)
-    }
-
-    fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
-        EtcdSettings::unused(metadata)
-            .into_iter()
-            .map(|unused| unused.remark())
-            .collect()
-    }
 
     async fn open(
         &self,
@@ -433,19 +420,17 @@ mod tests {
 
 #[cfg(test)]
 mod cluster_tests {
-    use super::super::swap;
+    use super::super::properties::read_of;
+    use super::super::{FromMetadata, swap};
     use super::*;
     use wasilock_testkit::etcd_cluster::EtcdCluster;
 
     const LONG: Option<Duration> = Some(Duration::from_secs(60));
 
     async fn backend(cluster: &EtcdCluster) -> EtcdBackend {
-        let metadata = [("endpoints".to_string(), cluster.endpoints())]
-            .into_iter()
-            .collect();
-        EtcdBackend::connect(&EtcdSettings::from_metadata(&metadata).unwrap())
-            .await
-            .unwrap()
+        let endpoints = cluster.endpoints();
+        let settings = read_of(EtcdSettings::from_metadata, &[("endpoints", &endpoints)]).unwrap();
+        EtcdBackend::connect(&settings).await.unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,13 +493,14 @@ mod cluster_tests {
         let Some(mut cluster) = EtcdCluster::start() else {
             return;
         };
-        let metadata = [
-            ("endpoints".to_string(), cluster.endpoints()),
-            ("dialTimeout".to_string(), "500ms".to_string()),
-        ]
-        .into_iter()
-        .collect();
-        let settings = EtcdSettings::from_metadata(&metadata).unwrap();
+        let settings = read_of(
+            EtcdSettings::from_metadata,
+            &[
+                ("endpoints", cluster.endpoints().as_str()),
+                ("dialTimeout", "500ms"),
+            ],
+        )
+        .unwrap();
         let backend = EtcdBackend::connect(&settings).await.unwrap();
         cluster.kill_all();
         let err = backend

@@ -42,6 +42,32 @@ pub enum Remark {
     Warn(String),
 }
 
+/// Settings read from a component's metadata: what [`StoreKind::settings`] and
+/// [`StoreKind::remarks`] read by default.
+pub trait FromMetadata: Sized {
+    /// Reads the settings from `metadata`; an error names the property at fault.
+    fn from_metadata(metadata: &Metadata) -> anyhow::Result<Self>;
+
+    /// The entries of `metadata` accepted without effect, to be logged.
+    fn remarks(_metadata: &Metadata) -> Vec<Remark> {
+        Vec::new()
+    }
+}
+
+/// No settings: any metadata reads as `()`.
+impl FromMetadata for () {
+    fn from_metadata(_metadata: &Metadata) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// The metadata itself, as written.
+impl FromMetadata for Metadata {
+    fn from_metadata(metadata: &Metadata) -> anyhow::Result<Metadata> {
+        Ok(metadata.clone())
+    }
+}
+
 /// One kind of lock store, registered under its Dapr type name.
 #[async_trait]
 pub trait StoreKind: Send + Sync + 'static {
@@ -50,14 +76,18 @@ pub trait StoreKind: Send + Sync + 'static {
     const TYPE_NAME: &'static str;
 
     /// The settings read from a component's metadata.
-    type Settings: Debug + PartialEq + Send + Sync + 'static;
+    type Settings: FromMetadata + Debug + PartialEq + Send + Sync + 'static;
 
-    /// Reads the settings from `metadata`; an error names the property at fault.
-    fn settings(&self, metadata: &Metadata) -> anyhow::Result<Self::Settings>;
+    /// Reads the settings from `metadata`; an error names the property at fault. By
+    /// default, [`FromMetadata::from_metadata`].
+    fn settings(&self, metadata: &Metadata) -> anyhow::Result<Self::Settings> {
+        Self::Settings::from_metadata(metadata)
+    }
 
-    /// The entries of `metadata` accepted without effect, to be logged.
-    fn remarks(&self, _metadata: &Metadata) -> Vec<Remark> {
-        Vec::new()
+    /// The entries of `metadata` accepted without effect, to be logged. By default,
+    /// [`FromMetadata::remarks`].
+    fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
+        Self::Settings::remarks(metadata)
     }
 
     /// Opens the store's backend.

@@ -3,7 +3,7 @@
 //! Fencing tokens are counted per key in a second map that release never shrinks: they
 //! strictly increase for the life of the process, and start again after a restart.
 
-use super::{Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, StoreKind, Swap};
+use super::{Backend, CasOutcome, Inspected, OpenContext, Opened, StoreKind, Swap};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,10 +17,6 @@ pub struct InMemoryKind;
 impl StoreKind for InMemoryKind {
     const TYPE_NAME: &'static str = "lock.in-memory";
     type Settings = ();
-
-    fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
-        Ok(())
-    }
 
     async fn open(&self, _settings: &(), _context: OpenContext<'_>) -> anyhow::Result<Opened> {
         Ok(Opened {

@@ -20,7 +20,7 @@ pub use self::redis::{RedisBackend, RedisKind, RedisSettings};
 pub use embedded::{EmbeddedBackend, EmbeddedKind};
 pub use etcd::api as etcd_api;
 pub use etcd::{EtcdBackend, EtcdKind, EtcdSettings};
-pub use kind::{Metadata, OpenContext, Opened, Remark, StoreKind};
+pub use kind::{FromMetadata, Metadata, OpenContext, Opened, Remark, StoreKind};
 pub use memory::{InMemoryKind, MemoryBackend};
 
 use super::events::ReleaseEvents;

@@ -118,6 +118,29 @@ pub fn metadata_of(pairs: &[(&str, &str)]) -> Metadata {
         .collect()
 }
 
+/// What `read` makes of metadata of `pairs`: the value, or the error with its causes, for
+/// the tests of the kinds that read it.
+#[cfg(test)]
+pub fn read_of<T>(
+    read: fn(&Metadata) -> anyhow::Result<T>,
+    pairs: &[(&str, &str)],
+) -> Result<T, String> {
+    read(&metadata_of(pairs)).map_err(|e| format!("{e:#}"))
+}
+
+/// Asserts that a kind's table of names names each (in any case) once.
+#[cfg(test)]
+pub fn assert_each_name_once(names: &[(&str, Handling)]) {
+    for (i, (name, _)) in names.iter().enumerate() {
+        assert!(
+            names[i + 1..]
+                .iter()
+                .all(|(other, _)| !other.eq_ignore_ascii_case(name)),
+            "{name} twice"
+        );
+    }
+}
+
 /// The value of `name` (any case), trimmed; `None` when absent or empty.
 pub fn lookup<'m>(metadata: &'m Metadata, name: &str) -> Option<&'m str> {
     metadata

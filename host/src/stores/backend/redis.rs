@@ -28,9 +28,7 @@ mod settings;
 
 pub use settings::RedisSettings;
 
-use super::{
-    Backend, CasOutcome, Inspected, Metadata, OpenContext, Opened, Remark, StoreKind, Swap,
-};
+use super::{Backend, CasOutcome, Inspected, OpenContext, Opened, StoreKind, Swap};
 use crate::stores::events::ReleaseEvents;
 use crate::stores::keys::fence_key;
 use address::{client, client_certificates, connection_info};
@@ -112,17 +110,6 @@ pub struct RedisKind;
 impl StoreKind for RedisKind {
     const TYPE_NAME: &'static str = "lock.redis";
     type Settings = RedisSettings;
-
-    fn settings(&self, metadata: &Metadata) -> anyhow::Result<RedisSettings> {
-        RedisSettings::from_metadata(metadata)
-    }
-
-    fn remarks(&self, metadata: &Metadata) -> Vec<Remark> {
-        RedisSettings::unused(metadata)
-            .into_iter()
-            .map(|unused| unused.remark())
-            .collect()
-    }
 
     async fn open(
         &self,

@@ -6,6 +6,7 @@
 //! Names not in the table are logged as unknown, since daprd ignores them too.
 
 use crate::stores::backend::properties::{self, Timeout, lookup, parse_bool};
+use crate::stores::backend::{FromMetadata, Metadata, Remark};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -68,9 +69,9 @@ pub struct EtcdSettings {
 
 const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl EtcdSettings {
+impl FromMetadata for EtcdSettings {
     /// Reads the metadata; an error names the property at fault.
-    pub fn from_metadata(metadata: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+    fn from_metadata(metadata: &Metadata) -> anyhow::Result<Self> {
         let get = |name: &str| lookup(metadata, name);
         for (name, handling) in NAMES {
             if let RefusedWhenSet(why) = handling
@@ -132,6 +133,13 @@ impl EtcdSettings {
         })
     }
 
+    /// [`EtcdSettings::unused`], as remarks.
+    fn remarks(metadata: &Metadata) -> Vec<Remark> {
+        Self::unused(metadata).iter().map(Unused::remark).collect()
+    }
+}
+
+impl EtcdSettings {
     /// The entries of `metadata` accepted without effect, in name order.
     pub fn unused(metadata: &BTreeMap<String, String>) -> Vec<Unused> {
         properties::unused(NAMES, metadata, "lock.etcd")
@@ -182,17 +190,16 @@ fn dial_timeout(text: Option<&str>) -> anyhow::Result<Duration> {
 mod tests {
     use super::*;
 
-    use crate::stores::backend::properties::metadata_of as metadata;
+    use crate::stores::backend::properties::{
+        assert_each_name_once, metadata_of as metadata, read_of,
+    };
 
     fn settings(pairs: &[(&str, &str)]) -> EtcdSettings {
-        EtcdSettings::from_metadata(&metadata(pairs)).unwrap()
+        read_of(EtcdSettings::from_metadata, pairs).unwrap()
     }
 
     fn err(pairs: &[(&str, &str)]) -> String {
-        format!(
-            "{:#}",
-            EtcdSettings::from_metadata(&metadata(pairs)).unwrap_err()
-        )
+        read_of(EtcdSettings::from_metadata, pairs).unwrap_err()
     }
 
     #[test]
@@ -296,13 +303,6 @@ mod tests {
                 "metadata property maxTxnOps is ignored: it bounds Dapr's state transactions and does nothing for locks",
             ]
         );
-        for (i, (name, _)) in NAMES.iter().enumerate() {
-            assert!(
-                NAMES[i + 1..]
-                    .iter()
-                    .all(|(other, _)| !other.eq_ignore_ascii_case(name)),
-                "{name} twice"
-            );
-        }
+        assert_each_name_once(NAMES);
     }
 }

@@ -303,31 +303,30 @@ mod tests {
         // Acquire: absent = not applied (or undone): send again; ours = applied; another
         // owner's = conflict. Never a definite answer without the read.
         assert_eq!(ACQUIRE.read_back(None), ReadBack::Resend);
-        assert_eq!(
-            ACQUIRE.read_back(Some(&kv(b"me", 50, 7))),
-            ReadBack::Applied(Applied {
-                outcome: CasOutcome::Swapped(50),
+        for (read, outcome, case) in [
+            (kv(b"me", 50, 7), CasOutcome::Swapped(50), "ours"),
+            (
+                kv(b"me", 50, 3),
+                CasOutcome::Conflict(Some(b"me".to_vec())),
+                "the same owner on another lease: held before",
+            ),
+            (
+                kv(b"other", 50, 7),
+                CasOutcome::Conflict(Some(b"other".to_vec())),
+                "another owner's",
+            ),
+        ] {
+            let applied = Applied {
+                outcome,
                 revision: Some(50),
-                left_lease: None
-            })
-        );
-        assert_eq!(
-            ACQUIRE.read_back(Some(&kv(b"me", 50, 3))),
-            ReadBack::Applied(Applied {
-                outcome: CasOutcome::Conflict(Some(b"me".to_vec())),
-                revision: Some(50),
-                left_lease: None
-            }),
-            "the same owner on another lease: held before"
-        );
-        assert_eq!(
-            ACQUIRE.read_back(Some(&kv(b"other", 50, 7))),
-            ReadBack::Applied(Applied {
-                outcome: CasOutcome::Conflict(Some(b"other".to_vec())),
-                revision: Some(50),
-                left_lease: None
-            })
-        );
+                left_lease: None,
+            };
+            assert_eq!(
+                ACQUIRE.read_back(Some(&read)),
+                ReadBack::Applied(applied),
+                "{case}"
+            );
+        }
         // Release: still ours = send again; gone = released; another owner's = conflict.
         assert_eq!(RELEASE.read_back(Some(&kv(b"me", 50, 7))), ReadBack::Resend);
         assert!(matches!(

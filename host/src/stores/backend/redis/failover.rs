@@ -280,30 +280,29 @@ impl MasterConnection<'_> {
             Err(_) => false,
         }
     }
+
+    /// Sends `cmd` to the master; a server's error reply, which arrives as a value, is an
+    /// error here, to be seen.
+    async fn send(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        self.master
+            .connection
+            .req_packed_command(cmd)
+            .await
+            .and_then(Value::extract_error)
+    }
 }
 
 impl ConnectionLike for MasterConnection<'_> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            // A server's error reply arrives as a value; it is an error here, to be seen.
-            let first = self
-                .master
-                .connection
-                .req_packed_command(cmd)
-                .await
-                .and_then(Value::extract_error);
+            let first = self.send(cmd).await;
             let Err(error) = &first else {
                 return first;
             };
             if !self.recover(error).await {
                 return first;
             }
-            let again = self
-                .master
-                .connection
-                .req_packed_command(cmd)
-                .await
-                .and_then(Value::extract_error);
+            let again = self.send(cmd).await;
             if let Err(error) = &again {
                 // No third try: only drop the connection if it calls for it.
                 if not_the_master(error) || connection_lost(error) {
@@ -344,6 +343,7 @@ impl ConnectionLike for MasterConnection<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stores::backend::FromMetadata;
     use wasilock_testkit::redis_server::{RedisSentinel, RedisServer};
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! Names Dapr does not read at all are logged as unknown, since daprd ignores them too.
 
 use crate::stores::backend::properties::{self, Timeout, parse_bool};
+use crate::stores::backend::{FromMetadata, Metadata, Remark};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -149,9 +150,9 @@ const DEFAULT_PORT: u16 = 6379;
 const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 
-impl RedisSettings {
+impl FromMetadata for RedisSettings {
     /// Reads Dapr's metadata names; an error names the property at fault.
-    pub fn from_metadata(metadata: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+    fn from_metadata(metadata: &Metadata) -> anyhow::Result<Self> {
         let get = |name: &str| lookup(metadata, name);
         for (name, handling) in NAMES {
             if let RefusedWhenTrue(why) = handling
@@ -255,6 +256,13 @@ impl RedisSettings {
         })
     }
 
+    /// [`RedisSettings::unused`], as remarks.
+    fn remarks(metadata: &Metadata) -> Vec<Remark> {
+        Self::unused(metadata).iter().map(Unused::remark).collect()
+    }
+}
+
+impl RedisSettings {
     /// The entries of `metadata` that are accepted but change nothing, in name order: to be
     /// logged, so that none is dropped without a word.
     pub fn unused(metadata: &BTreeMap<String, String>) -> Vec<Unused> {
@@ -387,29 +395,21 @@ fn response_timeout(read: Timeout, write: Timeout) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    use crate::stores::backend::properties::metadata_of as metadata;
+    use crate::stores::backend::properties::{
+        assert_each_name_once, metadata_of as metadata, read_of,
+    };
 
     fn settings(pairs: &[(&str, &str)]) -> RedisSettings {
-        RedisSettings::from_metadata(&metadata(pairs)).unwrap()
+        read_of(RedisSettings::from_metadata, pairs).unwrap()
     }
 
     fn err(pairs: &[(&str, &str)]) -> String {
-        format!(
-            "{:#}",
-            RedisSettings::from_metadata(&metadata(pairs)).unwrap_err()
-        )
+        read_of(RedisSettings::from_metadata, pairs).unwrap_err()
     }
 
     #[test]
     fn the_table_names_each_property_once() {
-        for (i, (name, _)) in NAMES.iter().enumerate() {
-            assert!(
-                NAMES[i + 1..]
-                    .iter()
-                    .all(|(other, _)| !other.eq_ignore_ascii_case(name)),
-                "{name} twice"
-            );
-        }
+        assert_each_name_once(NAMES);
         assert_eq!(handling("REDISHOST"), Some(Implemented));
         assert_eq!(handling("redisHots"), None);
     }
