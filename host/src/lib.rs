@@ -187,10 +187,6 @@
 //!     const TYPE_NAME: &'static str = "lock.counted";
 //!     type Settings = ();
 //!
-//!     fn settings(&self, _metadata: &Metadata) -> anyhow::Result<()> {
-//!         Ok(())
-//!     }
-//!
 //!     async fn open(&self, _settings: &(), _context: OpenContext<'_>) -> anyhow::Result<Opened> {
 //!         Ok(Opened { backend: self.0.clone(), location: "counted memory".into() })
 //!     }
@@ -288,7 +284,8 @@ pub mod wasm;
 pub use async_trait::async_trait;
 pub use service::{LockError, LockRequest, UnlockRequest, UnlockStatus};
 pub use stores::backend::{
-    Backend, CasOutcome, Inspected, MemoryBackend, OpenContext, Opened, StoreKind, Swap,
+    Backend, CasOutcome, FromMetadata, Inspected, MemoryBackend, OpenContext, Opened, StoreKind,
+    Swap,
 };
 pub use stores::{StoreKinds, StoreSet, StoreSettings, StoreSpec, StoreView};
 pub use wasm::EMBEDDED_GUEST;

@@ -166,34 +166,8 @@ fn main() -> anyhow::Result<()> {
         binary,
         cpu: pinning.server_cpu(),
     };
-    if let Some(Only::Tls) = cli.only {
-        let rounds = Rounds::new(launcher, cli.settings(), fault_guest, false);
-        for round in 1..=cli.rounds {
-            eprintln!("round {round} of {} (TLS rows only)...", cli.rounds);
-            runtime.block_on(rounds.run_tls())?;
-        }
-        return Ok(());
-    }
-    if let Some(Only::InMemory) = cli.only {
-        let rounds = Rounds::new(launcher, cli.settings(), fault_guest, false);
-        for round in 1..=cli.rounds {
-            eprintln!("round {round} of {} (row b only)...", cli.rounds);
-            runtime.block_on(rounds.run_in_memory())?;
-        }
-        return Ok(());
-    }
-    if let Some(Only::H2load) = cli.only {
-        eprintln!("both transports under h2load...");
-        h2load::measure(&launcher, &cli.settings())?;
-        return Ok(());
-    }
-    if let Some(Only::Efficiency) = cli.only {
-        eprintln!("efficiency rows only (idle, then paced)...");
-        let usage = runtime.block_on(efficiency::measure(&launcher))?;
-        for target in efficiency::targets(&usage) {
-            eprintln!("{}: {} [{:?}]", target.name, target.figure, target.pass);
-        }
-        return Ok(());
+    if let Some(only) = cli.only {
+        return runtime.block_on(run_only(only, &cli, launcher, fault_guest));
     }
     let report = runtime.block_on(run(&cli, launcher, fault_guest, pinning))?;
     let markdown = report.markdown();
@@ -201,6 +175,41 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&cli.output, &markdown)
         .with_context(|| format!("cannot write {}", cli.output.display()))?;
     eprintln!("wrote {}", cli.output.display());
+    Ok(())
+}
+
+/// Runs only the rows of `only`, each for `--rounds` rounds where it has rounds, and says
+/// their figures on stderr.
+async fn run_only(
+    only: Only,
+    cli: &Cli,
+    launcher: Launcher,
+    fault_guest: PathBuf,
+) -> anyhow::Result<()> {
+    match only {
+        Only::InMemory | Only::Tls => {
+            let rounds = Rounds::new(launcher, cli.settings(), fault_guest, false);
+            for round in 1..=cli.rounds {
+                eprintln!("round {round} of {} (--only rows)...", cli.rounds);
+                // The rows say their figures on stderr as they are measured.
+                match only {
+                    Only::Tls => rounds.run_tls().await?,
+                    _ => rounds.run_in_memory().await?,
+                };
+            }
+        }
+        Only::H2load => {
+            eprintln!("both transports under h2load...");
+            h2load::measure(&launcher, &cli.settings())?;
+        }
+        Only::Efficiency => {
+            eprintln!("efficiency rows only (idle, then paced)...");
+            let usage = efficiency::measure(&launcher).await?;
+            for target in efficiency::targets(&usage) {
+                eprintln!("{}: {} [{:?}]", target.name, target.figure, target.pass);
+            }
+        }
+    }
     Ok(())
 }
 

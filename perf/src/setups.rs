@@ -289,9 +289,11 @@ impl Rounds {
     }
 
     /// Runs row b alone once; `--only in-memory` runs it, to compare two builds.
-    pub async fn run_in_memory(&self) -> anyhow::Result<(Row, Sample)> {
+    pub async fn run_in_memory(&self) -> anyhow::Result<Vec<(Row, Sample)>> {
         let (server, _) = self.launcher.wasilock(Store::InMemory, &[])?;
-        self.measure(Row::InMemory, &server, Protocol::Http).await
+        Ok(vec![
+            self.measure(Row::InMemory, &server, Protocol::Http).await?,
+        ])
     }
 
     /// Measures lock+unlock pairs on `server` for `row`.

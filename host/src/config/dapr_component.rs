@@ -286,10 +286,6 @@ spec: { type: lock.embedded, ignoreErrors: true }
         const TYPE_NAME: &'static str = "lock.own";
         type Settings = Metadata;
 
-        fn settings(&self, metadata: &Metadata) -> Result<Metadata> {
-            Ok(metadata.clone())
-        }
-
         async fn open(
             &self,
             _: &Metadata,
