@@ -1,8 +1,9 @@
 //! The two API transports under one independent load generator: `h2load` (Debian's
 //! `nghttp2-client`) sends one TryLock request again and again, as JSON over HTTP/1.1 and
 //! as a gRPC frame over HTTP/2, from as many connections as the other rows, so that the
-//! gRPC/HTTP ratio does not hang on this harness's own clients. Measured once, after the
-//! rounds; h2load reports the mean latency, not percentiles.
+//! gRPC/HTTP ratio does not hang on this harness's own clients; and the same over HTTP/1.1
+//! on the durable store, where all those TryLocks contend for one held lock. Measured once,
+//! after the rounds; h2load reports the mean latency, not percentiles.
 
 use crate::load::Settings;
 use crate::machine::{CpuMeter, CpuUse};
@@ -15,7 +16,7 @@ use wasilock::api::grpc::proto::TryLockRequest;
 /// What h2load measured on one transport.
 #[derive(Debug, PartialEq)]
 pub struct H2loadRun {
-    /// The transport, as the report names it.
+    /// The store and the transport, as the report names them.
     pub transport: &'static str,
     /// Requests per second over the measured run.
     pub rate: f64,
@@ -36,8 +37,9 @@ pub fn missing() -> Option<String> {
     }
 }
 
-/// Runs h2load on a fresh `lock.in-memory` wasilock over HTTP/1.1, then over gRPC: each a
-/// warm-up run, then a measured one.
+/// Runs h2load on a fresh `lock.in-memory` wasilock over HTTP/1.1, then over gRPC, then on
+/// a fresh `lock.embedded` one over HTTP/1.1 (where every TryLock but the first finds the
+/// lock held: a batch of them writes nothing): each a warm-up run, then a measured one.
 pub fn measure(launcher: &Launcher, settings: &Settings) -> anyhow::Result<Vec<H2loadRun>> {
     let dir = tempfile::tempdir()?;
     let json = dir.path().join("trylock.json");
@@ -47,14 +49,13 @@ pub fn measure(launcher: &Launcher, settings: &Settings) -> anyhow::Result<Vec<H
     )?;
     let frame = dir.path().join("trylock.grpc");
     std::fs::write(&frame, grpc_frame(&trylock()))?;
-    let (server, _) = launcher.wasilock(Store::InMemory, &[])?;
-    let http = Request {
+    let http = |server: &Server| Request {
         url: format!("http://{}/v1.0-alpha1/lock/lockstore", server.address),
         body: &json,
         headers: &["content-type: application/json"],
         http1: true,
     };
-    let grpc = Request {
+    let grpc = |server: &Server| Request {
         url: format!(
             "http://{}/dapr.proto.runtime.v1.Dapr/TryLockAlpha1",
             server.grpc_address
@@ -63,10 +64,24 @@ pub fn measure(launcher: &Launcher, settings: &Settings) -> anyhow::Result<Vec<H
         headers: &["content-type: application/grpc", "te: trailers"],
         http1: false,
     };
+    let (in_memory, _) = launcher.wasilock(Store::InMemory, &[])?;
+    let (embedded, _) = launcher.wasilock(Store::Embedded, &[])?;
     let mut runs = Vec::new();
-    for (transport, request) in [("HTTP/1.1, JSON", http), ("gRPC over HTTP/2", grpc)] {
-        request.run(&server, settings, settings.warmup)?;
-        let (output, cpu) = request.run(&server, settings, settings.duration)?;
+    for (transport, server, request) in [
+        (
+            "lock.in-memory, HTTP/1.1, JSON",
+            &in_memory,
+            http(&in_memory),
+        ),
+        (
+            "lock.in-memory, gRPC over HTTP/2",
+            &in_memory,
+            grpc(&in_memory),
+        ),
+        ("lock.embedded, HTTP/1.1, JSON", &embedded, http(&embedded)),
+    ] {
+        request.run(server, settings, settings.warmup)?;
+        let (output, cpu) = request.run(server, settings, settings.duration)?;
         let parsed = parse(&output).with_context(|| format!("h2load said:\n{output}"))?;
         let run = H2loadRun {
             transport,

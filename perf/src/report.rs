@@ -242,18 +242,19 @@ impl Report {
         };
         let _ = writeln!(
             md,
-            "Measured once, after the rounds, on one lock.in-memory wasilock: h2load (an \
-             independent load generator, on the load generator's CPU) sends one TryLock \
-             request again and again over {} connections, one request in flight on each; \
-             {:?} of warm-up, then {:?} measured. All but the first answer `success: false` \
-             (the lock is held), so each request is one validation and one failed \
-             compare-and-set in the store. h2load reports the mean latency, not \
+            "Measured once, after the rounds, on a lock.in-memory wasilock (both transports) \
+             and a lock.embedded one: h2load (an independent load generator, on the load \
+             generator's CPU) sends one TryLock request again and again over {} connections, \
+             one request in flight on each; {:?} of warm-up, then {:?} measured. All but the \
+             first answer `success: false` (the lock is held), so each request is one \
+             validation and one failed compare-and-set in the store: on lock.embedded, many \
+             callers contending for one lock. h2load reports the mean latency, not \
              percentiles.\n",
             self.settings.connections, self.settings.warmup, self.settings.duration
         );
         let _ = writeln!(
             md,
-            "| transport | req/s | mean ms | server CPU | load CPU | errors |"
+            "| store, transport | req/s | mean ms | server CPU | load CPU | errors |"
         );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
         for run in runs {
@@ -268,10 +269,10 @@ impl Report {
                 run.errors
             );
         }
-        if let [http, grpc] = runs.as_slice() {
+        if let [http, grpc, ..] = runs.as_slice() {
             let _ = writeln!(
                 md,
-                "\ngRPC / HTTP under h2load: {:.2}.",
+                "\ngRPC / HTTP under h2load (lock.in-memory): {:.2}.",
                 grpc.rate / http.rate
             );
         }

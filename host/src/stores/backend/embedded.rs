@@ -257,13 +257,15 @@ fn run_writer(db: &Database, queue: &mpsc::Receiver<Write>) {
     }
 }
 
-/// Applies `batch` in order in one write transaction and commits it with fsync.
+/// Applies `batch` in order in one write transaction and commits it with fsync; a batch in
+/// which no compare-and-swap succeeded wrote nothing, so it is aborted instead (no fsync):
+/// its conflicts were read from what earlier commits had already made durable.
 fn apply_and_commit(
     db: &Database,
     batch: &[Write],
 ) -> anyhow::Result<Vec<anyhow::Result<CasOutcome>>> {
     let txn = db.begin_write()?;
-    let outcomes = {
+    let outcomes: Vec<anyhow::Result<CasOutcome>> = {
         let mut entries = txn.open_table(ENTRIES)?;
         let mut expiry = txn.open_table(EXPIRY)?;
         let mut fences = txn.open_table(FENCES)?;
@@ -273,8 +275,16 @@ fn apply_and_commit(
             .map(|write| apply(&mut entries, &mut expiry, &mut fences, write, now))
             .collect()
     };
-    txn.commit()
-        .context("cannot commit to the embedded lock database")?;
+    let wrote = outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, Ok(CasOutcome::Swapped(_))));
+    if wrote {
+        txn.commit()
+            .context("cannot commit to the embedded lock database")?;
+    } else {
+        txn.abort()
+            .context("cannot end a read-only batch of the embedded lock database")?;
+    }
     Ok(outcomes)
 }
 
