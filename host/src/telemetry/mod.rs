@@ -2,6 +2,7 @@
 //!
 //! - [`metrics`]: the Prometheus registry (daprd's HTTP and gRPC series, `process_*`,
 //!   `wasilock_*`) and the label handles resolved once per tenant and store;
+//! - [`outcomes`]: the operations and outcomes the metrics name, with their labels;
 //! - [`routes`]: the bounded `path` label of HTTP series;
 //! - [`endpoint`]: Prometheus text at `/` and `/metrics` on the metrics port;
 //! - [`logs`]: daprd's JSON log lines and its API log lines;
@@ -10,12 +11,13 @@
 pub mod endpoint;
 pub mod logs;
 pub mod metrics;
+pub mod outcomes;
 pub mod routes;
 pub mod traces;
 
-pub use metrics::{
-    LockOperation, LockOutcome, Metrics, StoreMetrics, StoreMetricsByName, StoreOperation,
-    StoreOutcome, TenantMetrics, TrapKind, WaitOutcome,
+pub use metrics::{Metrics, StoreMetrics, StoreMetricsByName, TenantMetrics};
+pub use outcomes::{
+    LockOperation, LockOutcome, StoreOperation, StoreOutcome, TrapKind, WaitOutcome,
 };
 
 use std::sync::Arc;

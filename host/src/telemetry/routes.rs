@@ -2,7 +2,7 @@
 //! paths (store names, typos, probes) never make new series; and the lock outcome an HTTP
 //! answer of the lock routes carries.
 
-use super::metrics::{LockOperation, LockOutcome};
+use super::outcomes::{LockOperation, LockOutcome};
 
 /// The lock route.
 pub const LOCK: &str = "/v1.0-alpha1/lock/{storeName}";
