@@ -13,11 +13,11 @@ use std::path::Path;
 use std::process::Command;
 use wasilock::api::grpc::proto::TryLockRequest;
 
-/// What h2load measured on one transport.
+/// What h2load measured on one setup: a store and a transport.
 #[derive(Debug, PartialEq)]
 pub struct H2loadRun {
     /// The store and the transport, as the report names them.
-    pub transport: &'static str,
+    pub setup: &'static str,
     /// Requests per second over the measured run.
     pub rate: f64,
     /// Mean time for a request, ms.
@@ -67,7 +67,7 @@ pub fn measure(launcher: &Launcher, settings: &Settings) -> anyhow::Result<Vec<H
     let (in_memory, _) = launcher.wasilock(Store::InMemory, &[])?;
     let (embedded, _) = launcher.wasilock(Store::Embedded, &[])?;
     let mut runs = Vec::new();
-    for (transport, server, request) in [
+    for (setup, server, request) in [
         (
             "lock.in-memory, HTTP/1.1, JSON",
             &in_memory,
@@ -84,14 +84,14 @@ pub fn measure(launcher: &Launcher, settings: &Settings) -> anyhow::Result<Vec<H
         let (output, cpu) = request.run(server, settings, settings.duration)?;
         let parsed = parse(&output).with_context(|| format!("h2load said:\n{output}"))?;
         let run = H2loadRun {
-            transport,
+            setup,
             rate: parsed.rate,
             mean_ms: parsed.mean_ms,
             errors: parsed.errors,
             cpu,
         };
         eprintln!(
-            "  h2load, {transport}: {:.0} req/s, mean {:.3} ms, {} errors",
+            "  h2load, {setup}: {:.0} req/s, mean {:.3} ms, {} errors",
             run.rate, run.mean_ms, run.errors
         );
         runs.push(run);

@@ -106,19 +106,16 @@ impl Report {
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (name, row) in &self.rows {
             let (below, above) = row.rate.percent();
-            let p999 = row
-                .median
-                .p999
-                .map_or("n/a".to_string(), |v| format!("{v:.2}"));
+            let p999 = row.p999.map_or("n/a".to_string(), |v| format!("{v:.2}"));
             let _ = writeln!(
                 md,
                 "| {name} | {:.0} | {below:+.1} / {above:+.1} % | {:.2} | {:.2} | {p999} | {} | {} | {} |",
                 row.rate.median,
-                row.median.p50,
-                row.median.p99,
-                percent(row.median.server_cpu),
-                percent(row.median.load_cpu),
-                row.median.errors
+                row.p50,
+                row.p99,
+                percent(row.server_cpu),
+                percent(row.load_cpu),
+                row.errors
             );
         }
         if let Some(why) = &self.redis_skipped {
@@ -261,7 +258,7 @@ impl Report {
             let _ = writeln!(
                 md,
                 "| {} | {:.0} | {:.3} | {} | {} | {} |",
-                run.transport,
+                run.setup,
                 run.rate,
                 run.mean_ms,
                 percent(run.cpu.server),

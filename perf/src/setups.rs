@@ -303,8 +303,7 @@ impl Rounds {
         server: &Server,
         protocol: Protocol,
     ) -> anyhow::Result<(Row, Sample)> {
-        let measured = load::lock_unlock_pairs(server, protocol, &[], &self.settings).await?;
-        Ok(progress(row, measured.sample()))
+        measure_with(row, server, protocol, &self.settings).await
     }
 
     /// Measures lock+unlock pairs over HTTP on `server` for `row` from one connection.
@@ -313,9 +312,19 @@ impl Rounds {
             connections: 1,
             ..self.settings
         };
-        let measured = load::lock_unlock_pairs(server, Protocol::Http, &[], &settings).await?;
-        Ok(progress(row, measured.sample()))
+        measure_with(row, server, Protocol::Http, &settings).await
     }
+}
+
+/// Measures lock+unlock pairs on `server` for `row`, shaped by `settings`.
+async fn measure_with(
+    row: Row,
+    server: &Server,
+    protocol: Protocol,
+    settings: &Settings,
+) -> anyhow::Result<(Row, Sample)> {
+    let measured = load::lock_unlock_pairs(server, protocol, &[], settings).await?;
+    Ok(progress(row, measured.sample()))
 }
 
 /// A directory with `tracing.yaml`, a Dapr `Configuration` tracing at `rate` to an OTLP

@@ -74,9 +74,18 @@ pub struct Summary {
     pub rounds: usize,
     /// Requests per second: median, lowest and highest round.
     pub rate: Spread,
-    /// Each figure's own median over the rounds (not the figures of the median round), the
-    /// errors of every round summed; a figure missing in one round is missing.
-    pub median: Sample,
+    /// Median of the rounds' medians, ms.
+    pub p50: f64,
+    /// Median of the rounds' 99th percentiles, ms.
+    pub p99: f64,
+    /// Median of the rounds' 99.9th percentiles, ms, when reported.
+    pub p999: Option<f64>,
+    /// Errors over all rounds.
+    pub errors: u64,
+    /// Median server CPU use, share of one core.
+    pub server_cpu: Option<f64>,
+    /// Median load generator CPU use, share of one core.
+    pub load_cpu: Option<f64>,
 }
 
 impl Summary {
@@ -87,19 +96,15 @@ impl Summary {
             let values: Option<Vec<f64>> = samples.iter().map(f).collect();
             median(&values?)
         };
-        let rate = Spread::of(&samples.iter().map(|s| s.rate).collect::<Vec<_>>())?;
         Some(Summary {
             rounds: samples.len(),
-            rate,
-            median: Sample {
-                rate: rate.median,
-                p50: figure(|s| s.p50)?,
-                p99: figure(|s| s.p99)?,
-                p999: optional(|s| s.p999),
-                errors: samples.iter().map(|s| s.errors).sum(),
-                server_cpu: optional(|s| s.server_cpu),
-                load_cpu: optional(|s| s.load_cpu),
-            },
+            rate: Spread::of(&samples.iter().map(|s| s.rate).collect::<Vec<_>>())?,
+            p50: figure(|s| s.p50)?,
+            p99: figure(|s| s.p99)?,
+            p999: optional(|s| s.p999),
+            errors: samples.iter().map(|s| s.errors).sum(),
+            server_cpu: optional(|s| s.server_cpu),
+            load_cpu: optional(|s| s.load_cpu),
         })
     }
 }
@@ -157,18 +162,18 @@ mod tests {
         assert_eq!(summary.rate.median, 2000.0);
         assert_eq!((summary.rate.min, summary.rate.max), (1000.0, 3000.0));
         // Each figure's own median, not the figures of the median round.
-        assert_eq!(summary.median.p99, 2.0);
-        assert_eq!(summary.median.p50, 1.0);
-        assert_eq!(summary.median.p999, Some(4.0));
-        assert_eq!(summary.median.errors, 3);
-        assert_eq!(summary.median.server_cpu, Some(2.0));
-        assert_eq!(summary.median.load_cpu, None);
+        assert_eq!(summary.p99, 2.0);
+        assert_eq!(summary.p50, 1.0);
+        assert_eq!(summary.p999, Some(4.0));
+        assert_eq!(summary.errors, 3);
+        assert_eq!(summary.server_cpu, Some(2.0));
+        assert_eq!(summary.load_cpu, None);
         assert_eq!(Summary::of(&[]), None);
     }
 
     #[test]
     fn a_figure_missing_in_one_round_is_missing() {
         let summary = Summary::of(&[sample(1.0, 1.0, None), sample(1.0, 1.0, Some(2.0))]);
-        assert_eq!(summary.unwrap().median.p999, None);
+        assert_eq!(summary.unwrap().p999, None);
     }
 }

@@ -148,8 +148,8 @@ pub fn targets(f: &Figures) -> Vec<Target> {
     let mut push = |name: String, figure: String, pass: Option<bool>| {
         targets.push(Target { name, figure, pass })
     };
-    let p50: Latency = |s| s.median.p50;
-    let p99: Latency = |s| s.median.p99;
+    let p50: Latency = |s| s.p50;
+    let p99: Latency = |s| s.p99;
     let bounds: [(&str, Row, Row, f64, Latency); 3] = [
         (
             "p99 of b ≤ 1.25 × p99 of a",
@@ -186,8 +186,8 @@ pub fn targets(f: &Figures) -> Vec<Target> {
     if let Some(b) = row(f.rows, Row::InMemory) {
         push(
             "p99 of b ≤ 2 ms".into(),
-            format!("{:.2} ms", b.median.p99),
-            Some(b.median.p99 <= 2.0),
+            format!("{:.2} ms", b.p99),
+            Some(b.p99 <= 2.0),
         );
     }
     for s in f.scale {
@@ -241,9 +241,9 @@ pub fn targets(f: &Figures) -> Vec<Target> {
             "p50 added by forwarding to the upstream (g' − g)".into(),
             format!(
                 "{:.3} ms ({:.3} ms vs {:.3} ms)",
-                forwarded.median.p50 - direct.median.p50,
-                forwarded.median.p50,
-                direct.median.p50
+                forwarded.p50 - direct.p50,
+                forwarded.p50,
+                direct.p50
             ),
             None,
         );
@@ -263,12 +263,12 @@ pub fn targets(f: &Figures) -> Vec<Target> {
                 "{kept:.2} ({:.0} vs {:.0} req/s; p99 {:.2} vs {:.2} ms; {} errors; the noisy tenant got {:.0} answers)",
                 beside.rate.median,
                 alone.rate.median,
-                beside.median.p99,
-                alone.median.p99,
-                beside.median.errors,
+                beside.p99,
+                alone.p99,
+                beside.errors,
                 f.noisy_answered
             ),
-            Some(kept >= 0.5 && beside.median.errors == 0),
+            Some(kept >= 0.5 && beside.errors == 0),
         );
     }
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
